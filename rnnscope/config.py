@@ -85,5 +85,5 @@ class TrainConfig:
 
 
 def flag(field_name: str) -> str:
-    """The command-line flag of a config field: seq_len -> seq-len (hidden/layers keep their names)."""
+    """The command-line flag of a config field: seq_len -> seq-len."""
     return field_name.replace("_", "-")

@@ -2,4 +2,4 @@
 
 
 class RnnscopeError(Exception):
-    """Bad input: the message names the problem and the fix. The CLI prints it as one line, exit 2."""
+    """Bad input: the message names the problem and the fix; the CLI prints one line, exit 2."""
