@@ -34,7 +34,7 @@ from .data import (
 )
 from .display import Display, PlainDisplay
 from .errors import RnnscopeError
-from .model import Model
+from .model import LossAndGrads, Model
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 
 DEFAULT_STEPS = 6000
@@ -110,26 +110,23 @@ def planned_length(s: Session) -> tuple[int | None, float | None]:
 
 def step(s: Session, lr: float, display: Display, t0: float) -> None:
     """One optimizer step on the next chunk, then the record/eval/checkpoint it is due."""
-    cfg, model = s.cfg, s.model
+    cfg = s.cfg
     if s.chunk == 0:
-        s.h = model.zero_state(cfg.batch)
+        s.h = s.model.zero_state(cfg.batch)
     x, y = get_chunk(s.streams, s.chunk, cfg.seq_len)
-    out = model.loss_and_grads(x, y, s.h, cfg.dropout, s.rng)
     n = s.step + 1
     due_record = n % cfg.log_every == 0 or n % cfg.eval_every == 0
-    norms = panel.grad_norms(out.grads) if due_record and cfg.panel else None
-    grad_norm, clip_stat = clip_gradients(out.grads, cfg.clip, cfg.clip_value)
-    if not (math.isfinite(out.loss) and math.isfinite(grad_norm)):
-        diverge(s, n, lr, out.loss, grad_norm, time.perf_counter() - t0)
-    s.deltas = optimizer_step(cfg.optimizer, model.params, out.grads, s.opt_state, lr,
-                              cfg.weight_decay, s.deltas)
-    s.h, s.step, s.chars = out.h_last, n, s.chars + x.size
+    u = update(s.model, x, y, s.h, cfg, s.opt_state, s.deltas, lr, s.rng,
+               want_norms=due_record and cfg.panel)
+    if not u.finite:
+        diverge(s, n, lr, u.out.loss, u.grad_norm, time.perf_counter() - t0)
+    s.h, s.deltas, s.step, s.chars = u.out.h_last, u.deltas, n, s.chars + x.size
     s.chunk += 1
     if s.chunk == chunks_per_epoch(s.streams, cfg.seq_len):
         s.chunk, s.epoch = 0, s.epoch + 1
-    s.interval.add(n, out.loss, clip_stat)
+    s.interval.add(n, u.out.loss, u.clip_stat)
     if due_record:
-        rec = record(s, lr, grad_norm, time.perf_counter() - t0, out, norms)
+        rec = record(s, lr, time.perf_counter() - t0, u)
         if n % cfg.eval_every == 0:
             rec["eval_nll"] = evaluate_and_keep_best(s, time.perf_counter() - t0)
             if on_eval(cfg.lr_schedule, s.sched, rec["eval_nll"]):
@@ -140,13 +137,39 @@ def step(s: Session, lr: float, display: Display, t0: float) -> None:
             save(s, runs.CHECKPOINT, time.perf_counter() - t0, checkpoint_meta(s))
 
 
-def record(s: Session, lr: float, grad_norm: float, elapsed: float, out, norms) -> dict:
+@dataclass
+class Update:
+    """What one training step computed (see update())."""
+    out: LossAndGrads
+    grad_norm: float                    # global norm before clipping
+    clip_stat: float                    # 1/0 for norm clipping, fraction for elementwise
+    norms: dict | None                  # per-parameter gradient norms before clipping
+    deltas: dict | None                 # the change applied to each parameter
+    finite: bool                        # False: loss or gradient NaN/inf, nothing applied
+
+
+def update(model: Model, x: np.ndarray, y: np.ndarray, h: np.ndarray, cfg: TrainConfig,
+           opt_state: dict, deltas: dict | None, lr: float, rng: np.random.Generator,
+           want_norms: bool) -> Update:
+    """Gradients, clipping and the optimizer step: the compute of one training step.
+    `deltas` are buffers reused from the previous step (None on the first)."""
+    out = model.loss_and_grads(x, y, h, cfg.dropout, rng)
+    norms = panel.grad_norms(out.grads) if want_norms else None
+    grad_norm, clip_stat = clip_gradients(out.grads, cfg.clip, cfg.clip_value)
+    if not (math.isfinite(out.loss) and math.isfinite(grad_norm)):
+        return Update(out, grad_norm, clip_stat, None, deltas, finite=False)
+    deltas = optimizer_step(cfg.optimizer, model.params, out.grads, opt_state, lr,
+                            cfg.weight_decay, deltas)
+    return Update(out, grad_norm, clip_stat, norms, deltas, finite=True)
+
+
+def record(s: Session, lr: float, elapsed: float, u: Update) -> dict:
     rec = {"step": s.step, "chars": s.chars, "elapsed_s": round(elapsed, 3), "lr": lr,
            "epoch": s.epoch}
     rec.update(s.interval.summary(s.step))
-    rec["grad_norm"] = grad_norm
-    if norms is not None:
-        rec.update(panel.readings(out.probes, s.model.params, norms, s.deltas,
+    rec["grad_norm"] = u.grad_norm
+    if u.norms is not None:
+        rec.update(panel.readings(u.out.probes, s.model.params, u.norms, u.deltas,
                                   s.cfg.sat_threshold, s.panel_rng))
     return rec
 
