@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
 from .errors import RnnscopeError
@@ -133,9 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, "run_dir", None):
             raise RnnscopeError("give --resume DIR or --run-dir DIR, not both")
     cfg = TrainConfig(**given)
-    with np.errstate(over="ignore", invalid="ignore"):
-        path = train(cfg, getattr(args, "run_dir", None), resume,
-                     make_display(getattr(args, "quiet", False)))
+    path = train(cfg, getattr(args, "run_dir", None), resume,
+                 make_display(getattr(args, "quiet", False)))
     print(f"run written to {path}")
     return 0
 

@@ -71,7 +71,14 @@ class Session:
 
 def train(cfg: TrainConfig, run_dir: str | None = None, resume: str | None = None,
           display: Display | None = None) -> Path:
-    """Train a model as cfg says and return its run directory."""
+    """Train a model as cfg says and return its run directory.
+    Overflow on the way to a divergence is expected and reported by the loop, not warned."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return train_loop(cfg, run_dir, resume, display)
+
+
+def train_loop(cfg: TrainConfig, run_dir: str | None, resume: str | None,
+               display: Display | None) -> Path:
     s = resume_session(Path(resume), cfg) if resume else new_session(cfg.validate(), run_dir)
     display = display or PlainDisplay()
     total, limit = planned_length(s)
@@ -84,8 +91,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: str | None = Non
             lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress, s.sched)
             step(s, lr, display, t0)
             display.step(s.step, s.chars, time.perf_counter() - t0)
-    except Diverged as e:
-        display.note(str(e))
+    except Diverged:
         display.finish()
         raise
     except KeyboardInterrupt:
@@ -181,6 +187,9 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
 
 
 def finite_or_none(v):
+    """NaN/inf become null (JSON has no NaN), also inside lists such as bptt_profile."""
+    if isinstance(v, list):
+        return [finite_or_none(x) for x in v]
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
@@ -259,6 +268,12 @@ def checkpoint_meta(s: Session) -> dict:
 
 
 def save(s: Session, name: str, elapsed: float, meta: dict) -> None:
+    """Write a checkpoint; parameters that overflowed are never written over a good one."""
+    bad = [k for k, v in s.model.params.items() if not np.isfinite(v).all()]
+    if bad:
+        raise Diverged(f"training diverged by step {s.step}: parameter {bad[0]} overflowed to "
+                       f"NaN/inf; the last good checkpoint is kept in {s.path}; try a lower "
+                       "--lr or --clip norm")
     runs.save_checkpoint(s.path / name, s.model.params, s.opt_state, s.h,
                          {**meta, "elapsed_s": elapsed})
 

@@ -1,0 +1,127 @@
+"""The training loop: it learns, logs the spec's keys, checkpoints, resumes exactly, stops on NaN."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rnnscope import TrainConfig, load_run, runs
+from rnnscope.data import build_vocab, chunks_per_epoch, make_streams
+from rnnscope.display import PlainDisplay
+from rnnscope.errors import RnnscopeError
+from rnnscope.train import DEFAULT_STEPS, Diverged, train
+
+
+def quiet():
+    return PlainDisplay(out=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def small_config(corpus, **kw) -> TrainConfig:
+    base = dict(corpus=str(corpus), hidden=16, batch=4, seq_len=16, steps=40, log_every=10,
+                eval_every=20, lr=1e-2)
+    return TrainConfig(**{**base, **kw})
+
+
+def records_without_time(path):
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in runs.read_metrics(path)]
+
+
+def test_training_lowers_the_loss_and_logs_every_record(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, steps=120), tmp_path / "run", display=quiet())
+    recs = runs.read_metrics(path)
+    assert [r["step"] for r in recs] == list(range(10, 121, 10))
+    for r in recs:
+        assert {"step", "chars", "elapsed_s", "lr", "train_nll", "clip_rate", "grad_norm",
+                "steps", "sat_ratio", "update_ratio"} <= set(r)
+        assert r["chars"] == r["step"] * 16 * 4
+    assert [r["steps"] for r in recs[:2]] == [[1, 10], [11, 20]]
+    evals = [r["eval_nll"] for r in recs if "eval_nll" in r]
+    assert len(evals) == 6
+    vocab_size = len(set(small_corpus.read_text()))
+    assert recs[-1]["train_nll"] < 0.7 * np.log(vocab_size)
+    assert evals[-1] < evals[0]
+
+
+def test_run_directory_has_config_checkpoint_and_best(small_corpus, tmp_path):
+    path = train(small_config(small_corpus), tmp_path / "run", display=quiet())
+    doc = json.loads((path / "config.json").read_text())
+    assert doc["config"]["hidden"] == 16 and doc["rnnscope_version"]
+    assert doc["corpus"]["chars"] == 20_000 and len(doc["corpus"]["sha256"]) == 64
+    assert doc["vocab"] == build_vocab(small_corpus.read_text()).chars
+    params, opt, h, meta = runs.load_checkpoint(path / "checkpoint.npz")
+    assert meta["step"] == 40 and h.shape == (1, 4, 16)
+    assert set(opt) >= {"m.Why", "v.Why", "t"}
+    best = load_run(path, runs.BEST)
+    assert best.meta["best_eval"] == min(r["eval_nll"] for r in runs.read_metrics(path)
+                                         if "eval_nll" in r)
+
+
+def test_checkpoints_load_without_pickle(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, steps=20), tmp_path / "run", display=quiet())
+    with np.load(path / "checkpoint.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+
+
+@pytest.mark.parametrize("first", [20, 25])
+def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first):
+    """20 steps then resumed to 40 logs the same numbers as 40 steps, also when the first part
+    ends off the log cadence, with dropout (RNG state), a plateau schedule and epoch wraps."""
+    kw = dict(dropout=0.1, lr_schedule="plateau", batch=64)
+    whole = train(small_config(small_corpus, **kw), tmp_path / "whole", display=quiet())
+    part = train(small_config(small_corpus, steps=first, **kw), tmp_path / "part",
+                 display=quiet())
+    train(small_config(small_corpus, steps=40), resume=str(part), display=quiet())
+    streams = make_streams(np.zeros(19_000), 64)
+    assert chunks_per_epoch(streams, 16) < 40  # the runs cross an epoch boundary
+    assert records_without_time(part) == records_without_time(whole)
+    a, b = load_run(whole), load_run(part)
+    for k in a.model.params:
+        np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+
+
+def test_resume_refuses_a_run_that_already_has_the_steps(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, steps=20), tmp_path / "run", display=quiet())
+    with pytest.raises(RnnscopeError, match="already has 20 steps"):
+        train(small_config(small_corpus, steps=20), resume=str(path), display=quiet())
+
+
+def test_resume_refuses_a_corpus_with_another_vocabulary(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, steps=20), tmp_path / "run", display=quiet())
+    other = tmp_path / "other.txt"
+    other.write_text(small_corpus.read_text().upper())
+    with pytest.raises(RnnscopeError, match="different vocabulary"):
+        train(small_config(other, steps=40), resume=str(path), display=quiet())
+
+
+def test_existing_run_directory_is_never_overwritten(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, steps=10), tmp_path / "run", display=quiet())
+    before = (path / "metrics.jsonl").read_bytes()
+    with pytest.raises(RnnscopeError, match="already exists"):
+        train(small_config(small_corpus, steps=10), path, display=quiet())
+    assert (path / "metrics.jsonl").read_bytes() == before
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(small_corpus, tmp_path):
+    cfg = small_config(small_corpus, lr=1e38, optimizer="sgd", clip="none", eval_every=1,
+                       log_every=1, steps=50)
+    with pytest.raises(Diverged, match="diverged at step"):
+        train(cfg, tmp_path / "run", display=quiet())
+    last = runs.read_metrics(tmp_path / "run")[-1]
+    assert last["train_nll"] is None and "diverged" in last
+    run = load_run(tmp_path / "run")
+    assert 0 < run.meta["step"] == last["step"] - 1
+    assert all(np.isfinite(v).all() for v in run.model.params.values())
+
+
+def test_minutes_limits_the_run_by_wall_time(small_corpus, tmp_path):
+    cfg = small_config(small_corpus, steps=None, minutes=0.02)
+    path = train(cfg, tmp_path / "run", display=quiet())
+    meta = load_run(path).meta
+    assert 0 < meta["step"] < DEFAULT_STEPS and 1.0 <= meta["elapsed_s"] < 5
+
+
+def test_no_panel_records_only_the_loss_and_gradient_norm(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, panel=False, steps=20), tmp_path / "run",
+                 display=quiet())
+    rec = runs.read_metrics(path)[0]
+    assert "train_nll" in rec and "grad_norm" in rec and "sat_ratio" not in rec
