@@ -146,7 +146,7 @@ def check_user_file(path: Path) -> list[ParamCheck]:
 
 
 def model_from_case(arrays: dict, path: Path) -> Model:
-    names = [k for k in arrays if k.endswith(".Whh")]
+    names = [k for k in arrays if k.endswith(".Whh") and not k.startswith("grad/")]
     if not names or "x" not in arrays or "y" not in arrays or "Why" not in arrays:
         raise RnnscopeError(f"{path} is not an rnnscope test case (needs x, y, Why and "
                             "{l}.Whh); write one with `rnnscope gradcheck --export`")

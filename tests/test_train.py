@@ -1,4 +1,4 @@
-"""The training loop: it learns, logs the spec's keys, checkpoints, resumes exactly, stops on NaN."""
+"""The training loop: it learns, logs, checkpoints, resumes exactly and stops on NaN."""
 
 import json
 
