@@ -237,6 +237,14 @@ def split(ids: np.ndarray, eval_frac: float) -> tuple[np.ndarray, np.ndarray]:
     return ids[:n_train], ids[n_train:]
 
 
+def unigram_nll(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> float:
+    """The baseline a model must beat: eval NLL (nats/char) of character frequencies counted on
+    the train split (add-one smoothed), ignoring all context."""
+    counts = np.bincount(train_ids, minlength=vocab_size) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(-logp[eval_ids].mean())
+
+
 def make_streams(ids: np.ndarray, batch: int) -> np.ndarray:
     """(B, L) with L = len(ids) // B: B contiguous streams read in parallel."""
     L = len(ids) // batch

@@ -31,6 +31,7 @@ from .data import (
     load_corpus,
     make_streams,
     split,
+    unigram_nll,
 )
 from .display import Display, PlainDisplay
 from .errors import RnnscopeError
@@ -224,6 +225,14 @@ def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
         write_record(s, rec, display)
     save(s, runs.CHECKPOINT, elapsed, meta)
     display.finish()
+    display.note(summary(s))
+
+
+def summary(s: Session) -> str:
+    corpus = runs.read_config(s.path)["corpus"]
+    best = f"best eval NLL {s.best_eval:.4f}" if math.isfinite(s.best_eval) else "no eval yet"
+    return (f"{s.step} steps, {s.chars:,} chars: {best} nats/char (unigram baseline "
+            f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
 
 
 def diverge(s: Session, n: int, lr: float, loss: float, grad_norm: float, elapsed: float):
@@ -247,7 +256,7 @@ def new_session(cfg: TrainConfig, run_dir: str | None) -> Session:
     train_ids, eval_ids = split(vocab.encode(corpus.text), cfg.eval_frac)
     check_trainable(train_ids, eval_ids, cfg.batch, cfg.seq_len)
     path = runs.new_run_dir(run_dir, cfg)
-    runs.write_config(path, cfg, corpus_info(corpus), vocab)
+    runs.write_config(path, cfg, corpus_info(corpus, vocab, train_ids, eval_ids), vocab)
     model = runs.model_for(cfg, vocab.size)
     streams = make_streams(train_ids, cfg.batch)
     ev = eval_streams(eval_ids, cfg.batch, cfg.seq_len)
@@ -256,8 +265,12 @@ def new_session(cfg: TrainConfig, run_dir: str | None) -> Session:
                    panel_rng)
 
 
-def corpus_info(corpus) -> dict:
-    return {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256}
+def corpus_info(corpus, vocab: Vocab, train_ids: np.ndarray, eval_ids: np.ndarray) -> dict:
+    """What config.json says of the corpus, with the baselines a model must beat."""
+    return {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256,
+            "train_chars": len(train_ids), "eval_chars": len(eval_ids),
+            "unigram_eval_nll": unigram_nll(train_ids, eval_ids, vocab.size),
+            "uniform_nll": math.log(vocab.size)}
 
 
 def checkpoint_meta(s: Session) -> dict:
@@ -306,7 +319,7 @@ def resume_session(path: Path, given: TrainConfig) -> Session:
                 panel.Interval(meta["interval"]), meta["step"], meta["epoch"], meta["chunk"],
                 meta["chars"], meta["elapsed_s"],
                 math.inf if meta["best_eval"] is None else meta["best_eval"])
-    runs.write_config(path, cfg, corpus_info(corpus), vocab)
+    runs.write_config(path, cfg, corpus_info(corpus, vocab, train_ids, eval_ids), vocab)
     return s
 
 
