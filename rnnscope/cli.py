@@ -55,6 +55,8 @@ def train_flags(p: argparse.ArgumentParser) -> None:
     a("--dtype", choices=DTYPES)
     a("--no-panel", dest="panel", action="store_false",
       help="record only NLL, grad_norm and clip_rate")
+    a("--no-report", dest="report", action="store_false",
+      help="do not write report.html at the end (rnnscope report RUN makes it later)")
 
 
 def build_parser() -> Parser:

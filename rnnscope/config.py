@@ -42,7 +42,8 @@ class TrainConfig:
     sat_threshold: float = 0.95
     seed: int = 0
     dtype: str = "float32"
-    panel: bool = True  # record the full instrument panel (off only for benchmarks)
+    panel: bool = True   # record the full instrument panel (--no-panel: NLL and gradient norm)
+    report: bool = True  # write report.html at the end (--no-report: faster sweeps and tests)
 
     def validate(self) -> TrainConfig:
         """Raise RnnscopeError naming the first bad setting and its fix; return self."""

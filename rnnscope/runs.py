@@ -28,6 +28,8 @@ from .model import Model
 
 CONFIG, METRICS, CHECKPOINT, BEST = "config.json", "metrics.jsonl", "checkpoint.npz", "best.npz"
 TRIAGE, REPORT = "triage.json", "report.html"
+UMASK = os.umask(0)
+os.umask(UMASK)
 
 
 def atomic_write(path: Path, write) -> None:
@@ -38,6 +40,7 @@ def atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

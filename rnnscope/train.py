@@ -37,6 +37,8 @@ from .display import Display, PlainDisplay
 from .errors import RnnscopeError
 from .model import LossAndGrads, Model
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
+from .report import write_report
+from .triage import format_diagnosis, write_triage
 
 DEFAULT_STEPS = 6000
 RESUMABLE = ("steps", "minutes", "data_dir", "corpus")  # settings a resumed run may change
@@ -94,6 +96,7 @@ def train_loop(cfg: TrainConfig, run_dir: str | None, resume: str | None,
             display.step(s.step, s.chars, time.perf_counter() - t0)
     except Diverged:
         display.finish()
+        conclude(s, display)
         raise
     except KeyboardInterrupt:
         save(s, runs.CHECKPOINT, time.perf_counter() - t0, checkpoint_meta(s))
@@ -133,6 +136,7 @@ def step(s: Session, lr: float, display: Display, t0: float) -> None:
         s.chunk, s.epoch = 0, s.epoch + 1
     s.interval.add(n, u.out.loss, u.clip_stat)
     if due_record:
+        check_params(s, n, lr, u.out.loss, u.grad_norm, time.perf_counter() - t0)
         rec = record(s, lr, time.perf_counter() - t0, u)
         if n % cfg.eval_every == 0:
             rec["eval_nll"] = evaluate_and_keep_best(s, time.perf_counter() - t0)
@@ -226,6 +230,15 @@ def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
     save(s, runs.CHECKPOINT, elapsed, meta)
     display.finish()
     display.note(summary(s))
+    conclude(s, display)
+
+
+def conclude(s: Session, display: Display) -> None:
+    """The verdict into triage.json and the report into report.html (unless --no-report)."""
+    result = write_triage(s.path)
+    display.note(format_diagnosis(result))
+    if s.cfg.report:
+        display.note(f"report: {write_report([s.path], None)}")
 
 
 def summary(s: Session) -> str:
@@ -235,11 +248,19 @@ def summary(s: Session) -> str:
             f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
 
 
-def diverge(s: Session, n: int, lr: float, loss: float, grad_norm: float, elapsed: float):
-    what = "loss" if not math.isfinite(loss) else "gradient norm"
+def check_params(s: Session, n: int, lr: float, loss: float, grad_norm: float,
+                 elapsed: float) -> None:
+    """A finite loss can still leave parameters that overflowed in the update: stop there."""
+    if not all(np.isfinite(v).all() for v in s.model.params.values()):
+        diverge(s, n, lr, loss, grad_norm, elapsed, what="parameters")
+
+
+def diverge(s: Session, n: int, lr: float, loss: float, grad_norm: float, elapsed: float,
+            what: str | None = None):
+    what = what or ("loss" if not math.isfinite(loss) else "gradient norm")
     rec = {"step": n, "chars": s.chars, "elapsed_s": round(elapsed, 3), "lr": lr,
            "epoch": s.epoch, "train_nll": loss, "grad_norm": grad_norm,
-           "diverged": f"{what} is not finite"}
+           "diverged": f"{what} not finite"}
     runs.append_record(s.path, {k: finite_or_none(v) for k, v in rec.items()})
     kept = "the last good checkpoint is kept" if (s.path / runs.CHECKPOINT).exists() \
         else "no checkpoint was written before it"

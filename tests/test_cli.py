@@ -11,7 +11,7 @@ from rnnscope.cli import main
 from rnnscope.gradcheck import random_case
 
 SMALL = ["--hidden", "16", "--batch", "4", "--seq-len", "16", "--log-every", "10",
-         "--eval-every", "20", "--quiet"]
+         "--eval-every", "20", "--quiet", "--no-report"]
 
 
 def run_cli(capsys, *argv):

@@ -18,7 +18,7 @@ def quiet():
 
 def small_config(corpus, **kw) -> TrainConfig:
     base = dict(corpus=str(corpus), hidden=16, batch=4, seq_len=16, steps=40, log_every=10,
-                eval_every=20, lr=1e-2)
+                eval_every=20, lr=1e-2, report=False)
     return TrainConfig(**{**base, **kw})
 
 
@@ -118,6 +118,22 @@ def test_minutes_limits_the_run_by_wall_time(small_corpus, tmp_path):
     path = train(cfg, tmp_path / "run", display=quiet())
     meta = load_run(path).meta
     assert 0 < meta["step"] < DEFAULT_STEPS and 1.0 <= meta["elapsed_s"] < 5
+
+
+def test_training_ends_with_triage_and_report(small_corpus, tmp_path):
+    path = train(small_config(small_corpus, steps=20, report=True), tmp_path / "run",
+                 display=quiet())
+    assert json.loads((path / "triage.json").read_text())["verdict"]
+    assert (path / "report.html").stat().st_size > 10_000
+    assert (path / "report.html").stat().st_mode & 0o044  # readable like any other file
+
+
+def test_parameters_that_overflow_stop_training_before_a_record(small_corpus, tmp_path):
+    cfg = small_config(small_corpus, lr=1e40, optimizer="sgd", clip="none", log_every=1)
+    with pytest.raises(Diverged):
+        train(cfg, tmp_path / "run", display=quiet())
+    assert "diverged" in runs.read_metrics(tmp_path / "run")[-1]
+    assert (tmp_path / "run" / "triage.json").exists()
 
 
 def test_no_panel_records_only_the_loss_and_gradient_norm(small_corpus, tmp_path):
