@@ -200,7 +200,7 @@ class LiveDisplay:
         self.live.update(self.render())
 
     def note(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, markup=False)  # findings quote flags like [>0.5] verbatim
 
     def finish(self) -> None:
         if self.at is not None:
