@@ -92,7 +92,7 @@ def live_run(recs, notes=()):
 
 
 def test_live_panel_shows_values_per_layer_values_trends_and_flags():
-    display, console = live_run(records(), notes=["saturation (warning): sat_ratio [>0.5]"])
+    display, console = live_run(records(), notes=["exploding_gradients (warning): grad_norm [x30]"])
     table = display.render().renderables[1]
     console.print(table)
     display.finish()
@@ -102,7 +102,7 @@ def test_live_panel_shows_values_per_layer_values_trends_and_flags():
     assert "0.6500" in sat_line and "0.5500 0.7500" in sat_line  # aggregate, then per layer
     assert "▁▂▃▃▄▅▆▆▇█ ↑" in sat_line and "! >0.5" in sat_line
     assert "x30" in text and "bptt gain/step" in text and "per layer" in text
-    assert "saturation (warning): sat_ratio [>0.5]" in text  # verbatim, not rich markup
+    assert "exploding_gradients (warning): grad_norm [x30]" in text  # verbatim, not rich markup
     styles = {seg.text.strip(): seg.style for seg in console.render(table) if seg.text.strip()}
     assert styles["! >0.5"].color.name == "yellow"
     assert styles["nan"].color.name == "red"
