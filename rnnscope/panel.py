@@ -220,23 +220,29 @@ def rise(value: float, earlier) -> str:
 
 
 class Interval:
-    """Per-step values summarised between two records: mean train loss, clip rate, steps covered.
-    Its state is a flat dict of numbers so a checkpoint can carry a half-filled interval."""
+    """Per-step values summarised between two records: mean train loss, clip rate, the largest
+    gradient norm, steps covered. Its state is a flat dict of numbers so a checkpoint can carry
+    a half-filled interval."""
+
+    EMPTY = {"n": 0, "loss_sum": 0.0, "clip_sum": 0.0, "grad_norm_max": 0.0, "first": 0}
 
     def __init__(self, state: dict | None = None) -> None:
-        self.state = dict(state or {"n": 0, "loss_sum": 0.0, "clip_sum": 0.0, "first": 0})
+        self.state = dict(state or self.EMPTY)
 
-    def add(self, step: int, loss: float, clip_stat: float) -> None:
+    def add(self, step: int, loss: float, clip_stat: float, grad_norm: float) -> None:
         if self.state["n"] == 0:
             self.state["first"] = step
         self.state["n"] += 1
         self.state["loss_sum"] += loss
         self.state["clip_sum"] += clip_stat
+        self.state["grad_norm_max"] = max(self.state["grad_norm_max"], grad_norm)
 
     def summary(self, step: int) -> dict:
-        """train_nll (mean over the interval), clip_rate (mean), steps [first, last]; resets."""
+        """train_nll and clip_rate (means over the interval), grad_norm_max (the largest
+        pre-clipping norm of its steps, so a spike between records is seen), steps [first,
+        last]; resets."""
         s = self.state
         out = {"train_nll": s["loss_sum"] / s["n"], "clip_rate": s["clip_sum"] / s["n"],
-               "steps": [s["first"], step]}
-        self.state = {"n": 0, "loss_sum": 0.0, "clip_sum": 0.0, "first": 0}
+               "grad_norm_max": s["grad_norm_max"], "steps": [s["first"], step]}
+        self.state = dict(self.EMPTY)
         return out

@@ -134,7 +134,7 @@ def step(s: Session, lr: float, display: Display, t0: float) -> None:
     s.chunk += 1
     if s.chunk == chunks_per_epoch(s.streams, cfg.seq_len):
         s.chunk, s.epoch = 0, s.epoch + 1
-    s.interval.add(n, u.out.loss, u.clip_stat)
+    s.interval.add(n, u.out.loss, u.clip_stat, u.grad_norm)
     if due_record:
         check_params(s, n, lr, u.out.loss, u.grad_norm, time.perf_counter() - t0)
         rec = record(s, lr, time.perf_counter() - t0, u)
@@ -243,8 +243,9 @@ def conclude(s: Session, display: Display) -> None:
 
 def summary(s: Session) -> str:
     corpus = runs.read_config(s.path)["corpus"]
-    best = f"best eval NLL {s.best_eval:.4f}" if math.isfinite(s.best_eval) else "no eval yet"
-    return (f"{s.step} steps, {s.chars:,} chars: {best} nats/char (unigram baseline "
+    best = f"best eval NLL {s.best_eval:.4f} nats/char" if math.isfinite(s.best_eval) \
+        else "no eval yet"
+    return (f"{s.step} steps, {s.chars:,} chars: {best} (unigram baseline "
             f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
 
 

@@ -222,12 +222,15 @@ def test_layer_readings_aggregate_as_documented():
 
 def test_interval_means_cover_the_steps_since_the_last_record():
     interval = Interval()
-    for step, loss, clip in ((11, 2.0, 1.0), (12, 3.0, 0.0), (13, 4.0, 0.0), (14, 5.0, 1.0)):
-        interval.add(step, loss, clip)
-    assert interval.summary(14) == {"train_nll": 3.5, "clip_rate": 0.5, "steps": [11, 14]}
+    for step, loss, clip, g in ((11, 2.0, 1.0, 7.0), (12, 3.0, 0.0, 1.0), (13, 4.0, 0.0, 2.0),
+                                (14, 5.0, 1.0, 9.0)):
+        interval.add(step, loss, clip, g)
+    assert interval.summary(14) == {"train_nll": 3.5, "clip_rate": 0.5, "grad_norm_max": 9.0,
+                                    "steps": [11, 14]}
     resumed = Interval(dict(interval.state))  # a checkpoint carries the (now empty) state
-    resumed.add(15, 1.0, 0.25)
-    assert resumed.summary(15) == {"train_nll": 1.0, "clip_rate": 0.25, "steps": [15, 15]}
+    resumed.add(15, 1.0, 0.25, 0.5)
+    assert resumed.summary(15) == {"train_nll": 1.0, "clip_rate": 0.25, "grad_norm_max": 0.5,
+                                   "steps": [15, 15]}
 
 
 # ---- health flags
