@@ -38,7 +38,7 @@ from .errors import RnnscopeError
 from .model import LossAndGrads, Model
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .report import write_report
-from .triage import format_diagnosis, write_triage
+from .triage import Watch, format_diagnosis, headline, write_triage
 
 DEFAULT_STEPS = 6000
 RESUMABLE = ("steps", "minutes", "data_dir", "corpus")  # settings a resumed run may change
@@ -70,6 +70,7 @@ class Session:
     elapsed: float = 0.0                # seconds trained before this process
     best_eval: float = math.inf
     deltas: dict | None = None
+    watch: Watch | None = None          # the triage, fed each record as it is written
 
 
 def train(cfg: TrainConfig, run_dir: str | None = None, resume: str | None = None,
@@ -83,6 +84,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: str | None = Non
 def train_loop(cfg: TrainConfig, run_dir: str | None, resume: str | None,
                display: Display | None) -> Path:
     s = resume_session(Path(resume), cfg) if resume else new_session(cfg.validate(), run_dir)
+    s.watch = Watch.for_run(s.path)
     display = display or PlainDisplay()
     total, limit = planned_length(s)
     display.start(s.path, s.step, total, limit)
@@ -189,6 +191,8 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
     rec = {k: finite_or_none(v) for k, v in rec.items()}
     runs.append_record(s.path, rec)
     display.record(rec)
+    for finding in s.watch.update(rec):
+        display.note(f"step {rec['step']}: {headline(finding)}")
 
 
 def finite_or_none(v):
