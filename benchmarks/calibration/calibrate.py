@@ -1,0 +1,154 @@
+"""The triage's calibration runs: train each recipe with the real CLI, keep its records, diagnose.
+
+    python benchmarks/calibration/calibrate.py            # train the recipes not yet recorded
+    python benchmarks/calibration/calibrate.py --force    # train them all again
+    python benchmarks/calibration/calibrate.py --check    # only re-diagnose the recorded runs
+    python benchmarks/calibration/calibrate.py --markdown # the tables of docs/triage.md
+
+Each run's records go to records/<name>.jsonl (the per-parameter norms left out) beside its
+command and config in records/<name>.json, so the thresholds can be re-checked against the same
+readings without training again. --check exits 1 when a run's findings miss what its recipe was
+built to show, or when a healthy run gets any finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rnnscope import runs
+from rnnscope.triage import diagnose
+
+HERE = Path(__file__).resolve().parent
+RECORDS = HERE / "records"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHAKESPEARE = f"--corpus tinyshakespeare --data-dir {DATA}"
+NET = "--hidden 64 --batch 16 --seq-len 32"
+SMALL = f"{NET} --log-every 10 --eval-every 50"
+TINY_CHARS = 6000  # the tiny corpus: the first 6000 characters of tinyshakespeare
+RANDOM_CHARS = 200_000  # random text: letters a-p drawn uniformly (seed 0), nothing to learn
+
+# name: (findings the run was built to show, or () for a healthy run; the train flags)
+RECIPES = {
+    "healthy-stdlib": ((), f"{SMALL} --steps 800"),
+    "healthy-stdlib-2layers": ((), f"{SMALL} --layers 2 --steps 800"),
+    "healthy-stdlib-h128": ((), "--hidden 128 --batch 32 --seq-len 64 --log-every 10 "
+                                "--eval-every 50 --steps 600"),
+    "healthy-stdlib-long": ((), f"{NET} --steps 3000 --log-every 25 --eval-every 100"),
+    "healthy-shakespeare": ((), f"{SHAKESPEARE} {SMALL} --steps 800"),
+    "healthy-shakespeare-lr5e-3": ((), f"{SHAKESPEARE} {SMALL} --lr 0.005 --steps 800"),
+    "healthy-shakespeare-sgd": ((), f"{SHAKESPEARE} {SMALL} --optimizer momentum --lr 0.05 "
+                                    "--steps 800"),
+    "healthy-shakespeare-long": ((), f"{SHAKESPEARE} {NET} --steps 3000 --log-every 25 "
+                                     "--eval-every 100"),
+    "saturating-init-stdlib": (("saturation",), f"{SMALL} --recurrent-scale 4 --input-scale 4 "
+                                                "--steps 600"),
+    "saturating-init-shakespeare": (("saturation",), f"{SHAKESPEARE} {SMALL} "
+                                    "--recurrent-scale 4 --input-scale 4 --steps 600"),
+    "large-recurrence-stdlib": (("exploding_gradients",), f"{SMALL} --recurrent-scale 3 "
+                                                          "--steps 600"),
+    "large-recurrence-noclip-shakespeare": (("exploding_gradients",), f"{SHAKESPEARE} {SMALL} "
+                                            "--recurrent-scale 3 --clip none --steps 600"),
+    "lr-high-clip-stdlib": (("update_too_large",), f"{SMALL} --lr 0.05 --steps 600"),
+    "lr-high-clip-shakespeare": (("update_too_large",), f"{SHAKESPEARE} {SMALL} --lr 0.05 "
+                                                        "--steps 600"),
+    "lr-high-sgd-clip-shakespeare": (("exploding_gradients",), f"{SHAKESPEARE} {SMALL} "
+                                     "--optimizer sgd --lr 5 --clip norm --clip-value 1 "
+                                     "--steps 600"),
+    "lr-high-sgd-noclip-stdlib": (("diverged",), f"{SMALL} --optimizer sgd --lr 5 --clip none "
+                                                 "--steps 600"),
+    "lr-huge-sgd-noclip-stdlib": (("diverged",), f"{SMALL} --optimizer sgd --lr 50 --clip none "
+                                                 "--steps 300"),
+    "lr-nan-stdlib": (("diverged",), "--hidden 32 --batch 8 --seq-len 16 --log-every 5 "
+                                     "--optimizer momentum --lr 1e35 --clip none --steps 100"),
+    "lr-low-stdlib": (("update_too_small",), f"{SMALL} --lr 1e-5 --steps 600"),
+    "lr-low-sgd-shakespeare": (("update_too_small",), f"{SHAKESPEARE} {SMALL} --optimizer sgd "
+                                                      "--lr 0.01 --clip none --steps 600"),
+    "weak-recurrence-stdlib": (("vanishing_gradients",), f"{SMALL} --recurrent-scale 0.05 "
+                                                         "--steps 600"),
+    "weak-recurrence-shakespeare": (("vanishing_gradients",), f"{SHAKESPEARE} {SMALL} "
+                                    "--recurrent-scale 0.05 --steps 600"),
+    "tiny-model-stdlib": (("vanishing_gradients",), "--hidden 4 --batch 16 --seq-len 32 "
+                          "--log-every 10 --eval-every 50 --steps 3000"),
+    "tiny-corpus-big-model": (("overfitting",), "--corpus {tiny} --hidden 256 --batch 8 "
+                              "--seq-len 32 --eval-frac 0.1 --log-every 10 --eval-every 20 "
+                              "--steps 800"),
+    "random-text": (("plateau",), f"--corpus {{random}} {SMALL} --steps 800"),
+}
+
+
+def corpora(where: Path) -> dict:
+    """The two corpora written for the calibration: tiny (a few KB) and random text."""
+    tiny, rand = where / "tiny.txt", where / "random.txt"
+    tiny.write_text((DATA / "tinyshakespeare.txt").read_text(encoding="utf-8")[:TINY_CHARS],
+                    encoding="utf-8")
+    letters = np.random.default_rng(0).integers(0, 16, RANDOM_CHARS)
+    rand.write_text("".join(chr(ord("a") + int(i)) for i in letters), encoding="utf-8")
+    return {"tiny": tiny, "random": rand}
+
+
+def train(name: str, flags: str, tmp: Path) -> None:
+    """Train one recipe into a temporary run directory and keep its records and config."""
+    run_dir = tmp / name
+    args = shlex.split(flags.format(**corpora(tmp)))
+    cmd = ["rnnscope", "train", *args, "--quiet", "--run-dir", str(run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    print(f"{name}: exit {proc.returncode}", file=sys.stderr)
+    doc = {"command": "rnnscope train " + flags, "exit": proc.returncode,
+           "config": runs.read_config(run_dir)}
+    keep_layers = doc["config"]["config"]["layers"] > 1  # else layer0.* repeats the aggregates
+    records = [{k: v for k, v in r.items() if "." not in k or keep_layers and
+                k.startswith("layer")} for r in runs.read_metrics(run_dir)]
+    RECORDS.mkdir(exist_ok=True)
+    (RECORDS / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (RECORDS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def recorded(name: str) -> tuple[dict, list[dict]]:
+    doc = json.loads((RECORDS / f"{name}.json").read_text())
+    lines = (RECORDS / f"{name}.jsonl").read_text().splitlines()
+    return doc, [json.loads(line) for line in lines]
+
+
+def check() -> bool:
+    """Diagnose every recorded run; True when each shows what it was built to show."""
+    ok = True
+    for name, (expected, _) in RECIPES.items():
+        doc, records = recorded(name)
+        result = diagnose(records, doc["config"])
+        got = [f["id"] for f in result["findings"]]
+        good = set(expected) <= set(got) if expected else not got
+        ok &= good
+        print(f"{'ok ' if good else 'BAD'} {name:30} expected {list(expected) or 'healthy'}, "
+              f"verdict {result['verdict']}, findings {got}")
+    return ok
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--check", action="store_true")
+    p.add_argument("--markdown", action="store_true")
+    p.add_argument("names", nargs="*")
+    args = p.parse_args()
+    if args.markdown:
+        from tables import tables
+        print(tables(RECIPES, recorded))
+        return 0
+    if not args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.names or RECIPES:
+                if args.force or args.names or not (RECORDS / f"{name}.jsonl").exists():
+                    train(name, RECIPES[name][1], Path(tmp))
+    return 0 if check() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The markdown of docs/triage.md's calibration section, from the recorded runs.
+
+    python benchmarks/calibration/calibrate.py --markdown
+"""
+
+from __future__ import annotations
+
+import math
+
+from rnnscope.triage import THRESHOLDS, History, diagnose, profile_at, stalled
+
+K = THRESHOLDS["persist"]
+COLUMNS = ("step", "train_nll", "eval_nll", "sat_ratio", "mean_gain", "dh_raw/dh", "grad_norm",
+           "clip_rate", "update_ratio", "g_4", "g_T")
+
+
+def reading(rec: dict, name: str, uniform: float = 0.0):
+    """One reading of a record by its column name, None where the record lacks it."""
+    profile = rec.get("bptt_profile")
+    derived = {
+        "dh_raw/dh": lambda: rec["dh_raw_norm"] / rec["dh_norm"],
+        "g_4": lambda: profile_at(profile, THRESHOLDS["vanish_k"]),
+        "g_T": lambda: profile[-1][1],
+        "nll_above_uniform": lambda: rec["train_nll"] - uniform,
+    }
+    try:
+        return derived[name]() if name in derived else rec.get(name)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (int, str)):
+        return str(v)
+    return f"{v:.3g}" if v and (abs(v) < 0.01 or abs(v) >= 1000) else f"{v:.3f}"
+
+
+def run_table(name: str, doc: dict, records: list[dict], rows: int = 8) -> str:
+    """A run's command, its readings at `rows` evenly spaced records, and its findings."""
+    panel = [r for r in records if "sat_ratio" in r]
+    picks = sorted({round(i * (len(panel) - 1) / (rows - 1)) for i in range(rows)})
+    lines = [f"### {name}", "", f"`{doc['command']}` (exit {doc['exit']})", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    last_eval = None
+    for i, rec in enumerate(panel):
+        last_eval = rec.get("eval_nll", last_eval)
+        if i in picks:
+            values = [reading(rec, c) for c in COLUMNS]
+            values[2] = last_eval
+            lines.append("| " + " | ".join(cell(v) for v in values) + " |")
+    if records and "diverged" in records[-1]:
+        lines.append(f"| {records[-1]['step']} | stopped: {records[-1]['diverged']} |")
+    result = diagnose(records, doc["config"])
+    found = [f"`{f['id']}` ({f['severity']}, first held at step {f['evidence']['steps'][-1]})"
+             for f in result["findings"]]
+    lines += ["", f"Verdict `{result['verdict']}`; findings: {', '.join(found) or 'none'}.", ""]
+    return "\n".join(lines)
+
+
+def sustained(values: list, mode: str, start_only: bool = False):
+    """The most extreme value that held on K consecutive records: max over windows of the
+    window's min (mode "max"), or min over windows of the window's max (mode "min")."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    windows = [values[i:i + K] for i in range(len(values) - K + 1)]
+    windows = windows[:1] if start_only else windows
+    if not windows:
+        return None
+    return max(map(min, windows)) if mode == "max" else min(map(max, windows))
+
+
+def persistent(name: str, mode: str, start_only: bool = False):
+    def measure(doc, records):
+        uniform = math.log(len(doc["config"]["vocab"]))
+        return sustained([reading(r, name, uniform) for r in records], mode, start_only)
+    return measure
+
+
+def least_improvement(doc, records):
+    """The smallest train NLL improvement over a trend window without a new best eval, once
+    the run is long enough for plateau to look (what plateau compares with plateau_gain)."""
+    h, gains = History(doc["config"]["config"], 0.0), []
+    for rec in records:
+        h.add(rec)
+        t = stalled(h, math.inf) if len(h.records) >= THRESHOLDS["min_records"] else None
+        gains += [t[1]] if t else []
+    return min(gains, default=None)
+
+
+def gap_growth(doc, records):
+    """The largest growth of the eval - train gap held over persist_evals evals with no new
+    best eval (what overfitting compares with gap_growth)."""
+    h, k, grown = History(doc["config"]["config"], 0.0), THRESHOLDS["persist_evals"], []
+    for rec in records:
+        h.add(rec)
+        if len(h.evals) > k and "eval_nll" in rec:
+            best = h.evals[-k - 1]["best"]
+            last = h.evals[-k:]
+            if all(e["eval_nll"] > best["eval_nll"] for e in last):
+                gap0 = best["eval_nll"] - best["train_nll"]
+                grown.append(min(e["eval_nll"] - e["train_nll"] - gap0 for e in last))
+    return max(grown, default=None)
+
+
+# (reading, mode, its measure, threshold key, the finding the threshold serves)
+MARGINS = (
+    ("train NLL - ln(vocab)", "max", persistent("nll_above_uniform", "max"),
+     "loss_above_uniform", "diverged"),
+    ("clip_rate", "max", persistent("clip_rate", "max"), "clip_rate", "exploding_gradients"),
+    ("g_T", "max", persistent("g_T", "max"), "profile_growth", "exploding_gradients"),
+    ("sat_ratio, first records", "max", persistent("sat_ratio", "max", True), "sat_ratio",
+     "saturation"),
+    ("mean_gain, first records", "min", persistent("mean_gain", "min", True), "mean_gain",
+     "saturation"),
+    ("g_4", "min", persistent("g_4", "min"), "vanish_g", "vanishing_gradients"),
+    ("update_ratio", "max", persistent("update_ratio", "max"), "update_large",
+     "update_too_large"),
+    ("update_ratio", "min", persistent("update_ratio", "min"), "update_small",
+     "update_too_small"),
+    ("eval - train gap growth, no new best", "max", gap_growth, "gap_growth", "overfitting"),
+    ("train NLL improvement over the trend window", "min", least_improvement, "plateau_gain",
+     "plateau"),
+)
+
+
+def margins(recipes: dict, recorded) -> str:
+    """Per threshold: the most extreme value any healthy run held, and what the runs built to
+    show that finding held (on K consecutive records, or as the rule measures it)."""
+    lines = ["| reading | threshold | most extreme healthy run | runs built to show the "
+             "finding |", "|---|---|---|---|"]
+    for label, mode, measure, key, finding_id in MARGINS:
+        healthy, broken = [], []
+        for run, (expected, _) in recipes.items():
+            v = measure(*recorded(run))
+            if v is None:
+                continue
+            if not expected:
+                healthy.append((v, run))
+            elif finding_id in expected:
+                broken.append(f"{cell(v)} ({run})")
+        worst = "never held" if not healthy else \
+            "{} ({})".format(*map(cell, (max if mode == "max" else min)(healthy)))
+        lines.append(f"| {label} | {'>' if mode == 'max' else '<'} {THRESHOLDS[key]:g} | "
+                     f"{worst} | {'; '.join(broken)} |")
+    return "\n".join(lines)
+
+
+def tables(recipes: dict, recorded) -> str:
+    runs = [run_table(name, *recorded(name)) for name in recipes]
+    return "\n".join(["## Margins", "", margins(recipes, recorded), "", "## The runs", "", *runs])

@@ -1,0 +1,196 @@
+"""Runs side by side at matched steps, with findings across runs (SPEC section 4).
+
+compare_runs() returns a JSON-able dict:
+
+    {"runs": [{"name", "path", "hidden", "layers", "optimizer", "lr", "last_step",
+               "best_eval_nll", "best_eval_step", "verdict"}],
+     "columns": the readings shown for each run,
+     "table": [{"step": s, "runs": [{reading: value at s, or None}, ...]}],
+     "findings": [findings in the triage's shape]}
+
+A run's value at a matched step is that of its record at the step (eval_nll: its latest eval at
+or before the step). Matched steps are those every run recorded, up to the shortest run's end.
+
+Finding across runs, thresholds in triage.THRESHOLDS:
+- capacity_not_limiting: the larger model learns faster early (lower train NLL over the first
+  third of the matched steps), but both reach the same best eval NLL, neither improves on it at
+  the end, and their saturation and gradient readings at the last matched step are similar:
+  the capacity is not what holds the smaller model back.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+from . import runs
+from .triage import THRESHOLDS, diagnose, finding, finite, format_finding
+
+COLUMNS = ("train_nll", "eval_nll", "sat_ratio", "mean_gain", "grad_norm", "update_ratio")
+ROWS = 12  # matched steps shown: evenly spaced, always the first and the last
+
+
+class Run:
+    """One run's config, records and triage, as compare reads them."""
+
+    def __init__(self, path: Path) -> None:
+        doc = runs.read_config(path)
+        records = runs.read_metrics(path)
+        self.path, self.cfg = Path(path), doc["config"]
+        self.verdict = diagnose(records, doc)["verdict"]
+        self.records = [r for r in records if "diverged" not in r]
+        self.by_step = {r["step"]: r for r in self.records}
+        self.evals = [(r["step"], r["eval_nll"]) for r in self.records
+                      if finite(r.get("eval_nll"))]
+
+    @property
+    def size(self) -> int:
+        return self.cfg["hidden"] * self.cfg["layers"]
+
+    def best_eval(self) -> tuple[int, float] | None:
+        return min(self.evals, key=lambda e: e[1]) if self.evals else None
+
+    def value(self, step: int, key: str):
+        if key == "eval_nll":
+            before = [v for s, v in self.evals if s <= step]
+            return before[-1] if before else None
+        return self.by_step[step].get(key)
+
+    def summary(self) -> dict:
+        best = self.best_eval()
+        return {"name": self.path.name, "path": str(self.path), "hidden": self.cfg["hidden"],
+                "layers": self.cfg["layers"], "optimizer": self.cfg["optimizer"],
+                "lr": self.cfg["lr"], "last_step": self.records[-1]["step"] if self.records
+                else 0, "best_eval_nll": best[1] if best else None,
+                "best_eval_step": best[0] if best else None, "verdict": self.verdict}
+
+
+def matched_steps(rs: list[Run]) -> list[int]:
+    """Steps every run recorded (with a train NLL)."""
+    common = set.intersection(*({s for s, r in run.by_step.items() if finite(r.get("train_nll"))}
+                                for run in rs))
+    return sorted(common)
+
+
+def shown(steps: list[int]) -> list[int]:
+    if len(steps) <= ROWS:
+        return steps
+    return sorted({steps[round(i * (len(steps) - 1) / (ROWS - 1))] for i in range(ROWS)})
+
+
+def compare_runs(paths: list[Path]) -> dict:
+    rs = [Run(p) for p in paths]
+    steps = matched_steps(rs)
+    table = [{"step": s, "runs": [{k: run.value(s, k) for k in COLUMNS} for run in rs]}
+             for s in shown(steps)]
+    findings = [f for f in (capacity_not_limiting(rs, steps),) if f is not None]
+    return {"runs": [run.summary() for run in rs], "columns": list(COLUMNS), "table": table,
+            "findings": findings}
+
+
+# ---- findings across runs
+
+
+def capacity_not_limiting(rs: list[Run], steps: list[int]) -> dict | None:
+    """The smallest and the largest model of the runs: see the module docstring."""
+    small, large = min(rs, key=lambda r: r.size), max(rs, key=lambda r: r.size)
+    if small.size == large.size or len(steps) < 3 or not (small.evals and large.evals):
+        return None
+    early = steps[:max(len(steps) // 3, 1)]
+    lead = mean_at(small, early, "train_nll") - mean_at(large, early, "train_nll")
+    (s_step, s_best), (l_step, l_best) = small.best_eval(), large.best_eval()
+    with_panel = [s for s in steps if all(finite(r.value(s, "sat_ratio")) and
+                                          finite(r.value(s, "grad_norm")) for r in rs)]
+    if not with_panel:
+        return None
+    end = with_panel[-1]
+    checks = {
+        "larger learns faster early": lead > THRESHOLDS["early_lead"],
+        "same best eval": abs(s_best - l_best) < THRESHOLDS["same_plateau"],
+        "both at their plateau": all(settled(r) for r in (small, large)),
+        "similar saturation": abs(small.value(end, "sat_ratio") -
+                                  large.value(end, "sat_ratio")) < THRESHOLDS["similar_sat"],
+        "similar gradients": ratio(small.value(end, "grad_norm"), large.value(end, "grad_norm"))
+        < THRESHOLDS["similar_grad"],
+    }
+    if not all(checks.values()):
+        return None
+    seen = (f"over steps {early[0]}-{early[-1]} --hidden {large.cfg['hidden']} x "
+            f"{large.cfg['layers']} was {lead:.2f} nats/char below --hidden "
+            f"{small.cfg['hidden']} x {small.cfg['layers']} (train NLL), yet both reach the "
+            f"same best eval NLL ({l_best:.3f} at step {l_step} vs {s_best:.3f} at step "
+            f"{s_step}) and, at step {end}, similar sat_ratio ("
+            f"{large.value(end, 'sat_ratio'):.2f} vs {small.value(end, 'sat_ratio'):.2f}) and "
+            f"grad_norm ({large.value(end, 'grad_norm'):.3g} vs "
+            f"{small.value(end, 'grad_norm'):.3g})")
+    cfg = small.cfg
+    return finding(
+        "capacity_not_limiting", "info", seen, [{"step": early[0]}, {"step": end}],
+        {"train_nll_early": [sig2(mean_at(large, early, "train_nll")),
+                             sig2(mean_at(small, early, "train_nll"))],
+         "best_eval_nll": [sig2(l_best), sig2(s_best)],
+         "sat_ratio": [sig2(r.value(end, "sat_ratio")) for r in (large, small)],
+         "grad_norm": [sig2(r.value(end, "grad_norm")) for r in (large, small)]},
+        "runs that have not yet settled can still part: compare again after longer training",
+        ["generalisation or the data, not the model size, limits the eval NLL",
+         "a larger model only buys speed here"],
+        [f"--hidden {cfg['hidden']}", f"--dropout {min(cfg['dropout'] + 0.2, 0.5):g}",
+         f"--weight-decay {max(cfg['weight_decay'] * 10, 0.1):g}", "--corpus LARGER_TEXT"])
+
+
+def mean_at(run: Run, steps: list[int], key: str) -> float:
+    return statistics.fmean(run.value(s, key) for s in steps)
+
+
+def settled(run: Run) -> bool:
+    """The run's best eval came before its last `persist_evals` evals, or they are all within
+    `same_plateau` of it: it has stopped improving."""
+    k = THRESHOLDS["persist_evals"]
+    best = run.best_eval()[1]
+    return len(run.evals) > k and all(v - best < THRESHOLDS["same_plateau"]
+                                      for _, v in run.evals[-k:])
+
+
+def ratio(a: float, b: float) -> float:
+    return max(a, b) / min(a, b) if min(a, b) > 0 else math.inf
+
+
+def sig2(v):
+    return float(f"{v:.4g}")
+
+
+# ---- words
+
+
+def format_comparison(result: dict) -> str:
+    """The runs, the matched-step table (each reading for every run side by side), the
+    findings."""
+    names = [f"[{i + 1}] {r['name']}" for i, r in enumerate(result["runs"])]
+    lines = [f"{name}: --hidden {r['hidden']} --layers {r['layers']} --optimizer "
+             f"{r['optimizer']} --lr {r['lr']:g}; {r['last_step']} steps, best eval NLL "
+             f"{fmt(r['best_eval_nll'])} at step {r['best_eval_step']}; verdict {r['verdict']}"
+             for name, r in zip(names, result["runs"], strict=True)]
+    short = {"train_nll": "train", "eval_nll": "eval", "sat_ratio": "sat", "mean_gain": "gain",
+             "grad_norm": "grad", "update_ratio": "upd"}
+    n = range(len(result["runs"]))
+    head = ["step"] + [f"{short[c]}[{i + 1}]" for c in result["columns"] for i in n]
+    rows = [[str(row["step"])] + [fmt(row["runs"][i][c]) for c in result["columns"] for i in n]
+            for row in result["table"]]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    lines += ["", *("  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True))
+                    for r in [head, *rows])]
+    if not result["table"]:
+        lines.append("(no step recorded by every run)")
+    found = result["findings"]
+    lines += ["", "findings across runs: none" if not found else "findings across runs:"]
+    lines += [format_finding(f) for f in found]
+    return "\n".join(lines)
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.3g}" if abs(v) < 0.01 or abs(v) >= 100 else f"{v:.3f}"

@@ -1,0 +1,103 @@
+"""rnnscope compare (rnnscope/compare.py): runs side by side at matched steps, and the finding
+capacity_not_limiting across runs."""
+
+import json
+import math
+
+import pytest
+
+from rnnscope import runs
+from rnnscope.cli import main
+from rnnscope.compare import COLUMNS, compare_runs, format_comparison
+from rnnscope.config import TrainConfig
+from rnnscope.data import Vocab
+from rnnscope.display import PlainDisplay
+from rnnscope.train import train
+
+
+def write_run(path, hidden: int, tau: float, plateau: float, log_every: int = 10,
+              sat: float = 0.3, grad: float = 0.5):
+    """A run directory by hand: NLL falls as plateau + 1.5 exp(-step / tau)."""
+    path.mkdir()
+    cfg = TrainConfig(hidden=hidden, steps=300, log_every=log_every, eval_every=50)
+    runs.write_config(path, cfg, {"name": "hand", "chars": 0, "sha256": ""}, Vocab("abcd"))
+    for step in range(log_every, 301, log_every):
+        nll = plateau + 1.5 * math.exp(-step / tau)
+        rec = {"step": step, "lr": 2e-3, "train_nll": nll - 0.1, "clip_rate": 0.0,
+               "grad_norm": grad, "sat_ratio": sat, "mean_gain": 0.6, "update_ratio": 3e-3}
+        if step % 50 == 0:
+            rec["eval_nll"] = nll
+        runs.append_record(path, rec)
+    return path
+
+
+def ids(result) -> list[str]:
+    return [f["id"] for f in result["findings"]]
+
+
+def test_runs_are_shown_side_by_side_at_the_steps_they_all_recorded(tmp_path):
+    small = write_run(tmp_path / "small", 64, tau=40, plateau=1.7)
+    large = write_run(tmp_path / "large", 128, tau=20, plateau=1.7, log_every=20)
+    result = compare_runs([small, large])
+    assert [r["name"] for r in result["runs"]] == ["small", "large"]
+    assert result["columns"] == list(COLUMNS)
+    steps = [row["step"] for row in result["table"]]
+    assert steps[0] == 20 and steps[-1] == 300 and all(s % 20 == 0 for s in steps)
+    row = result["table"][-1]
+    assert [r["eval_nll"] for r in row["runs"]] == pytest.approx([1.7 + 1.5 * math.exp(-300 / t)
+                                                                  for t in (40, 20)])
+    json.dumps(result)
+
+
+def test_capacity_not_limiting_when_the_larger_model_is_only_faster(tmp_path):
+    small = write_run(tmp_path / "small", 64, tau=40, plateau=1.7, sat=0.30, grad=0.5)
+    large = write_run(tmp_path / "large", 128, tau=20, plateau=1.7, sat=0.35, grad=0.6)
+    result = compare_runs([small, large])
+    assert ids(result) == ["capacity_not_limiting"]
+    f = result["findings"][0]
+    assert set(f) == {"id", "severity", "evidence", "suspects", "next"}
+    assert "--hidden 128" in f["evidence"]["seen"] and f["next"][0] == "--hidden 64"
+
+
+@pytest.mark.parametrize("change", [
+    dict(plateau=1.5),           # the larger model reaches a lower eval NLL: capacity helps
+    dict(tau=40),                # it is not faster early
+    dict(sat=0.7),               # it saturates much more
+    dict(grad=5.0),              # its gradients are of another scale
+])
+def test_no_capacity_finding_when_the_runs_differ_in_more_than_speed(tmp_path, change):
+    small = write_run(tmp_path / "small", 64, tau=40, plateau=1.7)
+    large = write_run(tmp_path / "large", 128, **{**dict(tau=20, plateau=1.7), **change})
+    assert ids(compare_runs([small, large])) == []
+
+
+def test_compare_prints_a_table_and_json_through_the_cli(tmp_path, capsys):
+    small = write_run(tmp_path / "small", 64, tau=40, plateau=1.7)
+    large = write_run(tmp_path / "large", 128, tau=20, plateau=1.7)
+    assert main(["compare", str(small), str(large)]) == 0
+    out = capsys.readouterr().out
+    assert "train[1]" in out and "eval[2]" in out and "capacity_not_limiting" in out
+    assert main(["compare", str(small), str(large), "--json"]) == 0
+    assert ids(json.loads(capsys.readouterr().out)) == ["capacity_not_limiting"]
+
+
+def test_format_comparison_without_a_common_step(tmp_path):
+    a = write_run(tmp_path / "a", 64, tau=40, plateau=1.7, log_every=30)
+    b = write_run(tmp_path / "b", 64, tau=40, plateau=1.7, log_every=50)
+    a_steps = {r["step"] for r in runs.read_metrics(a)}
+    assert a_steps & {r["step"] for r in runs.read_metrics(b)} == {150, 300}
+    assert "findings across runs: none" in format_comparison(compare_runs([a, b]))
+
+
+@pytest.mark.slow
+def test_compare_real_runs_of_two_sizes(small_corpus, tmp_path):
+    paths = []
+    for hidden in (16, 48):
+        cfg = TrainConfig(corpus=str(small_corpus), hidden=hidden, batch=4, seq_len=16,
+                          steps=150, log_every=10, eval_every=30)
+        paths.append(train(cfg, tmp_path / f"h{hidden}",
+                           display=PlainDisplay(out=open("/dev/null", "w"))))  # noqa: SIM115
+    result = compare_runs(paths)
+    assert [r["hidden"] for r in result["runs"]] == [16, 48]
+    assert [row["step"] for row in result["table"]][-1] == 150
+    assert all(len(row["runs"]) == 2 for row in result["table"])
