@@ -516,7 +516,7 @@ class Watch:
             if f is not None:
                 self.fired[name] = f
                 new.append(f)
-        return new
+        return sorted(new, key=rank)
 
     def findings(self) -> list[dict]:
         """The findings of the run so far, most severe first (see the module docstring)."""
@@ -525,8 +525,12 @@ class Watch:
             f = rule(self.history) if self.history.records else None
             if f is not None and (rule is overfitting or not out):
                 out.append(f)
-        return sorted(out, key=lambda f: (SEVERITY.index(f["severity"]),
-                                          PRIORITY.index(f["id"])))
+        return sorted(out, key=rank)
+
+
+def rank(f: dict) -> tuple:
+    """Most severe first, then the fixed priority of the finding ids."""
+    return SEVERITY.index(f["severity"]), PRIORITY.index(f["id"])
 
 
 def diagnose(records: list[dict], config_doc: dict) -> dict:

@@ -192,6 +192,13 @@ def test_watch_reports_each_finding_once_when_it_first_holds():
     assert [(s, ids) for s, ids in reported if ids] == [(10 * K, ["update_too_large"])]
 
 
+def test_watch_reports_the_most_severe_of_simultaneous_findings_first():
+    watch = Watch(TrainConfig(), VOCAB)
+    reports = [watch.update(record(i, **BROKEN["saturation"], **BROKEN["exploding_gradients"]))
+               for i in range(1, K + 1)]
+    assert [f["id"] for f in reports[-1]] == ["saturation", "exploding_gradients"]
+
+
 def test_format_diagnosis_says_what_was_seen_what_to_try_and_when_to_doubt_it():
     text = format_diagnosis(diagnose([record(i, **BROKEN["saturation"])
                                       for i in range(1, K + 1)], CONFIG))
