@@ -171,8 +171,21 @@ def findings_html(d: dict) -> str:
 def finding_row(f: dict) -> str:
     severity = f.get("severity", "info")
     return (f"<tr><td>{badge(f.get('id', '?'), severity)}<br><small>{escape(str(severity))}"
-            f"</small></td><td>{items_html(f.get('evidence'))}</td>"
+            f"</small></td><td>{evidence_html(f.get('evidence'))}</td>"
             f"<td>{items_html(f.get('suspects'))}</td><td>{items_html(f.get('next'))}</td></tr>")
+
+
+def evidence_html(ev) -> str:
+    """What was seen, the readings behind it (folded) and when it may be a false positive."""
+    if not isinstance(ev, dict) or "seen" not in ev:
+        return items_html(ev)
+    rest = {k: v for k, v in ev.items() if k not in ("seen", "caveat")}
+    html = f"<p>{escape(ev['seen'])}</p>"
+    if rest:
+        html += f"<details><summary>readings</summary>{items_html(rest)}</details>"
+    if ev.get("caveat"):
+        html += f"<p><small>May be a false positive when: {escape(ev['caveat'])}</small></p>"
+    return html
 
 
 def items_html(value) -> str:
