@@ -1,11 +1,16 @@
 """The vanilla tanh cell through time: forward and truncated-BPTT backward of one layer.
 
 Only the recurrent products live here, inside the per-step loops; everything that can be done
-for all time steps at once (input projection, readout, weight gradients of Wxh) is done by the
+for all time steps at once (input projection, readout, input-weight gradients) is done by the
 model as single large matrix products. Shapes: T steps, B streams, H units.
 
     a_t = ax_t + h_{t-1} @ Whh        (ax_t = u_t @ Wxh + bh, given for all t)
     h_t = tanh(a_t)
+
+Both functions work in buffers the caller owns, so that a training step allocates (almost)
+nothing: the states live in one (T+1, B, H) array `hs` with hs[0] = h_0 (the carried state) and
+hs[t] = h_t, so that hs[1:] (every h_t) and hs[:-1] (every h_{t-1}) are both contiguous and the
+recurrent weight gradient is one large product.
 """
 
 from __future__ import annotations
@@ -13,38 +18,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def rnn_forward(ax: np.ndarray, h0: np.ndarray, Whh: np.ndarray) -> np.ndarray:
-    """ax: (T, B, H) input part of the pre-activation, h0: (B, H). Returns h: (T, B, H)."""
-    h = np.empty_like(ax)
-    h_prev = h0
-    for t in range(ax.shape[0]):
-        np.dot(h_prev, Whh, out=h[t])
-        h[t] += ax[t]
-        np.tanh(h[t], out=h[t])
-        h_prev = h[t]
-    return h
+def rnn_forward(hs: np.ndarray, Whh: np.ndarray, scratch: np.ndarray) -> None:
+    """hs: (T+1, B, H), on entry hs[0] = h_0 and hs[1:] = ax; on exit hs[1:] = h.
+    scratch: (B, H)."""
+    for t in range(1, hs.shape[0]):
+        np.dot(hs[t - 1], Whh, out=scratch)
+        hs[t] += scratch
+        np.tanh(hs[t], out=hs[t])
 
 
-def rnn_backward(dh_above: np.ndarray, h: np.ndarray, h0: np.ndarray, Whh: np.ndarray):
-    """Backward through time of one layer.
+def rnn_backward(dh: np.ndarray, hs: np.ndarray, Whh: np.ndarray, dh_raw: np.ndarray,
+                 dWhh: np.ndarray, scratch: np.ndarray) -> None:
+    """Backward through time of one layer, in place.
 
-    dh_above: (T, B, H) gradient reaching h_t from the readout or the layer above (not through
-    time). Returns (dh, dh_raw, dWhh, dh0):
-      dh[t]     = dh_above[t] + dh_next          total gradient reaching h_t      (T, B, H)
+    dh: (T, B, H), on entry the gradient reaching h_t from the readout or the layer above (not
+    through time), on exit the total gradient reaching h_t. hs: (T+1, B, H) from rnn_forward.
+    Writes dh_raw (T, B, H) and dWhh (H, H); scratch: (B, H).
+      dh[t]     = dh_above[t] + dh_next          (dh_next from step t+1; zero at t = T-1)
       dh_raw[t] = (1 - h[t]**2) * dh[t]          gradient of the pre-activation a_t
-      dh_next   = dh_raw[t] @ Whh.T              carried to step t-1; at t=0 it is dh0 (B, H)
-      dWhh      = sum_t h_{t-1}.T @ dh_raw[t]    (H, H)
+      dh_next   = dh_raw[t] @ Whh.T              carried to step t-1
+      dWhh      = sum_t h_{t-1}.T @ dh_raw[t]
+    The gradient reaching h_0 is not formed: truncated BPTT carries the state, not the gradient.
     """
-    T, B, H = h.shape
-    dh = np.empty_like(h)
-    dh_raw = np.multiply(h, h)
-    np.subtract(1, dh_raw, out=dh_raw)  # the tanh gain 1 - h**2, overwritten by dh_raw below
-    dh_next = np.zeros((B, H), dtype=h.dtype)
-    for t in range(T - 1, -1, -1):
-        np.add(dh_above[t], dh_next, out=dh[t])
+    H = Whh.shape[0]
+    np.multiply(hs[1:], hs[1:], out=dh_raw)
+    np.subtract(1, dh_raw, out=dh_raw)  # the tanh gain 1 - h**2, for all t at once
+    WhhT = np.ascontiguousarray(Whh.T)  # a contiguous operand keeps the per-step product fast
+    for t in range(dh.shape[0] - 1, -1, -1):
         dh_raw[t] *= dh[t]
-        np.dot(dh_raw[t], Whh.T, out=dh_next)
-    dWhh = h0.T @ dh_raw[0]
-    if T > 1:
-        dWhh += h[:-1].reshape(-1, H).T @ dh_raw[1:].reshape(-1, H)
-    return dh, dh_raw, dWhh, dh_next
+        if t > 0:
+            np.dot(dh_raw[t], WhhT, out=scratch)
+            dh[t - 1] += scratch
+    np.dot(hs[:-1].reshape(-1, H).T, dh_raw.reshape(-1, H), out=dWhh)

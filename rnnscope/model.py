@@ -20,6 +20,10 @@ from .errors import RnnscopeError
 
 @dataclass
 class LossAndGrads:
+    """What loss_and_grads returns. The probe arrays are the model's reused work buffers: they
+    hold this call's values until the next loss_and_grads call on the same model overwrites
+    them (read them, or copy them, before that; the panel reads them right after the step).
+    loss, grads and h_last are the caller's to keep."""
     loss: float                 # mean NLL over the T*B targets, nats/char
     grads: dict[str, np.ndarray]
     h_last: np.ndarray          # (L, B, H), pass as h0 for the next chunk
@@ -38,71 +42,93 @@ class Model:
         self.cell, self.dtype = cell, np.dtype(dtype)
         self.params = init_params(vocab_size, hidden_size, num_layers, np.random.default_rng(seed),
                                   self.dtype, recurrent_init, recurrent_scale, input_scale)
+        self._buffers: dict[str, np.ndarray] = {}  # loss_and_grads' work arrays, by name
 
     def zero_state(self, batch: int) -> np.ndarray:
         return np.zeros((self.num_layers, batch, self.hidden_size), dtype=self.dtype)
 
     def forward(self, x: np.ndarray, h0: np.ndarray | None = None):
-        """Logits (T, B, V) and h_last (L, B, H), without keeping anything for a backward pass."""
-        hs, _ = self._layers(x, self._state(h0, x.shape[1]), 0.0, None)
-        return self._readout(hs[-1]), np.stack([h[-1] for h in hs])
+        """Logits (T, B, V) and h_last (L, B, H), without keeping anything for a backward pass.
+        Works in fresh arrays, so it never disturbs the probes of the last loss_and_grads."""
+        hs, _ = self._layers(x, self._state(h0, x.shape[1]), 0.0, None, self._fresh)
+        logits = self._readout(hs[-1][1:], self._fresh)
+        return logits.reshape(*x.shape, -1), last_states(hs)
 
     def loss(self, x: np.ndarray, y: np.ndarray, h0: np.ndarray | None = None):
         """(mean NLL, h_last) without gradients: for evaluation."""
         logits, h_last = self.forward(x, h0)
-        return float(nll(logits.reshape(-1, self.vocab_size), y.ravel())[0]), h_last
+        return nll(logits.reshape(-1, self.vocab_size), y.ravel())[0], h_last
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, h0: np.ndarray | None = None,
                        dropout: float = 0.0, rng: np.random.Generator | None = None
                        ) -> LossAndGrads:
         """Forward, loss and hand-written truncated BPTT over one (T, B) chunk."""
         P, T, B, H = self.params, x.shape[0], x.shape[1], self.hidden_size
-        h0 = self._state(h0, B)
-        hs, masks = self._layers(x, h0, dropout, rng)
-        top = hs[-1] if masks[-1] is None else hs[-1] * masks[-1]
-        logits = self._readout(top).reshape(T * B, -1)
-        loss, dlogits = nll(logits, y.ravel())
-        grads = {"Why": top.reshape(-1, H).T @ dlogits, "by": dlogits.sum(0)}
-        du = (dlogits @ P["Why"].T).reshape(T, B, H)  # gradient reaching the top layer's output
+        work = self._buffer
+        hs, masks = self._layers(x, self._state(h0, B), dropout, rng, work)
+        top = hs[-1][1:] if masks[-1] is None else hs[-1][1:] * masks[-1]
+        loss, dlogits = nll(self._readout(top, work), y.ravel())
+        grads = {"Why": top.reshape(-1, H).T @ dlogits, "by": dlogits.sum(axis=0)}
+        du = work(f"{self.num_layers - 1}.dh", (T, B, H))  # gradient reaching a layer's output
+        np.dot(dlogits, P["Why"].T, out=du.reshape(-1, H))
         probes = []
         for l in reversed(range(self.num_layers)):
             if masks[l] is not None:
                 du *= masks[l]
-            dh, dh_raw, grads[f"{l}.Whh"], _ = rnn_backward(du, hs[l], h0[l], P[f"{l}.Whh"])
-            grads[f"{l}.bh"] = dh_raw.sum(axis=(0, 1))
+            dh, dh_raw = du, work(f"{l}.dh_raw", (T, B, H))
+            grads[f"{l}.Whh"] = np.empty((H, H), self.dtype)
+            rnn_backward(dh, hs[l], P[f"{l}.Whh"], dh_raw, grads[f"{l}.Whh"],
+                         work("scratch", (B, H)))
             flat = dh_raw.reshape(-1, H)
+            grads[f"{l}.bh"] = flat.sum(axis=0)
             if l == 0:
                 grads["0.Wxh"] = one_hot(x.ravel(), self.vocab_size, self.dtype).T @ flat
             else:
-                below = hs[l - 1] if masks[l - 1] is None else hs[l - 1] * masks[l - 1]
+                below = hs[l - 1][1:] if masks[l - 1] is None else hs[l - 1][1:] * masks[l - 1]
                 grads[f"{l}.Wxh"] = below.reshape(-1, H).T @ flat
-                du = (flat @ P[f"{l}.Wxh"].T).reshape(T, B, H)
-            probes.append({"h": hs[l], "dh": dh, "dh_raw": dh_raw})
+                du = work(f"{l - 1}.dh", (T, B, H))
+                np.dot(flat, P[f"{l}.Wxh"].T, out=du.reshape(-1, H))
+            probes.append({"h": hs[l][1:], "dh": dh, "dh_raw": dh_raw})
         probes.reverse()
-        h_last = np.stack([h[-1] for h in hs])
-        return LossAndGrads(loss, {k: grads[k] for k in P}, h_last, probes)
+        return LossAndGrads(loss, {k: grads[k] for k in P}, last_states(hs), probes)
 
-    def _layers(self, x, h0, dropout, rng):
-        """Run every layer over the chunk: hidden states (T, B, H) per layer and dropout masks."""
-        P, hs, masks, u = self.params, [], [], None
+    def _layers(self, x, h0, dropout, rng, alloc):
+        """Run every layer over the chunk. Returns, per layer, its states hs (T+1, B, H) with
+        hs[0] = h0[l] (see cells.py) and its dropout mask; alloc(name, shape) gives arrays."""
+        P, T, B, H = self.params, x.shape[0], x.shape[1], self.hidden_size
+        check_ids(x, self.vocab_size)
+        hs, masks, u = [], [], None
         for l in range(self.num_layers):
-            if l == 0:
-                ax = P["0.Wxh"][x]
-                ax += P["0.bh"]
+            h = alloc(f"{l}.hs", (T + 1, B, H))
+            h[0] = h0[l]
+            if l == 0:  # one-hot input: the input product is a row lookup of Wxh + bh
+                np.take(P["0.Wxh"] + P["0.bh"], x, axis=0, out=h[1:], mode="clip")
             else:
-                ax = u @ P[f"{l}.Wxh"]
-                ax += P[f"{l}.bh"]
-            h = rnn_forward(ax, h0[l], P[f"{l}.Whh"])
-            mask = dropout_mask(h.shape, dropout, rng, self.dtype)
+                np.dot(u.reshape(-1, H), P[f"{l}.Wxh"], out=h[1:].reshape(-1, H))
+                h[1:] += P[f"{l}.bh"]
+            rnn_forward(h, P[f"{l}.Whh"], alloc("scratch", (B, H)))
+            mask = dropout_mask(h[1:].shape, dropout, rng, self.dtype)
             hs.append(h)
             masks.append(mask)
-            u = h if mask is None else h * mask
+            u = h[1:] if mask is None else h[1:] * mask
         return hs, masks
 
-    def _readout(self, h: np.ndarray) -> np.ndarray:
-        logits = h @ self.params["Why"]
+    def _readout(self, h: np.ndarray, alloc) -> np.ndarray:
+        """h (T, B, H) -> logits (T*B, V)."""
+        logits = alloc("logits", (h.shape[0] * h.shape[1], self.vocab_size))
+        np.dot(h.reshape(-1, self.hidden_size), self.params["Why"], out=logits)
         logits += self.params["by"]
         return logits
+
+    def _buffer(self, name: str, shape: tuple) -> np.ndarray:
+        """The work array `name`, kept from call to call (made anew when the shape changes)."""
+        a = self._buffers.get(name)
+        if a is None or a.shape != shape:
+            a = self._buffers[name] = np.empty(shape, self.dtype)
+        return a
+
+    def _fresh(self, name: str, shape: tuple) -> np.ndarray:
+        return np.empty(shape, self.dtype)
 
     def _state(self, h0, batch):
         if h0 is None:
@@ -113,14 +139,26 @@ class Model:
         return h0.astype(self.dtype, copy=False)
 
 
+def last_states(hs: list[np.ndarray]) -> np.ndarray:
+    """(L, B, H): every layer's last state, a fresh array."""
+    return np.stack([h[-1] for h in hs])
+
+
+def check_ids(x: np.ndarray, vocab_size: int) -> None:
+    if x.size and (x.min() < 0 or x.max() >= vocab_size):
+        raise ValueError(f"character ids must be in [0, {vocab_size}), got [{x.min()}, {x.max()}]")
+
+
 def nll(logits: np.ndarray, y: np.ndarray):
-    """Mean negative log-likelihood of targets y (N,) under logits (N, V), and its gradient."""
+    """Mean negative log-likelihood of targets y (N,) under logits (N, V), and its gradient,
+    which is written over `logits` (softmax minus the one-hot target, divided by N)."""
     N = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(shifted)
-    total = p.sum(axis=1, keepdims=True)
     rows = np.arange(N)
-    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+    logits -= logits.max(axis=1, keepdims=True)
+    picked = logits[rows, y]
+    p = np.exp(logits, out=logits)
+    total = p.sum(axis=1, keepdims=True)
+    loss = float(np.mean(np.log(total[:, 0]) - picked))
     p /= total
     p[rows, y] -= 1
     p /= N
