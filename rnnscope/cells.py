@@ -10,7 +10,8 @@ model as single large matrix products. Shapes: T steps, B streams, H units.
 Both functions work in buffers the caller owns, so that a training step allocates (almost)
 nothing: the states live in one (T+1, B, H) array `hs` with hs[0] = h_0 (the carried state) and
 hs[t] = h_t, so that hs[1:] (every h_t) and hs[:-1] (every h_{t-1}) are both contiguous and the
-recurrent weight gradient is one large product.
+recurrent weight gradient is one large product. The per-step products run measurably faster
+when their operands start on a cache line, so the model hands in aligned arrays.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def rnn_forward(hs: np.ndarray, Whh: np.ndarray, scratch: np.ndarray) -> None:
         np.tanh(hs[t], out=hs[t])
 
 
-def rnn_backward(dh: np.ndarray, hs: np.ndarray, Whh: np.ndarray, dh_raw: np.ndarray,
+def rnn_backward(dh: np.ndarray, hs: np.ndarray, WhhT: np.ndarray, dh_raw: np.ndarray,
                  dWhh: np.ndarray, scratch: np.ndarray) -> None:
     """Backward through time of one layer, in place.
 
     dh: (T, B, H), on entry the gradient reaching h_t from the readout or the layer above (not
     through time), on exit the total gradient reaching h_t. hs: (T+1, B, H) from rnn_forward.
+    WhhT: Whh.T as a contiguous array (the per-step product is slower on a transposed view).
     Writes dh_raw (T, B, H) and dWhh (H, H); scratch: (B, H).
       dh[t]     = dh_above[t] + dh_next          (dh_next from step t+1; zero at t = T-1)
       dh_raw[t] = (1 - h[t]**2) * dh[t]          gradient of the pre-activation a_t
@@ -40,10 +42,9 @@ def rnn_backward(dh: np.ndarray, hs: np.ndarray, Whh: np.ndarray, dh_raw: np.nda
       dWhh      = sum_t h_{t-1}.T @ dh_raw[t]
     The gradient reaching h_0 is not formed: truncated BPTT carries the state, not the gradient.
     """
-    H = Whh.shape[0]
+    H = WhhT.shape[0]
     np.multiply(hs[1:], hs[1:], out=dh_raw)
     np.subtract(1, dh_raw, out=dh_raw)  # the tanh gain 1 - h**2, for all t at once
-    WhhT = np.ascontiguousarray(Whh.T)  # a contiguous operand keeps the per-step product fast
     for t in range(dh.shape[0] - 1, -1, -1):
         dh_raw[t] *= dh[t]
         if t > 0:

@@ -17,6 +17,8 @@ from .cells import rnn_backward, rnn_forward
 from .config import CELLS, DTYPES, INITS
 from .errors import RnnscopeError
 
+ALIGN = 64  # bytes, a cache line
+
 
 @dataclass
 class LossAndGrads:
@@ -77,8 +79,8 @@ class Model:
                 du *= masks[l]
             dh, dh_raw = du, work(f"{l}.dh_raw", (T, B, H))
             grads[f"{l}.Whh"] = np.empty((H, H), self.dtype)
-            rnn_backward(dh, hs[l], P[f"{l}.Whh"], dh_raw, grads[f"{l}.Whh"],
-                         work("scratch", (B, H)))
+            rnn_backward(dh, hs[l], aligned_copy(P[f"{l}.Whh"].T, work("WhhT", (H, H))),
+                         dh_raw, grads[f"{l}.Whh"], work("scratch", (B, H)))
             flat = dh_raw.reshape(-1, H)
             grads[f"{l}.bh"] = flat.sum(axis=0)
             if l == 0:
@@ -106,7 +108,8 @@ class Model:
             else:
                 np.dot(u.reshape(-1, H), P[f"{l}.Wxh"], out=h[1:].reshape(-1, H))
                 h[1:] += P[f"{l}.bh"]
-            rnn_forward(h, P[f"{l}.Whh"], alloc("scratch", (B, H)))
+            rnn_forward(h, aligned_copy(P[f"{l}.Whh"], alloc("Whh", (H, H))),
+                        alloc("scratch", (B, H)))
             mask = dropout_mask(h[1:].shape, dropout, rng, self.dtype)
             hs.append(h)
             masks.append(mask)
@@ -124,11 +127,11 @@ class Model:
         """The work array `name`, kept from call to call (made anew when the shape changes)."""
         a = self._buffers.get(name)
         if a is None or a.shape != shape:
-            a = self._buffers[name] = np.empty(shape, self.dtype)
+            a = self._buffers[name] = empty_aligned(shape, self.dtype)
         return a
 
     def _fresh(self, name: str, shape: tuple) -> np.ndarray:
-        return np.empty(shape, self.dtype)
+        return empty_aligned(shape, self.dtype)
 
     def _state(self, h0, batch):
         if h0 is None:
@@ -137,6 +140,22 @@ class Model:
         if h0.shape != expected:
             raise ValueError(f"h0 has shape {h0.shape}, expected (L, B, H) = {expected}")
         return h0.astype(self.dtype, copy=False)
+
+
+def empty_aligned(shape: tuple, dtype) -> np.ndarray:
+    """np.empty, but starting on a 64-byte cache line (NumPy only promises 16 bytes): the
+    per-step products of the recurrence run several percent faster on aligned operands."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_copy(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """a copied into the aligned array out (of a's shape): a contiguous, aligned operand."""
+    np.copyto(out, a)
+    return out
 
 
 def last_states(hs: list[np.ndarray]) -> np.ndarray:
