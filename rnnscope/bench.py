@@ -11,9 +11,19 @@ vocabulary 65 (batch 64, seq-len 64, float32, the hidden state carried from chun
                  backward, gradients zeroed each step
   torch_train    the same plus clip_grad_norm_ and torch.optim.Adam
 
-The contestants run in blocks, interleaved round by round (the order reversed every other
-round), so that a machine that gets busier or quieter in the middle of the bench shifts all of
-them alike; ratios are taken within a round and their median over the rounds is reported.
+Contestants that are compared run in one group, interleaved, so that a machine that gets busier
+or quieter in the middle of the bench shifts the members of a pair alike: each round passes
+through every group and runs two blocks of each member, a pair in the order A B B A (the next
+round B A A B), so that whatever favours a position cancels within the round. The
+forward+backward pair runs blocks of a few steps (the speed of a shared machine drifts within
+seconds); the panel on and off run blocks of log_every steps, so that each block holds exactly
+one panel record. Ratios are taken within a round; the median over the rounds is reported.
+panel_overhead is read inside the panel-on blocks, step by step (see panel_overhead()): between
+two blocks the machine's speed drifts by more than the panel costs.
+
+Where the library changes between two timed blocks the bench idles a moment first: OpenBLAS's and
+PyTorch's worker threads keep spinning for a while after their last product, and a block that
+starts while the other library's threads still spin runs several times slower on its first step.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import platform
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,8 +47,9 @@ from .train import update
 GRID = ((256, 1), (512, 1), (512, 2))  # (hidden, layers)
 BATCH, SEQ_LEN, VOCAB = 64, 64, 65
 QUICK_GRID, QUICK_BATCH, QUICK_SEQ_LEN = ((32, 1),), 16, 16  # a smoke test of a second or two
-FWD_BWD_BLOCK = 10   # steps per timed block of a forward+backward contestant; the training
-                     # contestants run blocks of log_every steps, so each holds one panel record
+PASSES = 2  # blocks per contestant and round, in the order A B B A: position effects cancel
+SHORT_BLOCK = 5  # steps per block, but for the panel on/off pair (log_every steps)
+SETTLE_S = 0.25  # idle between NumPy and PyTorch blocks, for the thread pools to stop spinning
 DATA_CHUNKS = 8      # random chunks cycled through
 PEAK_SIZE, QUICK_PEAK_SIZE = 2048, 512  # n of the n x n x n float32 product that sets the peak
 
@@ -105,17 +117,17 @@ def blas_threads() -> str:
 
 
 def matmul_peak(n: int, repeats: int = 10) -> float:
-    """FLOP/s of the best of `repeats` float32 n x n x n products, in the faster of two operand
-    layouts (OpenBLAS packs a transposed left operand better on some CPUs, by half again)."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    """FLOP/s of the best of `repeats` float32 n x n x n products of two distinct matrices
+    (NumPy computes a.T @ a with a symmetric rank-k update, half the work, which would
+    overstate the peak by half again)."""
+    a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
     out = np.empty_like(a)
+    np.dot(a, b, out=out)
     best = math.inf
-    for left in (a, a.T):
-        np.dot(left, a, out=out)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            np.dot(left, a, out=out)
-            best = min(best, time.perf_counter() - t0)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
 
 
@@ -134,17 +146,24 @@ def flops_per_char(hidden: int, layers: int, vocab: int) -> int:
 def bench_row(cfg: TrainConfig, rounds: int, torch, context: dict) -> dict:
     """The contestants at cfg's hidden size, layers, batch and seq-len, timed and summarised."""
     chunks = random_chunks(cfg)
-    contestants = {"fwd_bwd": (engine_fwd_bwd(cfg, chunks), FWD_BWD_BLOCK)}
-    if torch is not None:  # paired contestants run next to each other
-        contestants["torch_fwd_bwd"] = (torch_step(torch, cfg, chunks, train=False),
-                                        FWD_BWD_BLOCK)
+    # all the trainer's blocks are log_every steps long, so each ends on the step that records
     trainer = engine_train(cfg, chunks)
-    contestants["train"] = (partial(trainer, False), cfg.log_every)
-    contestants["train_panel"] = (partial(trainer, True), cfg.log_every)
+    fwd_bwd = {"fwd_bwd": engine_fwd_bwd(cfg, chunks)}
+    groups = [Group(fwd_bwd, SHORT_BLOCK, PASSES),
+              Group({"train": partial(trainer, False), "train_panel": partial(trainer, True)},
+                    cfg.log_every, PASSES)]
     if torch is not None:
-        contestants["torch_train"] = (torch_step(torch, cfg, chunks, train=True), FWD_BWD_BLOCK)
-    rates = interleaved_rates(contestants, rounds, cfg.batch * cfg.seq_len)
-    return summarize(cfg, rates, context)
+        fwd_bwd["torch_fwd_bwd"] = torch_step(torch, cfg, chunks, train=False)
+        groups.append(Group({"torch_train": torch_step(torch, cfg, chunks, train=True)},
+                            SHORT_BLOCK, PASSES))
+    return summarize(cfg, interleaved_times(groups, rounds), context)
+
+
+class Group(NamedTuple):
+    """Contestants timed against each other: per round, `passes` blocks of `block` steps each."""
+    steps: dict[str, Callable[[], None]]
+    block: int
+    passes: int
 
 
 def random_chunks(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -153,32 +172,45 @@ def random_chunks(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
             for _ in range(DATA_CHUNKS)]
 
 
-def interleaved_rates(contestants: dict[str, tuple[Callable, int]], rounds: int,
-                      chars_per_step: int) -> dict[str, list[float]]:
-    """chars/s of every contestant in every round: one warm-up block each, then `rounds` rounds
-    of one timed block each, in an order reversed every other round."""
-    names = list(contestants)
-    for step, block in contestants.values():
-        run_block(step, block)
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else reversed(names):
-            step, block = contestants[name]
-            rates[name].append(block * chars_per_step / run_block(step, block))
-    return rates
+def interleaved_times(groups: list[Group], rounds: int) -> dict[str, list[np.ndarray]]:
+    """Per contestant and round, the seconds of each step, (passes, block); a first round warms
+    up and is dropped."""
+    times: dict[str, list[np.ndarray]] = {name: [] for g in groups for name in g.steps}
+    last = ""
+    for r in range(rounds + 1):
+        blocks: dict[str, list[np.ndarray]] = {name: [] for name in times}
+        for g in groups if r % 2 == 0 else reversed(groups):
+            for p in range(g.passes):
+                for name in list(g.steps) if (r + p) % 2 == 0 else reversed(g.steps):
+                    if library(name) != library(last):
+                        time.sleep(SETTLE_S)
+                    blocks[name].append(run_block(g.steps[name], g.block))
+                    last = name
+        for name, timed in blocks.items():
+            times[name].append(np.stack(timed))
+    return {name: per_round[1:] for name, per_round in times.items()}
 
 
-def run_block(step: Callable[[], None], steps: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(steps):
+def library(contestant: str) -> str:
+    return "torch" if contestant.startswith("torch_") else "numpy"
+
+
+def run_block(step: Callable[[], None], steps: int) -> np.ndarray:
+    """The seconds of each of `steps` steps."""
+    seconds = np.empty(steps)
+    for i in range(steps):
+        t0 = time.perf_counter()
         step()
-    return time.perf_counter() - t0
+        seconds[i] = time.perf_counter() - t0
+    return seconds
 
 
-def summarize(cfg: TrainConfig, rates: dict[str, list[float]], context: dict) -> dict:
-    """Medians of chars/s, ratios of paired rounds, shares of the matmul peak."""
+def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], context: dict) -> dict:
+    """Medians of chars/s, ratios of paired rounds, shares of the matmul peak, panel overhead."""
     flops = flops_per_char(cfg.hidden, cfg.layers, VOCAB)
     peak = context["peak_gflops"] * 1e9
+    rates = {name: np.array([t.size * cfg.batch * cfg.seq_len / t.sum() for t in per_round])
+             for name, per_round in times.items()}
     row = {"hidden": cfg.hidden, "layers": cfg.layers, "batch": cfg.batch, "seq_len": cfg.seq_len,
            "vocab": VOCAB, "dtype": cfg.dtype, "rounds": len(rates["fwd_bwd"]),
            "flops_per_char": flops}
@@ -186,10 +218,10 @@ def summarize(cfg: TrainConfig, rates: dict[str, list[float]], context: dict) ->
         row[f"{name}_chars_per_s"] = round(float(np.median(per_round)))
     row["fwd_bwd_peak_share"] = round(row["fwd_bwd_chars_per_s"] * flops / peak, 3)
     row["train_peak_share"] = round(row["train_chars_per_s"] * flops / peak, 3)
-    row["panel_overhead"] = round(1 - paired_ratio(rates["train_panel"], rates["train"]), 4)
+    row["panel_overhead"] = round(panel_overhead(np.concatenate(times["train_panel"])), 4)
     if "torch_fwd_bwd" in rates:
         for what in ("fwd_bwd", "train"):
-            per_round = np.divide(rates[what], rates[f"torch_{what}"])
+            per_round = rates[what] / rates[f"torch_{what}"]
             row[f"{what}_ratio"] = round(float(np.median(per_round)), 3)
             row[f"{what}_ratio_range"] = [round(float(per_round.min()), 3),
                                           round(float(per_round.max()), 3)]
@@ -197,9 +229,14 @@ def summarize(cfg: TrainConfig, rates: dict[str, list[float]], context: dict) ->
     return row
 
 
-def paired_ratio(a: list[float], b: list[float]) -> float:
-    """Median over rounds of a[r] / b[r]."""
-    return float(np.median(np.divide(a, b)))
+def panel_overhead(blocks: np.ndarray) -> float:
+    """1 - (chars/s with the panel) / (chars/s without), from the panel-on blocks (n, log_every):
+    the extra seconds of a block's last step, the one that takes the readings, over the block's
+    median step, as a share of the block; the median over the blocks. The rate without the panel
+    comes from the same block's other steps, so that drift of the machine's speed between blocks
+    (several percent on a shared machine, against a panel that costs about one) cancels."""
+    extra = blocks[:, -1] - np.median(blocks[:, :-1], axis=1)
+    return float(np.median(extra / blocks.sum(axis=1)))
 
 
 # ---- the contestants: each returns a function that runs one step

@@ -3,6 +3,7 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from rnnscope import bench
@@ -58,3 +59,10 @@ def test_flops_count_is_the_documented_one():
     H, V = 512, 65
     assert bench.flops_per_char(H, 1, V) == 6 * H**2 + 10 * H * V
     assert bench.flops_per_char(H, 2, V) == 18 * H**2 + 10 * H * V
+
+
+def test_panel_overhead_is_the_recording_steps_extra_share_of_its_block():
+    blocks = np.full((3, 50), 0.1)
+    blocks[:, -1] = 0.6  # the step that records costs 0.5 s more than the others
+    blocks[1] *= 1.3     # a block on a slower machine: the share stays the same
+    assert bench.panel_overhead(blocks) == pytest.approx(0.5 / (49 * 0.1 + 0.6))
