@@ -21,9 +21,11 @@ one panel record. Ratios are taken within a round; the median over the rounds is
 panel_overhead is read inside the panel-on blocks, step by step (see panel_overhead()): between
 two blocks the machine's speed drifts by more than the panel costs.
 
-Where the library changes between two timed blocks the bench idles a moment first: OpenBLAS's and
+Where the library changes between two blocks the bench idles a moment first: OpenBLAS's and
 PyTorch's worker threads keep spinning for a while after their last product, and a block that
-starts while the other library's threads still spin runs several times slower on its first step.
+starts while the other library's threads still spin runs several times slower. The first step of
+every block is not counted either: it wakes the threads and refills the caches the other
+contestant emptied, and pays for it by up to half a step.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ GRID = ((256, 1), (512, 1), (512, 2))  # (hidden, layers)
 BATCH, SEQ_LEN, VOCAB = 64, 64, 65
 QUICK_GRID, QUICK_BATCH, QUICK_SEQ_LEN = ((32, 1),), 16, 16  # a smoke test of a second or two
 PASSES = 2  # blocks per contestant and round, in the order A B B A: position effects cancel
-SHORT_BLOCK = 5  # steps per block, but for the panel on/off pair (log_every steps)
+SHORT_BLOCK = 6  # steps per block, but for the panel on/off pair (log_every steps)
 SETTLE_S = 0.25  # idle between NumPy and PyTorch blocks, for the thread pools to stop spinning
-DATA_CHUNKS = 8      # random chunks cycled through
+DATA_CHUNKS = 8  # random chunks cycled through
 PEAK_SIZE, QUICK_PEAK_SIZE = 2048, 512  # n of the n x n x n float32 product that sets the peak
 
 
@@ -173,8 +175,8 @@ def random_chunks(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def interleaved_times(groups: list[Group], rounds: int) -> dict[str, list[np.ndarray]]:
-    """Per contestant and round, the seconds of each step, (passes, block); a first round warms
-    up and is dropped."""
+    """Per contestant and round, the seconds of each step, (passes, block), first steps of the
+    blocks included; a first round warms up and is dropped."""
     times: dict[str, list[np.ndarray]] = {name: [] for g in groups for name in g.steps}
     last = ""
     for r in range(rounds + 1):
@@ -209,6 +211,7 @@ def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], context: dic
     """Medians of chars/s, ratios of paired rounds, shares of the matmul peak, panel overhead."""
     flops = flops_per_char(cfg.hidden, cfg.layers, VOCAB)
     peak = context["peak_gflops"] * 1e9
+    times = {name: [t[:, 1:] for t in per_round] for name, per_round in times.items()}  # warm-ups
     rates = {name: np.array([t.size * cfg.batch * cfg.seq_len / t.sum() for t in per_round])
              for name, per_round in times.items()}
     row = {"hidden": cfg.hidden, "layers": cfg.layers, "batch": cfg.batch, "seq_len": cfg.seq_len,
@@ -230,7 +233,7 @@ def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], context: dic
 
 
 def panel_overhead(blocks: np.ndarray) -> float:
-    """1 - (chars/s with the panel) / (chars/s without), from the panel-on blocks (n, log_every):
+    """1 - (chars/s with the panel) / (chars/s without), from the panel-on blocks (n, steps):
     the extra seconds of a block's last step, the one that takes the readings, over the block's
     median step, as a share of the block; the median over the blocks. The rate without the panel
     comes from the same block's other steps, so that drift of the machine's speed between blocks
