@@ -26,6 +26,11 @@ PyTorch's worker threads keep spinning for a while after their last product, and
 starts while the other library's threads still spin runs several times slower. The first step of
 every block is not counted either: it wakes the threads and refills the caches the other
 contestant emptied, and pays for it by up to half a step.
+
+Each round starts with a short matmul check (the best of a few PEAK_CHECK_SIZE^3 products).
+On a shared machine its speed moves between states (one measured here: 200 GFLOP/s, then for
+minutes 166, with the per-step recurrent product 33% slower); ratios taken in a degraded state
+are not those of a quiet machine, so the row keeps the range and the table warns when it is wide.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ SHORT_BLOCK = 6  # steps per block, but for the panel on/off pair (log_every ste
 SETTLE_S = 0.25  # idle between NumPy and PyTorch blocks, for the thread pools to stop spinning
 DATA_CHUNKS = 8  # random chunks cycled through
 PEAK_SIZE, QUICK_PEAK_SIZE = 2048, 512  # n of the n x n x n float32 product that sets the peak
+PEAK_CHECK_SIZE = 1024  # the per-round check of the machine's speed (about 30 ms)
+STEADY = 1.10  # the most the per-round checks may differ (max / min) for a steady machine
 
 
 def run_bench(vs_torch: bool, rounds: int, quick: bool) -> list[dict]:
@@ -158,7 +165,8 @@ def bench_row(cfg: TrainConfig, rounds: int, torch, context: dict) -> dict:
         fwd_bwd["torch_fwd_bwd"] = torch_step(torch, cfg, chunks, train=False)
         groups.append(Group({"torch_train": torch_step(torch, cfg, chunks, train=True)},
                             SHORT_BLOCK, PASSES))
-    return summarize(cfg, interleaved_times(groups, rounds), context)
+    check = partial(matmul_peak, min(PEAK_CHECK_SIZE, context["peak_size"]), 3)
+    return summarize(cfg, *interleaved_times(groups, rounds, check), context)
 
 
 class Group(NamedTuple):
@@ -174,12 +182,18 @@ def random_chunks(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
             for _ in range(DATA_CHUNKS)]
 
 
-def interleaved_times(groups: list[Group], rounds: int) -> dict[str, list[np.ndarray]]:
+def interleaved_times(groups: list[Group], rounds: int, check: Callable[[], float]
+                      ) -> tuple[dict[str, list[np.ndarray]], list[float]]:
     """Per contestant and round, the seconds of each step, (passes, block), first steps of the
-    blocks included; a first round warms up and is dropped."""
+    blocks included; and per round, what check() gave at its start (FLOP/s). A first round warms
+    up and is dropped."""
     times: dict[str, list[np.ndarray]] = {name: [] for g in groups for name in g.steps}
-    last = ""
+    peaks, last = [], ""
     for r in range(rounds + 1):
+        if library(last) != "numpy":
+            time.sleep(SETTLE_S)
+        peaks.append(check())
+        last = "check"
         blocks: dict[str, list[np.ndarray]] = {name: [] for name in times}
         for g in groups if r % 2 == 0 else reversed(groups):
             for p in range(g.passes):
@@ -190,10 +204,12 @@ def interleaved_times(groups: list[Group], rounds: int) -> dict[str, list[np.nda
                     last = name
         for name, timed in blocks.items():
             times[name].append(np.stack(timed))
-    return {name: per_round[1:] for name, per_round in times.items()}
+    return {name: per_round[1:] for name, per_round in times.items()}, peaks[1:]
 
 
 def library(contestant: str) -> str:
+    if not contestant:
+        return ""
     return "torch" if contestant.startswith("torch_") else "numpy"
 
 
@@ -207,8 +223,10 @@ def run_block(step: Callable[[], None], steps: int) -> np.ndarray:
     return seconds
 
 
-def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], context: dict) -> dict:
-    """Medians of chars/s, ratios of paired rounds, shares of the matmul peak, panel overhead."""
+def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], peaks: list[float],
+              context: dict) -> dict:
+    """Medians of chars/s, ratios of paired rounds, shares of the matmul peak, panel overhead,
+    the range of the per-round checks of the machine (GFLOP/s)."""
     flops = flops_per_char(cfg.hidden, cfg.layers, VOCAB)
     peak = context["peak_gflops"] * 1e9
     times = {name: [t[:, 1:] for t in per_round] for name, per_round in times.items()}  # warm-ups
@@ -222,6 +240,7 @@ def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], context: dic
     row["fwd_bwd_peak_share"] = round(row["fwd_bwd_chars_per_s"] * flops / peak, 3)
     row["train_peak_share"] = round(row["train_chars_per_s"] * flops / peak, 3)
     row["panel_overhead"] = round(panel_overhead(np.concatenate(times["train_panel"])), 4)
+    row["check_gflops_range"] = [round(min(peaks) / 1e9, 1), round(max(peaks) / 1e9, 1)]
     if "torch_fwd_bwd" in rates:
         for what in ("fwd_bwd", "train"):
             per_round = rates[what] / rates[f"torch_{what}"]
@@ -324,12 +343,23 @@ def format_bench(rows: list[dict]) -> str:
     table = [head]
     for r in rows:
         fb = [r["fwd_bwd_chars_per_s"]] + ([r["torch_fwd_bwd_chars_per_s"],
-                                            f"{r['fwd_bwd_ratio']:.2f}x"] if vs else [])
+                                            f"{r['fwd_bwd_ratio']:.3f}x"] if vs else [])
         tr = [r["train_chars_per_s"]] + ([r["torch_train_chars_per_s"],
-                                          f"{r['train_ratio']:.2f}x"] if vs else [])
+                                          f"{r['train_ratio']:.3f}x"] if vs else [])
         table.append([r["hidden"], r["layers"], *fb, f"{r['fwd_bwd_peak_share']:.0%}", *tr,
                       f"{r['train_peak_share']:.0%}", f"{r['panel_overhead']:+.3f}"])
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
               for row in table]
+    lines += [unsteady_warning(r) for r in rows if unsteady_warning(r)]
     return "\n".join(lines)
+
+
+def unsteady_warning(row: dict) -> str:
+    """A line when the per-round checks of the machine's speed disagree by more than STEADY."""
+    low, high = row["check_gflops_range"]
+    if high <= STEADY * low:
+        return ""
+    return (f"warning: at hidden {row['hidden']} x {row['layers']} the machine's matmul speed "
+            f"moved between {low:.0f} and {high:.0f} GFLOP/s from round to round: other work "
+            "shares these cores, so the figures are not a quiet machine's; rerun when it is idle")

@@ -11,7 +11,8 @@ from rnnscope.cli import main
 
 ROW_KEYS = {"hidden", "layers", "batch", "seq_len", "vocab", "dtype", "rounds", "flops_per_char",
             "fwd_bwd_chars_per_s", "train_chars_per_s", "train_panel_chars_per_s",
-            "fwd_bwd_peak_share", "train_peak_share", "panel_overhead", "machine"}
+            "fwd_bwd_peak_share", "train_peak_share", "panel_overhead", "check_gflops_range",
+            "machine"}
 TORCH_KEYS = {"torch_fwd_bwd_chars_per_s", "torch_train_chars_per_s", "fwd_bwd_ratio",
               "fwd_bwd_ratio_range", "train_ratio", "train_ratio_range"}
 
@@ -66,3 +67,19 @@ def test_panel_overhead_is_the_recording_steps_extra_share_of_its_block():
     blocks[:, -1] = 0.6  # the step that records costs 0.5 s more than the others
     blocks[1] *= 1.3     # a block on a slower machine: the share stays the same
     assert bench.panel_overhead(blocks) == pytest.approx(0.5 / (49 * 0.1 + 0.6))
+
+
+def test_a_machine_whose_speed_moves_between_rounds_gets_a_warning():
+    row = {"hidden": 512, "layers": 1, "check_gflops_range": [166.0, 203.0]}
+    assert "moved between 166 and 203 GFLOP/s" in bench.unsteady_warning(row)
+    assert bench.unsteady_warning({**row, "check_gflops_range": [195.0, 203.0]}) == ""
+
+
+def test_every_round_checks_the_machine_before_its_blocks():
+    calls = []
+    group = bench.Group({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 2, 2)
+    times, peaks = bench.interleaved_times([group], 3, lambda: calls.append("check") or 1e11)
+    assert peaks == [1e11] * 3  # the warm-up round's check is dropped with the round
+    assert calls.count("check") == 4 and calls[0] == "check"
+    assert [len(t) for t in times.values()] == [3, 3]
+    assert all(t.shape == (2, 2) for per_round in times.values() for t in per_round)
