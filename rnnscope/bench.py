@@ -27,10 +27,13 @@ starts while the other library's threads still spin runs several times slower. T
 every block is not counted either: it wakes the threads and refills the caches the other
 contestant emptied, and pays for it by up to half a step.
 
-Each round starts with a short matmul check (the best of a few PEAK_CHECK_SIZE^3 products).
-On a shared machine its speed moves between states (one measured here: 200 GFLOP/s, then for
-minutes 166, with the per-step recurrent product 33% slower); ratios taken in a degraded state
-are not those of a quiet machine, so the row keeps the range and the table warns when it is wide.
+A check of the machine's speed, a few (64, 512) @ (512, 512) products (the recurrence's own
+shape), runs before every block and after the last. A shared machine moves between states: on
+the one measured here, for seconds to minutes at a time, the two cores' threads run at about
+1.3 times one core instead of 1.8 (the check then takes 260 instead of 190 us). A block is quiet
+when the checks on both its sides are within QUIET of the row's fastest check; a round's ratio
+counts as quiet when every block of both contestants was. Rows report the ratio over all rounds
+and over the quiet ones: the second is what a quiet machine gives, the first what this one did.
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ SHORT_BLOCK = 6  # steps per block, but for the panel on/off pair (log_every ste
 SETTLE_S = 0.25  # idle between NumPy and PyTorch blocks, for the thread pools to stop spinning
 DATA_CHUNKS = 8  # random chunks cycled through
 PEAK_SIZE, QUICK_PEAK_SIZE = 2048, 512  # n of the n x n x n float32 product that sets the peak
-PEAK_CHECK_SIZE = 1024  # the per-round check of the machine's speed (about 30 ms)
-STEADY = 1.10  # the most the per-round checks may differ (max / min) for a steady machine
+CHECK_SHAPE, CHECK_REPEATS = (64, 512), 5  # the check before every block: (B, H) @ (H, H)
+QUIET = 0.9  # a quiet block's checks run at least this share of the row's fastest check
 
 
 def run_bench(vs_torch: bool, rounds: int, quick: bool) -> list[dict]:
@@ -165,8 +168,7 @@ def bench_row(cfg: TrainConfig, rounds: int, torch, context: dict) -> dict:
         fwd_bwd["torch_fwd_bwd"] = torch_step(torch, cfg, chunks, train=False)
         groups.append(Group({"torch_train": torch_step(torch, cfg, chunks, train=True)},
                             SHORT_BLOCK, PASSES))
-    check = partial(matmul_peak, min(PEAK_CHECK_SIZE, context["peak_size"]), 3)
-    return summarize(cfg, *interleaved_times(groups, rounds, check), context)
+    return summarize(cfg, interleaved_times(groups, rounds, speed_check()), context)
 
 
 class Group(NamedTuple):
@@ -176,40 +178,76 @@ class Group(NamedTuple):
     passes: int
 
 
+class Timings(NamedTuple):
+    """Per contestant and round: the seconds of each step, (passes, block), first steps of the
+    blocks included, and whether all its blocks were quiet; every check (FLOP/s)."""
+    seconds: dict[str, list[np.ndarray]]
+    quiet: dict[str, list[bool]]
+    checks: list[float]
+
+
 def random_chunks(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     rng, shape = np.random.default_rng(cfg.seed), (cfg.seq_len, cfg.batch)
     return [(rng.integers(0, VOCAB, shape), rng.integers(0, VOCAB, shape))
             for _ in range(DATA_CHUNKS)]
 
 
-def interleaved_times(groups: list[Group], rounds: int, check: Callable[[], float]
-                      ) -> tuple[dict[str, list[np.ndarray]], list[float]]:
-    """Per contestant and round, the seconds of each step, (passes, block), first steps of the
-    blocks included; and per round, what check() gave at its start (FLOP/s). A first round warms
-    up and is dropped."""
-    times: dict[str, list[np.ndarray]] = {name: [] for g in groups for name in g.steps}
-    peaks, last = [], ""
+def speed_check() -> Callable[[], float]:
+    """A function giving the FLOP/s of the best of a few products of the recurrence's shape."""
+    rng, (B, H) = np.random.default_rng(0), CHECK_SHAPE
+    h, W = rng.standard_normal((B, H), np.float32), rng.standard_normal((H, H), np.float32)
+    out = np.empty_like(h)
+
+    def check() -> float:
+        best = math.inf
+        for _ in range(CHECK_REPEATS):
+            t0 = time.perf_counter()
+            np.dot(h, W, out=out)
+            best = min(best, time.perf_counter() - t0)
+        return 2 * B * H * H / best
+
+    return check
+
+
+def interleaved_times(groups: list[Group], rounds: int, check: Callable[[], float]) -> Timings:
+    """Every group's blocks, round after round, a check before each block and after the last.
+    A first round warms up and is dropped."""
+    names = [name for g in groups for name in g.steps]
+    seconds: dict[str, list] = {name: [] for name in names}
+    around: dict[str, list] = {name: [] for name in names}  # per round, the blocks' check indices
+    checks: list[float] = []
+    last = ""
     for r in range(rounds + 1):
-        if library(last) != "numpy":
-            time.sleep(SETTLE_S)
-        peaks.append(check())
-        last = "check"
-        blocks: dict[str, list[np.ndarray]] = {name: [] for name in times}
+        blocks: dict[str, list] = {name: [] for name in names}
+        indices: dict[str, list] = {name: [] for name in names}
         for g in groups if r % 2 == 0 else reversed(groups):
             for p in range(g.passes):
                 for name in list(g.steps) if (r + p) % 2 == 0 else reversed(g.steps):
-                    if library(name) != library(last):
-                        time.sleep(SETTLE_S)
+                    last = settled(last, "check")
+                    checks.append(check())
+                    indices[name].append(len(checks) - 1)
+                    last = settled(last, name)
                     blocks[name].append(run_block(g.steps[name], g.block))
-                    last = name
-        for name, timed in blocks.items():
-            times[name].append(np.stack(timed))
-    return {name: per_round[1:] for name, per_round in times.items()}, peaks[1:]
+        for name in names:
+            seconds[name].append(np.stack(blocks[name]))
+            around[name].append(indices[name])
+    settled(last, "check")
+    checks.append(check())
+    fastest = max(checks)
+    quiet = {name: [all(min(checks[i], checks[i + 1]) >= QUIET * fastest for i in per_round)
+                    for per_round in around[name][1:]] for name in names}
+    return Timings({name: per_round[1:] for name, per_round in seconds.items()}, quiet, checks)
+
+
+def settled(last: str, following: str) -> str:
+    """Idle a moment where the library changes (see the module's docstring); returns following."""
+    if last and library(last) != library(following):
+        time.sleep(SETTLE_S)
+    return following
 
 
 def library(contestant: str) -> str:
-    if not contestant:
-        return ""
+    """The library a contestant (or "check") runs in."""
     return "torch" if contestant.startswith("torch_") else "numpy"
 
 
@@ -223,13 +261,13 @@ def run_block(step: Callable[[], None], steps: int) -> np.ndarray:
     return seconds
 
 
-def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], peaks: list[float],
-              context: dict) -> dict:
-    """Medians of chars/s, ratios of paired rounds, shares of the matmul peak, panel overhead,
-    the range of the per-round checks of the machine (GFLOP/s)."""
+def summarize(cfg: TrainConfig, timings: Timings, context: dict) -> dict:
+    """Medians of chars/s, ratios of paired rounds (all and quiet), shares of the matmul peak,
+    panel overhead, the range of the checks (GFLOP/s)."""
     flops = flops_per_char(cfg.hidden, cfg.layers, VOCAB)
     peak = context["peak_gflops"] * 1e9
-    times = {name: [t[:, 1:] for t in per_round] for name, per_round in times.items()}  # warm-ups
+    times = {name: [t[:, 1:] for t in per_round]  # without the blocks' warm-up steps
+             for name, per_round in timings.seconds.items()}
     rates = {name: np.array([t.size * cfg.batch * cfg.seq_len / t.sum() for t in per_round])
              for name, per_round in times.items()}
     row = {"hidden": cfg.hidden, "layers": cfg.layers, "batch": cfg.batch, "seq_len": cfg.seq_len,
@@ -240,15 +278,25 @@ def summarize(cfg: TrainConfig, times: dict[str, list[np.ndarray]], peaks: list[
     row["fwd_bwd_peak_share"] = round(row["fwd_bwd_chars_per_s"] * flops / peak, 3)
     row["train_peak_share"] = round(row["train_chars_per_s"] * flops / peak, 3)
     row["panel_overhead"] = round(panel_overhead(np.concatenate(times["train_panel"])), 4)
-    row["check_gflops_range"] = [round(min(peaks) / 1e9, 1), round(max(peaks) / 1e9, 1)]
+    row["check_gflops_range"] = [round(min(timings.checks) / 1e9, 1),
+                                 round(max(timings.checks) / 1e9, 1)]
     if "torch_fwd_bwd" in rates:
         for what in ("fwd_bwd", "train"):
-            per_round = rates[what] / rates[f"torch_{what}"]
-            row[f"{what}_ratio"] = round(float(np.median(per_round)), 3)
-            row[f"{what}_ratio_range"] = [round(float(per_round.min()), 3),
-                                          round(float(per_round.max()), 3)]
+            row.update(ratios(what, rates[what] / rates[f"torch_{what}"],
+                              np.logical_and(timings.quiet[what], timings.quiet[f"torch_{what}"])))
     row["machine"] = context
     return row
+
+
+def ratios(what: str, per_round: np.ndarray, quiet: np.ndarray) -> dict:
+    """The median ratio over all rounds, its range, and the median over the quiet rounds (None
+    when no round was quiet) with their count."""
+    return {f"{what}_ratio": round(float(np.median(per_round)), 3),
+            f"{what}_ratio_range": [round(float(per_round.min()), 3),
+                                    round(float(per_round.max()), 3)],
+            f"{what}_ratio_quiet": round(float(np.median(per_round[quiet])), 3)
+            if quiet.any() else None,
+            f"{what}_quiet_rounds": int(quiet.sum())}
 
 
 def panel_overhead(blocks: np.ndarray) -> float:
@@ -336,30 +384,40 @@ def format_bench(rows: list[dict]) -> str:
         lines.append(f"torch {m['torch']}, threads {m['torch_threads']}")
     lines.append(f"float32 matmul peak ({m['peak_size']}^3): {m['peak_gflops']:.0f} GFLOP/s; "
                  f"batch {rows[0]['batch']}, seq-len {rows[0]['seq_len']}, vocab "
-                 f"{rows[0]['vocab']}, {rows[0]['dtype']}, {rows[0]['rounds']} rounds; chars/s")
+                 f"{rows[0]['vocab']}, {rows[0]['dtype']}, {rows[0]['rounds']} rounds; chars/s; "
+                 "ratio over all rounds, quiet: over the rounds the machine ran at full speed")
     vs = "torch_fwd_bwd_chars_per_s" in rows[0]
-    head = ["H", "L", "fwd+bwd"] + (["torch", "ratio"] if vs else []) + ["peak", "train"] \
-        + (["torch", "ratio"] if vs else []) + ["peak", "panel_overhead"]
-    table = [head]
+    head = ["H", "L"]
+    for what in ("fwd+bwd", "train"):
+        head += [what] + (["torch", "ratio", "quiet"] if vs else []) + ["peak"]
+    table = [head + ["panel_overhead"]]
     for r in rows:
-        fb = [r["fwd_bwd_chars_per_s"]] + ([r["torch_fwd_bwd_chars_per_s"],
-                                            f"{r['fwd_bwd_ratio']:.3f}x"] if vs else [])
-        tr = [r["train_chars_per_s"]] + ([r["torch_train_chars_per_s"],
-                                          f"{r['train_ratio']:.3f}x"] if vs else [])
-        table.append([r["hidden"], r["layers"], *fb, f"{r['fwd_bwd_peak_share']:.0%}", *tr,
-                      f"{r['train_peak_share']:.0%}", f"{r['panel_overhead']:+.3f}"])
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+        cells = [r["hidden"], r["layers"]]
+        for what in ("fwd_bwd", "train"):
+            cells.append(r[f"{what}_chars_per_s"])
+            if vs:
+                cells += [r[f"torch_{what}_chars_per_s"], f"{r[f'{what}_ratio']:.3f}x",
+                          quiet_cell(r, what)]
+            cells.append(f"{r[f'{what}_peak_share']:.0%}")
+        table.append(cells + [f"{r['panel_overhead']:+.3f}"])
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
               for row in table]
     lines += [unsteady_warning(r) for r in rows if unsteady_warning(r)]
     return "\n".join(lines)
 
 
+def quiet_cell(row: dict, what: str) -> str:
+    n = f"({row[f'{what}_quiet_rounds']}/{row['rounds']})"
+    quiet = row[f"{what}_ratio_quiet"]
+    return f"{quiet:.3f}x {n}" if quiet is not None else f"- {n}"
+
+
 def unsteady_warning(row: dict) -> str:
-    """A line when the per-round checks of the machine's speed disagree by more than STEADY."""
+    """A line when the checks of the machine's speed disagree by more than QUIET allows."""
     low, high = row["check_gflops_range"]
-    if high <= STEADY * low:
+    if low >= QUIET * high:
         return ""
-    return (f"warning: at hidden {row['hidden']} x {row['layers']} the machine's matmul speed "
-            f"moved between {low:.0f} and {high:.0f} GFLOP/s from round to round: other work "
-            "shares these cores, so the figures are not a quiet machine's; rerun when it is idle")
+    return (f"warning: at hidden {row['hidden']} x {row['layers']} the machine's speed moved "
+            f"between {low:.0f} and {high:.0f} GFLOP/s (the check before each block): other work "
+            "shares these cores; trust the quiet ratios, or rerun when the machine is idle")

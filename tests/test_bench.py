@@ -13,8 +13,9 @@ ROW_KEYS = {"hidden", "layers", "batch", "seq_len", "vocab", "dtype", "rounds", 
             "fwd_bwd_chars_per_s", "train_chars_per_s", "train_panel_chars_per_s",
             "fwd_bwd_peak_share", "train_peak_share", "panel_overhead", "check_gflops_range",
             "machine"}
-TORCH_KEYS = {"torch_fwd_bwd_chars_per_s", "torch_train_chars_per_s", "fwd_bwd_ratio",
-              "fwd_bwd_ratio_range", "train_ratio", "train_ratio_range"}
+TORCH_KEYS = {f"{prefix}{key}" for prefix in ("fwd_bwd_", "train_") for key in
+              ("ratio", "ratio_range", "ratio_quiet", "quiet_rounds")} \
+    | {"torch_fwd_bwd_chars_per_s", "torch_train_chars_per_s"}
 
 
 def test_quick_bench_gives_one_row_with_every_key():
@@ -69,17 +70,33 @@ def test_panel_overhead_is_the_recording_steps_extra_share_of_its_block():
     assert bench.panel_overhead(blocks) == pytest.approx(0.5 / (49 * 0.1 + 0.6))
 
 
-def test_a_machine_whose_speed_moves_between_rounds_gets_a_warning():
-    row = {"hidden": 512, "layers": 1, "check_gflops_range": [166.0, 203.0]}
-    assert "moved between 166 and 203 GFLOP/s" in bench.unsteady_warning(row)
-    assert bench.unsteady_warning({**row, "check_gflops_range": [195.0, 203.0]}) == ""
+def test_a_machine_whose_speed_moves_gets_a_warning():
+    row = {"hidden": 512, "layers": 1, "check_gflops_range": [130.0, 180.0]}
+    assert "moved between 130 and 180 GFLOP/s" in bench.unsteady_warning(row)
+    assert bench.unsteady_warning({**row, "check_gflops_range": [170.0, 180.0]}) == ""
 
 
-def test_every_round_checks_the_machine_before_its_blocks():
+def test_every_block_sits_between_two_checks_and_slow_checks_mark_their_blocks_loud():
     calls = []
+    speeds = iter([100.0] * 6 + [50.0] + [100.0] * 6)  # the 7th check finds the machine slow
     group = bench.Group({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 2, 2)
-    times, peaks = bench.interleaved_times([group], 3, lambda: calls.append("check") or 1e11)
-    assert peaks == [1e11] * 3  # the warm-up round's check is dropped with the round
-    assert calls.count("check") == 4 and calls[0] == "check"
-    assert [len(t) for t in times.values()] == [3, 3]
-    assert all(t.shape == (2, 2) for per_round in times.values() for t in per_round)
+
+    def check():
+        calls.append("check")
+        return next(speeds)
+
+    timings = bench.interleaved_times([group], 2, check)
+    assert calls[:4] == ["check", "a", "a", "check"]  # a block of 2 steps, then the next check
+    assert len(timings.checks) == 3 * 4 + 1  # 3 rounds (one warm-up) of 4 blocks, and a last
+    assert [len(t) for t in timings.seconds.values()] == [2, 2]
+    assert all(t.shape == (2, 2) for per_round in timings.seconds.values() for t in per_round)
+    # round 1 runs b a a b: check 7 (index 6) lies between its two blocks of a
+    assert timings.quiet == {"a": [False, True], "b": [True, True]}
+
+
+def test_ratios_over_all_rounds_and_over_the_quiet_ones():
+    r = bench.ratios("fwd_bwd", np.array([1.3, 1.1, 1.31, 1.29]),
+                     np.array([True, False, True, True]))
+    assert r == {"fwd_bwd_ratio": 1.295, "fwd_bwd_ratio_range": [1.1, 1.31],
+                 "fwd_bwd_ratio_quiet": 1.3, "fwd_bwd_quiet_rounds": 3}
+    assert bench.ratios("train", np.array([1.2]), np.array([False]))["train_ratio_quiet"] is None
