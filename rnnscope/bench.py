@@ -66,16 +66,30 @@ CHECK_SHAPE, CHECK_REPEATS = (64, 512), 5  # the check before every block: (B, H
 QUIET = 0.9  # a quiet block's checks run at least this share of the row's fastest check
 
 
-def run_bench(vs_torch: bool, rounds: int, quick: bool) -> list[dict]:
-    """One row per grid point (the quick grid: one small row), each with the machine's context."""
+def run_bench(vs_torch: bool, rounds: int, quick: bool, grid: str | None = None) -> list[dict]:
+    """One row per grid point (the quick grid: one small row), each with the machine's context.
+    grid: rows as "HxL,HxL" (hidden x layers) instead of GRID."""
     if rounds < 1:
         raise RnnscopeError(f"--rounds must be at least 1, got {rounds}")
+    points = parse_grid(grid) if grid else QUICK_GRID if quick else GRID
     torch = import_torch() if vs_torch else None
     context = machine_context(torch, QUICK_PEAK_SIZE if quick else PEAK_SIZE)
     batch, seq_len = (QUICK_BATCH, QUICK_SEQ_LEN) if quick else (BATCH, SEQ_LEN)
     return [bench_row(TrainConfig(hidden=hidden, layers=layers, batch=batch, seq_len=seq_len,
                                   dtype="float32").validate(), rounds, torch, context)
-            for hidden, layers in (QUICK_GRID if quick else GRID)]
+            for hidden, layers in points]
+
+
+def parse_grid(grid: str) -> list[tuple[int, int]]:
+    """"512x1,512x2" -> [(512, 1), (512, 2)]."""
+    try:
+        points = [tuple(int(n) for n in point.split("x")) for point in grid.split(",")]
+    except ValueError:
+        points = []
+    if not points or any(len(p) != 2 or min(p) < 1 for p in points):
+        raise RnnscopeError(f"--grid {grid!r} is not a list of HIDDENxLAYERS; use e.g. "
+                            "--grid 512x1,512x2")
+    return points
 
 
 def import_torch():

@@ -113,6 +113,8 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     p.add_argument("--quick", action="store_true", help="one small grid row, for a smoke test")
+    p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
+                   "(256x1,512x1,512x2), e.g. 512x1")
 
     sub.add_parser("corpora", help="list the corpora and whether they are available")
     return parser
@@ -193,7 +195,8 @@ def cmd_gradcheck(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
 
-    rows = run_bench(vs_torch=args.vs == "torch", rounds=args.rounds, quick=args.quick)
+    rows = run_bench(vs_torch=args.vs == "torch", rounds=args.rounds, quick=args.quick,
+                     grid=args.grid)
     print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
     return 0
 

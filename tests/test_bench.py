@@ -100,3 +100,10 @@ def test_ratios_over_all_rounds_and_over_the_quiet_ones():
     assert r == {"fwd_bwd_ratio": 1.295, "fwd_bwd_ratio_range": [1.1, 1.31],
                  "fwd_bwd_ratio_quiet": 1.3, "fwd_bwd_quiet_rounds": 3}
     assert bench.ratios("train", np.array([1.2]), np.array([False]))["train_ratio_quiet"] is None
+
+
+def test_grid_picks_the_rows_and_refuses_what_it_cannot_read(capsys):
+    assert bench.parse_grid("512x1,256x2") == [(512, 1), (256, 2)]
+    for bad in ("512", "512x", "x1", "512x0", "axb", "512x1x2"):
+        assert main(["bench", "--quick", "--grid", bad]) == 2
+        assert "--grid" in capsys.readouterr().err
