@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,16 @@ def test_grid_picks_the_rows_and_refuses_what_it_cannot_read(capsys):
     for bad in ("512", "512x", "x1", "512x0", "axb", "512x1x2"):
         assert main(["bench", "--quick", "--grid", bad]) == 2
         assert "--grid" in capsys.readouterr().err
+
+
+def test_blas_shapes_times_the_same_products_in_both_libraries():
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import blas_shapes
+
+    made = blas_shapes.contestants(32, torch)
+    assert made["recurrent (B,H)@(H,H)"][0] == 2 * bench.SEQ_LEN - 1
+    for name, (_, calls) in made.items():
+        ours, theirs = calls["numpy"](), calls["torch"]().numpy()
+        assert ours.shape == theirs.shape, name
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3, err_msg=name)
