@@ -17,7 +17,9 @@ import time
 
 import numpy as np
 
-from rnnscope.bench import BATCH, SEQ_LEN, SETTLE_S, VOCAB, import_torch
+from rnnscope.bench import BATCH, SEQ_LEN, SETTLE_S, VOCAB, import_torch, run_block
+
+BLOCK = 5  # calls per block
 
 
 def products(H: int) -> dict[str, tuple[int, tuple, tuple, bool]]:
@@ -31,15 +33,6 @@ def products(H: int) -> dict[str, tuple[int, tuple, tuple, bool]]:
         "du (N,V)@(V,H)": (1, (N, VOCAB), (VOCAB, H), False),
         "dWxh (V,N)@(N,H)": (1, (VOCAB, N), (N, H), False),
     }
-
-
-def block_seconds(fn, steps: int = 5) -> float:
-    """Seconds of one call: the mean over a block of calls, after one call to warm up."""
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - t0) / steps
 
 
 def contestants(H: int, torch) -> dict[str, tuple[int, dict]]:
@@ -68,7 +61,8 @@ def measure(H: int, rounds: int, torch) -> list[dict]:
         for r in range(rounds):
             for who in ("numpy", "torch") if r % 2 == 0 else ("torch", "numpy"):
                 time.sleep(SETTLE_S)  # the other library's threads stop spinning
-                times[who].append(block_seconds(calls[who]))
+                calls[who]()  # wakes the threads, refills the caches: not counted
+                times[who].append(float(run_block(calls[who], BLOCK).mean()))
         us = {who: float(np.median(t)) * 1e6 for who, t in times.items()}
         rows.append({"product": name, "count": count, "numpy_us": us["numpy"],
                      "torch_us": us["torch"], "numpy_over_torch": us["numpy"] / us["torch"]})

@@ -110,9 +110,9 @@ def test_grid_picks_the_rows_and_refuses_what_it_cannot_read(capsys):
         assert "--grid" in capsys.readouterr().err
 
 
-def test_blas_shapes_times_the_same_products_in_both_libraries():
+def test_blas_shapes_times_the_same_products_in_both_libraries(monkeypatch):
     torch = pytest.importorskip("torch")
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
     import blas_shapes
 
     made = blas_shapes.contestants(32, torch)
