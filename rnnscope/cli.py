@@ -102,10 +102,11 @@ def build_parser() -> Parser:
     p.add_argument("--batch", type=int, default=3)
     p.add_argument("--no-h0", dest="h0", action="store_false", help="start from a zero state")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export", metavar="FILE.npz", help="write a test case (params, x, y, h0) "
-                   "for your own implementation to fill with its gradients")
-    p.add_argument("--user", metavar="FILE.npz", help="check your implementation's gradients "
-                   "(a filled test case) against rnnscope's")
+    p.add_argument("--export", metavar="CASE", help="write a test case (params, x, y, h0) for "
+                   "your own implementation to answer with its gradients: CASE.npz, or a "
+                   "directory of .npy files for any other name (docs/gradcheck.md)")
+    p.add_argument("--user", metavar="CASE", help="check your answered case against rnnscope's "
+                   "gradients and name the mistake in your BPTT")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="time the engine (and PyTorch's nn.RNN with --vs torch)")
@@ -176,18 +177,21 @@ def cmd_report(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from . import gradcheck
+    from .cases import read_case, write_case
+    from .diagnose import diagnose, format_diagnosis
 
     if args.export:
-        gradcheck.write_case(Path(args.export), args.vocab, args.hidden, args.layers,
-                             args.seq_len, args.batch, args.h0, args.seed)
-        print(f"test case written to {args.export}; fill in grad/<name> and check it with "
-              f"`rnnscope gradcheck --user {args.export}`")
+        write_case(Path(args.export), args.vocab, args.hidden, args.layers, args.seq_len,
+                   args.batch, args.h0, args.seed)
+        print(f"test case written to {args.export}; add your gradients as grad/<name> and "
+              f"check them with `rnnscope gradcheck --user {args.export}`")
         return 0
     if args.user:
-        checks = gradcheck.check_user_file(Path(args.user))
-    else:
-        checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
-                                       args.batch, args.h0, args.seed, args.cell)
+        diagnosis = diagnose(read_case(Path(args.user)))
+        print(format_diagnosis(diagnosis, args.json))
+        return 0 if diagnosis.verdict == "correct" else 1
+    checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
+                                   args.batch, args.h0, args.seed, args.cell)
     print(gradcheck.format_checks(checks, args.json))
     return 0 if all(c.verdict != "wrong" for c in checks) else 1
 

@@ -8,7 +8,7 @@ import pytest
 
 from rnnscope import load_run
 from rnnscope.cli import main
-from rnnscope.gradcheck import random_case
+from rnnscope.cases import random_case
 
 SMALL = ["--hidden", "16", "--batch", "4", "--seq-len", "16", "--log-every", "10",
          "--eval-every", "20", "--quiet", "--no-report"]
