@@ -22,8 +22,10 @@ above); p[t] (B, V) the softmax of the top layer's readout:
             dh_next[l] = dh_raw @ Whh.T                # whh_not_transposed, dh_next_before_tanh
             du = dh_raw @ Wxh.T                        # to the layer below
 
-`Lines` holds the marked lines as functions; `bptt` runs the loop with them. A mistake returns
-its variants: the wrong line as a person writes it, and the `Lines` that write it so.
+`Lines` holds the marked lines as functions; `bptt` runs the loop with them. Each += hands
+`Lines.add` one term per stream, (B, ...), so that a loop over streams can be written too. A
+mistake returns its variants: the wrong line as a person writes it, and the `Lines` that write
+it so.
 """
 
 from __future__ import annotations
@@ -49,15 +51,15 @@ def dh_raw_right(dh: np.ndarray, h: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def dWhh_right(h_prev: np.ndarray, h: np.ndarray, dh_raw: np.ndarray) -> np.ndarray:
-    return h_prev.T @ dh_raw
+    return outer(h_prev, dh_raw)
 
 
 def dh_next_right(dh: np.ndarray, dh_raw: np.ndarray, Whh: np.ndarray) -> np.ndarray:
     return dh_raw @ Whh.T
 
 
-def add_right(total: np.ndarray, term: np.ndarray) -> np.ndarray:
-    return total + term
+def add_right(total: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    return total + terms.sum(axis=0)
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,9 @@ class Lines:
     dy: Callable = dy_right            # (p, onehot, T, B) -> dy: gradient of the logits
     dh: Callable = dh_right            # (du, dh_next) -> dh
     dh_raw: Callable = dh_raw_right    # (dh, h[t], a[t]) -> dh_raw
-    dWhh: Callable = dWhh_right        # (h[t-1], h[t], dh_raw) -> one step's dWhh term
+    dWhh: Callable = dWhh_right        # (h[t-1], h[t], dh_raw) -> one step's dWhh terms
     dh_next: Callable = dh_next_right  # (dh, dh_raw, Whh) -> dh_next
-    add: Callable = add_right          # (gradient so far, one step's term) -> gradient
+    add: Callable = add_right          # (gradient so far, one step's terms) -> gradient
     reset: bool = True                 # the gradients start from zero at every call
 
 
@@ -82,6 +84,11 @@ def num_layers(P: Grads) -> int:
     return sum(k.endswith(".Whh") for k in P)
 
 
+def outer(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(B, m), (B, n) -> (B, m, n): each stream's term u_b v_b^T (summed over b: u.T @ v)."""
+    return u[:, :, None] * v[:, None, :]
+
+
 def onehot(ids: np.ndarray, V: int) -> np.ndarray:
     """(B,) ints -> (B, V)."""
     return np.eye(V)[ids]
@@ -92,7 +99,7 @@ def layer_input(x_t: np.ndarray, h: list[dict], l: int, t: int, V: int) -> np.nd
 
 
 def forward(P: Grads, x: np.ndarray, h0: np.ndarray):
-    """h, a: per layer, {t: (B, H)} with h[l][-1] = h0[l]; p: (T, B, V); the mean loss."""
+    """h, a: per layer, {t: (B, H)} with h[l][-1] = h0[l]; p: (T, B, V) the softmax."""
     T, V = x.shape[0], P["by"].shape[0]
     h, a = [], []
     for l in range(num_layers(P)):
@@ -123,15 +130,15 @@ def bptt(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lines: Lines = 
     dh_next = [np.zeros_like(h0[l]) for l in range(L)]
     for t in reversed(range(T)):
         dy = lines.dy(p[t], onehot(y[t], V), T, B)
-        g["Why"] = lines.add(g["Why"], h[L - 1][t].T @ dy)
-        g["by"] = lines.add(g["by"], dy.sum(axis=0))
+        g["Why"] = lines.add(g["Why"], outer(h[L - 1][t], dy))
+        g["by"] = lines.add(g["by"], dy)
         du = dy @ P["Why"].T
         for l in reversed(range(L)):
             dh = lines.dh(du, dh_next[l])
             dh_raw = lines.dh_raw(dh, h[l][t], a[l][t])
             u = layer_input(x[t], h, l, t, V)
-            g[f"{l}.Wxh"] = lines.add(g[f"{l}.Wxh"], u.T @ dh_raw)
-            g[f"{l}.bh"] = lines.add(g[f"{l}.bh"], dh_raw.sum(axis=0))
+            g[f"{l}.Wxh"] = lines.add(g[f"{l}.Wxh"], outer(u, dh_raw))
+            g[f"{l}.bh"] = lines.add(g[f"{l}.bh"], dh_raw)
             g[f"{l}.Whh"] = lines.add(g[f"{l}.Whh"], lines.dWhh(h[l][t - 1], h[l][t], dh_raw))
             dh_next[l] = lines.dh_next(dh, dh_raw, P[f"{l}.Whh"])
             du = dh_raw @ P[f"{l}.Wxh"].T
@@ -187,7 +194,7 @@ def missing_dh_next():
          fix="use the previous state h[t-1] in dWhh (h0 at t = 0)")
 def dwhh_uses_h_t():
     return {"dWhh += h[l][t].T @ dh_raw":
-            Lines(dWhh=lambda h_prev, h, dh_raw: h.T @ dh_raw)}
+            Lines(dWhh=lambda h_prev, h, dh_raw: outer(h, dh_raw))}
 
 
 @mistake("dh_raw is not dh times tanh's derivative at a[t], which is 1 - h[t]**2 with "
@@ -223,12 +230,16 @@ def dh_next_before_tanh():
     return {"dh_next[l] = dh @ Whh.T": Lines(dh_next=lambda dh, dh_raw, Whh: dh @ Whh.T)}
 
 
-@mistake("a gradient is assigned (=) instead of added (+=) inside the time loop, so it keeps "
-         "only the term of the last step the loop visits, t = 0",
-         right="dW += <this step's term>  (every parameter's gradient is a sum over t)",
+@mistake("a gradient is assigned (=) instead of added (+=) inside the loop, so it keeps only "
+         "the term of the last step the loop visits, t = 0",
+         right="dWhh += h[l][t-1].T @ dh_raw  (and every other gradient: a sum over steps "
+               "and streams)",
          fix="accumulate with += into gradients zeroed before the loop", per_parameter=True)
 def overwrite_not_accumulate():
-    return {"dW = <this step's term>": Lines(add=lambda total, term: term)}
+    return {"dW = <step t's term>, streams together (keeps step 0)":
+            Lines(add=lambda total, terms: terms.sum(axis=0)),
+            "dW = <step t's term>, one stream at a time (keeps the last stream's step 0)":
+            Lines(add=lambda total, terms: terms[-1])}
 
 
 @mistake("dy is the softmax p without the 1 subtracted at the target; the gradient of the "
