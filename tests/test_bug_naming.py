@@ -7,7 +7,10 @@ They answer an exported case the way the docs tell a user to, and the real CLI j
 """
 
 import json
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,3 +357,41 @@ def test_an_unreadable_case_is_refused_in_one_line(capsys, tmp_path):
     case.write_bytes(b"not a zip")
     assert main(["gradcheck", "--user", str(case)]) == 2
     assert "not a readable .npz" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ docs/gradcheck.md
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "gradcheck.md"
+
+
+def docs_block(language: str) -> str:
+    return DOCS.read_text().split(f"```{language}\n")[1].split("```")[0]
+
+
+def test_the_numpy_workflow_of_the_docs_is_judged_correct(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    export(tmp_path, "--layers", 2)
+    exec(compile(docs_block("python"), str(DOCS), "exec"), {})
+    result = judge(capsys, tmp_path / "case.npz")
+    assert result["verdict"] == "correct" and "first_wrong_T" not in result["evidence"]
+    assert {"grad/T6/0.Whh", "out/loss", "out/1.h"} <= set(load_arrays(tmp_path / "case.npz"))
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_the_c_npy_writer_of_the_docs_writes_what_numpy_reads(tmp_path):
+    main_c = """
+int main(int argc, char **argv)
+{
+    double a[6] = {1, 2, 3, 4, 5, 6.5}, loss = 2.25;
+    long shape[2] = {2, 3};
+    return npy_write(argv[1], a, 2, shape) || npy_write(argv[2], &loss, 0, shape);
+}
+"""
+    (tmp_path / "w.c").write_text(docs_block("c") + main_c)
+    subprocess.run(["cc", "-std=c99", "-Wall", "-Werror", "-o", str(tmp_path / "w"),
+                    str(tmp_path / "w.c")], check=True)
+    subprocess.run([str(tmp_path / "w"), str(tmp_path / "a.npy"), str(tmp_path / "loss.npy")],
+                   check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), [[1, 2, 3], [4, 5, 6.5]])
+    loss = np.load(tmp_path / "loss.npy")
+    assert loss.shape == () and loss == 2.25
