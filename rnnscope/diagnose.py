@@ -154,7 +154,7 @@ def unknown_evidence(yours: dict, right: dict, wrong: set[str], tol: Tolerance) 
         u, r = yours[k].astype(np.float64), right[k]
         nu, nr = np.linalg.norm(u), np.linalg.norm(r)
         rows.append({"param": k, "rel_error": rel_error(u, r),
-                     "norm_ratio": float(nu / nr) if nr > 0 else float("inf"),
+                     "norm_ratio": float(nu / nr) if nr > 0 else None,
                      "cosine": float(np.vdot(u, r) / (nu * nr)) if nu * nr > 0 else 0.0,
                      "transposed": r.ndim == 2 and r.shape[0] == r.shape[1]
                      and rel_error(u, r.T) < tol.grad})
@@ -257,7 +257,8 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
     if d.verdict == "unknown_bug":
         lines = ["verdict: unknown_bug (no catalogued mistake gives your gradients)"]
         lines += [f"  wrong: {r['param']:8} rel error {r['rel_error']:.2e}  |yours|/|right| "
-                  f"{r['norm_ratio']:.4g}  cosine {r['cosine']:.4f}"
+                  f"{'inf' if r['norm_ratio'] is None else format(r['norm_ratio'], '.4g')}"
+                  f"  cosine {r['cosine']:.4f}"
                   + ("  (the right gradient transposed)" if r["transposed"] else "")
                   for r in e["wrong"]]
         lines.append(f"  right: {', '.join(e['right']) or 'none'}")
