@@ -199,6 +199,14 @@ def test_a_correct_implementation_is_correct(capsys, tmp_path, dtype, per_length
     assert blind == (set() if per_length else {"gradients_not_reset"})
 
 
+@pytest.mark.parametrize("bug", [None, "dwhh_uses_h_t"])
+def test_a_case_without_h0_starts_from_zeros(capsys, tmp_path, bug):
+    case = export(tmp_path, "--no-h0")
+    assert "h0" not in load_arrays(case)
+    answer(case, bug)
+    assert judge(capsys, case)["verdict"] == (bug or "correct")
+
+
 def test_a_case_too_short_to_show_a_mistake_says_so(capsys, tmp_path):
     case = export(tmp_path, "--seq-len", 1)
     answer(case, "missing_dh_next")
