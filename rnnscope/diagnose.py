@@ -51,8 +51,8 @@ TOLERANCES = {"float64": Tolerance(grad=1e-7, loss=1e-9, h=1e-9),
 @dataclass
 class Diagnosis:
     verdict: str               # "correct", a bugs.CATALOG id, "forward_mismatch", "unknown_bug"
-    params: list[ParamCheck]   # the longest call's gradients against rnnscope's
     evidence: dict
+    params: list[ParamCheck]   # the longest call's gradients against rnnscope's
 
     def to_json(self) -> dict:
         return {"verdict": self.verdict,
@@ -62,39 +62,44 @@ class Diagnosis:
 
 def diagnose(case: Case) -> Diagnosis:
     tol = TOLERANCES[case.dtype]
-    model, lengths = case.model(), list(case.calls)
-    right = {t: model.loss_and_grads(case.x[:t], case.y[:t], case.h0).grads for t in lengths}
-    T = lengths[-1]
-    checks = [compare(k, right[T][k], case.calls[T][k].astype(np.float64), tol.grad, tol.grad)
-              for k in right[T]]
+    model = case.model()
     if case.dtype == "float32":
         check_float32_is_enough(model, case, tol)
+    right = {t: model.loss_and_grads(case.x[:t], case.y[:t], case.h0).grads for t in case.calls}
+    T = list(case.calls)[-1]
+    checks = [compare(k, right[T][k], case.calls[T][k].astype(np.float64), tol.grad, tol.grad)
+              for k in right[T]]
+    return Diagnosis(*verdict(model, case, right, tol), params=checks)
+
+
+def verdict(model: Model, case: Case, right: Calls, tol: Tolerance) -> tuple[str, dict]:
+    """(verdict, evidence), decided in the order of the module docstring."""
     state = first_state_difference(model, case, tol)
     factor = loss_factor(model, case, tol)
     if state or factor is None:
-        return Diagnosis("forward_mismatch", checks, state or loss_evidence(model, case))
-    everything = set(case.params)
+        return "forward_mismatch", state or loss_evidence(model, case)
     right_ok = agreeing(case.calls, right, tol)
-    if right_ok == everything and factor == 1:
-        return Diagnosis("correct", checks, {"tolerance": tol.grad, "precision": case.dtype,
-                                             "blind_to": blind_spots(case, right, tol)})
-    if right_ok == everything:
+    if right_ok == set(case.params):
+        if factor == 1:
+            return "correct", {"tolerance": tol.grad, "precision": case.dtype,
+                               "blind_to": blind_spots(case, right, tol)}
         m = bugs.CATALOG["loss_scale_mismatch"]
-        return Diagnosis(m.id, checks, named(m, f"out/loss = {factor:.6g} x the mean; your "
-                                                "gradients are those of the mean", []))
+        return m.id, named(m, f"out/loss = {factor:.6g} x the mean; your gradients are those "
+                              "of the mean", [])
     found = matching_mistakes(case, right_ok, tol)
+    T = list(case.calls)[-1]
     evidence = length_evidence(case.calls, right, tol)
     if not found:
-        return Diagnosis("unknown_bug", checks,
-                         {**unknown_evidence(case.calls[T], right[T], everything - right_ok, tol),
-                          **evidence})
-    (m, wrong, shows), others = found[0], found[1:]
-    evidence.update(named(m, wrong, shows), also_matches=[o[0].id for o in others])
+        wrong = set(case.params) - right_ok
+        return "unknown_bug", {**unknown_evidence(case.calls[T], right[T], wrong, tol),
+                               **evidence}
+    (m, wrong_line, shows), others = found[0], found[1:]
+    evidence.update(named(m, wrong_line, shows), also_matches=[o[0].id for o in others])
     if m.id == "loss_scale_mismatch":
         evidence["factor"] = common_factor(case.calls[T], right[T])
     if factor != 1:
         evidence["loss_factor"] = factor
-    return Diagnosis(m.id, checks, evidence)
+    return m.id, evidence
 
 
 def agreeing(calls: Calls, want: Calls, tol: Tolerance) -> set[str]:
