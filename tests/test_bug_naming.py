@@ -137,6 +137,7 @@ def judge(capsys, path):
     out, err = capsys.readouterr()
     assert err == ""
     result = json.loads(out)
+    assert set(result) == {"verdict", "params", "evidence"}
     assert code == (0 if result["verdict"] == "correct" else 1)
     return result
 
@@ -153,6 +154,15 @@ def test_each_catalogued_mistake_is_named(capsys, tmp_path, bug, per_length):
     assert result["evidence"]["mistake"] == bug and result["evidence"]["also_matches"] == []
     assert {"what", "where", "yours", "fix"} <= set(result["evidence"])
     assert any(p["verdict"] == "wrong" for p in result["params"])
+
+
+@pytest.mark.parametrize("bug", ["whh_not_transposed", "gradients_not_reset",
+                                 "overwrite_not_accumulate"])
+def test_a_float32_implementation_is_named_too(capsys, tmp_path, bug):
+    case = export(tmp_path, name="case")
+    answer(case, bug, np.float32, per_length=True)
+    result = judge(capsys, case)
+    assert result["verdict"] == bug and result["evidence"]["also_matches"] == []
 
 
 @pytest.mark.parametrize("bug", ["tanh_derivative_of_the_preactivation",
