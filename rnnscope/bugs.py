@@ -282,9 +282,14 @@ def gradients_not_reset():
     return {"the gradients are zeroed once, outside the backward pass": Lines(reset=False)}
 
 
-def mutants() -> list[tuple[Mistake, str, Lines]]:
-    """Every (mistake, wrong line, Lines) of the catalogue."""
-    return [(m, wrong, lines) for m in CATALOG.values() for wrong, lines in m.variants.items()]
+CATALOGS = {"rnn": CATALOG}  # the cells whose mistakes have a catalogue
 
 
-__all__ = ["CATALOG", "RIGHT", "Lines", "Mistake", "bptt", "bptt_calls", "forward", "mutants"]
+def mutants(cell: str = "rnn") -> list[tuple[Mistake, str, Lines]]:
+    """Every (mistake, wrong line, Lines) of the cell's catalogue (none for a cell without)."""
+    return [(m, wrong, lines) for m in CATALOGS.get(cell, {}).values()
+            for wrong, lines in m.variants.items()]
+
+
+__all__ = ["CATALOG", "CATALOGS", "RIGHT", "Lines", "Mistake", "bptt", "bptt_calls", "forward",
+           "mutants"]

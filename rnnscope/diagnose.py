@@ -65,7 +65,8 @@ def diagnose(case: Case) -> Diagnosis:
     model = case.model()
     if case.dtype == "float32":
         check_float32_is_enough(model, case, tol)
-    right = {t: model.loss_and_grads(case.x[:t], case.y[:t], case.h0).grads for t in case.calls}
+    state0 = model.state_of(case.state0)
+    right = {t: model.loss_and_grads(case.x[:t], case.y[:t], state0).grads for t in case.calls}
     T = list(case.calls)[-1]
     checks = [compare(k, right[T][k], case.calls[T][k].astype(np.float64), tol.grad, tol.grad)
               for k in right[T]]
@@ -117,7 +118,7 @@ def matching_mistakes(case: Case, right_ok: set[str], tol: Tolerance):
     """[(mistake, wrong line, parameters it shows in)] for each mistake one of whose variants
     gives the user's gradients."""
     found, everything = {}, set(case.params)
-    for m, wrong, lines in bugs.mutants():
+    for m, wrong, lines in bugs.mutants(case.cell):
         if m.id in found:
             continue
         ok = agreeing(case.calls, mutant_calls(case, lines), tol)
@@ -131,7 +132,7 @@ def matching_mistakes(case: Case, right_ok: set[str], tol: Tolerance):
 def blind_spots(case: Case, right: Calls, tol: Tolerance) -> list[dict]:
     """The catalogued mistakes that would give the right gradients on this case."""
     everything = set(case.params)
-    return [{"mistake": m.id, "yours": wrong} for m, wrong, lines in bugs.mutants()
+    return [{"mistake": m.id, "yours": wrong} for m, wrong, lines in bugs.mutants(case.cell)
             if agreeing(mutant_calls(case, lines), right, tol) == everything]
 
 
@@ -179,12 +180,12 @@ def check_float32_is_enough(model: Model, case: Case, tol: Tolerance) -> None:
     """Refuse a case on which rnnscope's own float32 engine is not within a tenth of the
     tolerance of its float64 gradients: there float32 cannot tell right from wrong."""
     H, V = case.params["Why"].shape
-    single = Model(V, H, case.num_layers, dtype="float32")
+    single = Model(V, H, model.num_layers, cell=case.cell, dtype="float32")
     for k, v in model.params.items():
         single.params[k][...] = v
-    t = list(case.calls)[-1]
-    ours = model.loss_and_grads(case.x[:t], case.y[:t], case.h0).grads
-    theirs = single.loss_and_grads(case.x[:t], case.y[:t], case.h0).grads
+    t, state0 = list(case.calls)[-1], model.state_of(case.state0)
+    ours = model.loss_and_grads(case.x[:t], case.y[:t], state0).grads
+    theirs = single.loss_and_grads(case.x[:t], case.y[:t], state0).grads
     noise = max(rel_error(theirs[k].astype(np.float64), ours[k]) for k in ours)
     if noise > tol.grad / 10:
         raise RnnscopeError(f"on this case even rnnscope's float32 gradients are {noise:.1e} "
@@ -193,18 +194,20 @@ def check_float32_is_enough(model: Model, case: Case, tol: Tolerance) -> None:
 
 
 def first_state_difference(model: Model, case: Case, tol: Tolerance) -> dict | None:
-    """The first step (then layer, stream, unit) where out/{l}.h differs from rnnscope's h."""
-    if not case.out_h:
+    """The first step (then layer, state part, stream, unit) where out/{l}.{part} differs from
+    rnnscope's states."""
+    if not case.out_states:
         return None
-    probes = model.loss_and_grads(case.x, case.y, case.h0).probes
+    probes = model.loss_and_grads(case.x, case.y, model.state_of(case.state0)).probes
     for t in range(case.x.shape[0]):
-        for l, h in sorted(case.out_h.items()):
-            right = probes[l]["h"][t]
-            bad = ~(np.abs(h[t] - right) <= tol.h)  # NaN is a difference
+        for key, yours in case.out_states.items():
+            l, part = key.split(".")
+            right = probes[int(l)][part][t]
+            bad = ~(np.abs(yours[t] - right) <= tol.h)  # NaN is a difference
             if bad.any():
                 b, j = (int(i) for i in np.argwhere(bad)[0])
-                return {"step": t, "layer": l, "stream": b, "unit": j,
-                        "yours": float(h[t][b, j]), "right": float(right[b, j])}
+                return {"step": t, "layer": int(l), "state": part, "stream": b, "unit": j,
+                        "yours": float(yours[t][b, j]), "right": float(right[b, j])}
     return None
 
 
@@ -220,7 +223,7 @@ def loss_factor(model: Model, case: Case, tol: Tolerance) -> float | None:
     scale_factors; None when it is otherwise different (a forward mismatch)."""
     if case.out_loss is None:
         return 1
-    right = model.loss(case.x, case.y, case.h0)[0]
+    right = model.loss(case.x, case.y, model.state_of(case.state0))[0]
     for c in [1, *scale_factors(*case.x.shape).values()]:
         if abs(case.out_loss - c * right) <= tol.loss * max(1, abs(c * right)):
             return c
@@ -228,7 +231,8 @@ def loss_factor(model: Model, case: Case, tol: Tolerance) -> float | None:
 
 
 def loss_evidence(model: Model, case: Case) -> dict:
-    return {"loss": {"yours": case.out_loss, "right": model.loss(case.x, case.y, case.h0)[0]}}
+    right = model.loss(case.x, case.y, model.state_of(case.state0))[0]
+    return {"loss": {"yours": case.out_loss, "right": right}}
 
 
 # --------------------------------------------------------------------------------------- output
@@ -253,7 +257,8 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
         where = (f"your loss {e['loss']['yours']:.8g} differs from rnnscope's "
                  f"{e['loss']['right']:.8g} (the mean NLL over the T*B targets); add out/<l>.h "
                  "to find the first step and unit that differ" if "loss" in e else
-                 f"your h of layer {e['layer']} first differs at step t = {e['step']}, stream "
+                 f"your {e['state']} of layer {e['layer']} first differs at step t = {e['step']}, "
+                 f"stream "
                  f"{e['stream']}, unit {e['unit']}: {e['yours']:.8g} against rnnscope's "
                  f"{e['right']:.8g}")
         return ["verdict: forward_mismatch", f"  {where}",

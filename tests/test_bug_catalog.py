@@ -76,7 +76,8 @@ def test_float32_gradients_on_a_chaotic_case_are_refused():
     for k, v in model.params.items():
         single.params[k][...] = v
     grads = single.loss_and_grads(chunk["x"], chunk["y"], chunk["h0"]).grads
-    case = Case(model.params, chunk["x"], chunk["y"], chunk["h0"], {30: grads}, dtype="float32")
+    case = Case("rnn", model.params, chunk["x"], chunk["y"], {"h": chunk["h0"]}, {30: grads},
+                dtype="float32")
     with pytest.raises(RnnscopeError, match="float64 gradients"):
         diagnose(case)
     case.calls[30] = model.loss_and_grads(chunk["x"], chunk["y"], chunk["h0"]).grads
