@@ -114,7 +114,12 @@ def resume(path: str | Path, changes: dict | None = None,
         if left is not None:
             display.note(f"process {left} stopped without releasing {path / runs.LOCK} "
                          "(killed?); this process takes the run over")
-        return run(resume_session(path, changes or {}, display), display)
+        try:
+            s = resume_session(path, changes or {}, display)
+        except WriteFailed as e:
+            raise WriteFailed(f"{e}; the run is as it was: run the same command again once the "
+                              "disk has room (or the directory is writable)") from None
+        return run(s, display)
 
 
 @contextmanager
