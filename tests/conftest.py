@@ -22,6 +22,14 @@ def english_text(n_chars: int) -> str:
 
 
 @pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The directory holding tinyshakespeare.txt for offline tests (skips when it is absent)."""
+    if not (SHARED_DATA / "tinyshakespeare.txt").is_file():
+        pytest.skip(f"needs {SHARED_DATA}/tinyshakespeare.txt")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     """A 20 kB text file: enough for batch 4 x seq 16 with an eval split, a few epochs fast."""
     path = tmp_path_factory.mktemp("corpus") / "small.txt"

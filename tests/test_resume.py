@@ -1,16 +1,22 @@
 """Nothing lost: a run stopped at any moment (a signal, kill -9, a full disk) resumes from its
 directory alone and ends with the records and parameters of an uninterrupted run.
 
-The tests here run in this process (signals sent to itself, writes made to fail); the ones that
-stop a real `rnnscope train` process are in test_resume_cli.py."""
+Most tests run in this process (signals sent to itself, writes made to fail); the last section
+stops real `rnnscope train` processes (SIGINT, SIGTERM, kill -9, a file size limit)."""
 
 import errno
 import io
 import json
 import os
+import resource
+import shlex
 import shutil
 import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -329,3 +335,178 @@ def test_resume_of_a_directory_that_is_not_a_run_creates_nothing_in_it(tmp_path)
     with pytest.raises(RnnscopeError, match="not an rnnscope run"):
         resume(tmp_path, display=Watching())
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- the real process: `rnnscope train` stopped by a signal, a second writer, a full file
+
+
+REPO = Path(__file__).resolve().parents[1]
+STOPPABLE = ["--hidden", "16", "--batch", "4", "--seq-len", "16", "--log-every", "10",
+             "--eval-every", "100", "--checkpoint-every", "25", "--quiet", "--no-report"]
+STEPS = 300  # the signal comes after the first checkpoint (step 25): far from the end
+
+
+def stoppable_config(corpus, **kw) -> TrainConfig:
+    """STOPPABLE's settings, for the uninterrupted reference trained in this process."""
+    return TrainConfig(corpus=str(corpus), hidden=16, batch=4, seq_len=16, log_every=10,
+                       eval_every=100, checkpoint_every=25, steps=STEPS, report=False, **kw)
+
+
+def rnnscope_cli(*args) -> list[str]:
+    return [sys.executable, "-m", "rnnscope.cli", *map(str, args)]
+
+
+def cli_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def start(*args, cwd, **kw) -> subprocess.Popen:
+    return subprocess.Popen(rnnscope_cli(*args), cwd=cwd, env=cli_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def ended(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err
+
+
+def wait_until(proc: subprocess.Popen, ready, what: str) -> None:
+    """Poll (a loaded machine may be slow: no deadline but the run's own end)."""
+    while not ready():
+        if proc.poll() is not None:
+            code, out, err = ended(proc)
+            pytest.fail(f"the run ended (exit {code}) before {what}:\n{out}\n{err}")
+        time.sleep(0.01)
+
+
+def checkpointed(path) -> bool:
+    return (path / runs.CHECKPOINT).exists()
+
+
+@pytest.fixture(scope="module")
+def stoppable_reference(small_corpus, tmp_path_factory):
+    return train(stoppable_config(small_corpus), tmp_path_factory.mktemp("reference") / "run",
+                 display=Watching())
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_a_step_and_prints_the_command_that_resumes(small_corpus, tmp_path,
+                                                                       stoppable_reference):
+    shutil.copy(small_corpus, tmp_path / "text.txt")
+    proc = start("train", "--corpus", "text.txt", "--steps", STEPS, "--run-dir", "run",
+                 *STOPPABLE, cwd=tmp_path)
+    wait_until(proc, lambda: checkpointed(tmp_path / "run"), "its first checkpoint")
+    proc.send_signal(signal.SIGINT)
+    code, _, err = ended(proc)
+    assert code == 130 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("rnnscope: stopped by SIGINT after step ")
+    again = shlex.split(err.split("continue with: ")[1])
+    assert again == ["rnnscope", "train", "--resume", "run"]
+    step = runs.load_checkpoint(tmp_path / "run" / runs.CHECKPOINT)[3]["step"]
+    assert 25 <= step < STEPS and f"after step {step};" in err
+    resumed = subprocess.run(rnnscope_cli(*again[1:]), cwd=tmp_path, env=cli_env(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "run", stoppable_reference)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_tinyshakespeare_run_that_resumes_from_its_directory_alone(
+        tmp_path, shared_data):
+    proc = start("train", "--corpus", "tinyshakespeare", "--data-dir", shared_data,
+                 "--eval-frac", "0.01", "--steps", STEPS, "--run-dir", "run", *STOPPABLE,
+                 cwd=tmp_path)
+    wait_until(proc, lambda: checkpointed(tmp_path / "run"), "its first checkpoint")
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = ended(proc)
+    assert code == 143 and err.startswith("rnnscope: stopped by SIGTERM after step "), err
+    resumed = subprocess.run(rnnscope_cli("train", "--resume", tmp_path / "run"), env=cli_env(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    cfg = stoppable_config("tinyshakespeare", data_dir=str(shared_data), eval_frac=0.01)
+    assert_same_run(tmp_path / "run", train(cfg, tmp_path / "reference", display=Watching()))
+
+
+@pytest.mark.slow
+def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(small_corpus, tmp_path,
+                                                               stoppable_reference):
+    path = tmp_path / "run"
+    proc = start("train", "--corpus", small_corpus, "--steps", STEPS, "--run-dir", path,
+                 *STOPPABLE, cwd=tmp_path)
+    # killed between two checkpoints, with records written after the first
+    wait_until(proc, lambda: any(r["step"] >= 40 for r in runs.read_metrics(path)),
+               "its record of step 40")
+    proc.kill()
+    assert ended(proc)[0] == -signal.SIGKILL
+    assert (path / runs.LOCK).read_text().strip() == str(proc.pid)
+    resumed = subprocess.run(rnnscope_cli("train", "--resume", path), env=cli_env(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"process {proc.pid} stopped without releasing" in resumed.stdout
+    assert_same_run(path, stoppable_reference)
+    assert not (path / runs.LOCK).exists()
+
+
+@pytest.mark.slow
+def test_a_live_run_refuses_a_second_writer_and_serves_every_reader(small_corpus, tmp_path,
+                                                                    capsys):
+    path = tmp_path / "run"
+    proc = start("train", "--corpus", small_corpus, "--steps", 10 ** 6, "--run-dir", path,
+                 *STOPPABLE, cwd=tmp_path, preexec_fn=lambda: os.nice(19))  # readers go first
+    try:
+        wait_until(proc, lambda: checkpointed(path) and len(runs.read_metrics(path)) >= 4,
+                   "its first checkpoint and records")
+        second = subprocess.run(rnnscope_cli("train", "--resume", path, "--steps", 10 ** 7),
+                                env=cli_env(), capture_output=True, text=True)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1
+        assert f"being trained by process {proc.pid}" in second.stderr
+        for argv in (["doctor", path], ["compare", path, path], ["sample", path, "--length", 40],
+                     ["report", path, "-o", tmp_path / "live.html"]):
+            code, out, err = cli(capsys, *argv)
+            assert code == 0 and "Traceback" not in err, (argv, err)
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = ended(proc)
+        assert code == 143 and "continue with" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not (path / runs.LOCK).exists()
+
+
+def limit_file_size(limit: int):
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.slow
+def test_a_write_the_os_refuses_in_a_real_process_keeps_the_previous_checkpoint(
+        halfway, tmp_path, whole_of_halfway):
+    """RLIMIT_FSIZE at half the checkpoint's size (twice metrics.jsonl's): the checkpoint of
+    step 30 is the first file too large to write (EFBIG); the process says so in one line and
+    exits 1."""
+    path = shutil.copytree(halfway, tmp_path / "run")
+    before = (path / runs.CHECKPOINT).read_bytes()
+    failed = subprocess.run(rnnscope_cli("train", "--resume", path, "--steps", 40),
+                            env=cli_env(), capture_output=True, text=True,
+                            preexec_fn=limit_file_size(len(before) // 2))
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+    assert f"cannot write {path / runs.CHECKPOINT}: File too large (EFBIG)" in failed.stderr
+    assert (path / runs.CHECKPOINT).read_bytes() == before
+    assert [r["step"] for r in runs.read_metrics(path)] == [10, 20, 30]
+    assert not list(path.glob(".*"))
+    resumed = subprocess.run(rnnscope_cli("train", "--resume", path), env=cli_env(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(path, whole_of_halfway)
+
+
+def test_doctor_warns_of_a_garbage_line_in_one_line(tmp_path, whole):
+    path = shutil.copytree(whole, tmp_path / "run")
+    with open(path / runs.METRICS, "ab") as f:
+        f.write(b"{not json\n")
+    doctor = subprocess.run(rnnscope_cli("doctor", path), env=cli_env(), capture_output=True,
+                            text=True)
+    assert doctor.returncode == 0 and doctor.stdout.startswith("verdict:")
+    assert doctor.stderr == (f"rnnscope: warning: {path / runs.METRICS}: skipped 1 unreadable "
+                             f"line (line 5: not JSON); read the other 4 records\n")
