@@ -315,6 +315,7 @@ def writer_lock(path: Path) -> Iterator[int | None]:
         left = read_pid(fd)
         try:
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             write_all(fd, f"{os.getpid()}\n".encode())
         except OSError as e:
             raise write_failed(file, e) from None
@@ -359,7 +360,8 @@ def in_use(file: Path, pid: int | None, fix: str) -> RnnscopeError:
 
 
 def read_pid(fd: int) -> int | None:
-    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode("ascii", "replace").strip()
     return int(text) if text.isdigit() else None
 
 

@@ -523,7 +523,7 @@ def restore(s: Session, params: dict, opt_state: dict, h, meta: dict) -> None:
     s.step, s.epoch, s.chunk, s.chars = meta["step"], meta["epoch"], meta["chunk"], meta["chars"]
     s.elapsed = meta["elapsed_s"]
     s.best_eval = math.inf if meta["best_eval"] is None else meta["best_eval"]
-    s.horizon = meta.get("horizon", s.horizon)  # checkpoints before 0.1.0's resume fix lack it
+    s.horizon = meta.get("horizon", s.horizon)  # older checkpoints: the run's length now
 
 
 def note_horizon(s: Session, display: Display) -> None:

@@ -98,6 +98,22 @@ def test_a_run_stopped_by_a_signal_resumes_from_its_directory_alone(small_corpus
     assert_same_run(tmp_path / "run", whole)
 
 
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(small_corpus, tmp_path,
+                                                                     whole):
+    class Impatient(Watching):
+        def step(self, step, chars, elapsed_s):
+            super().step(step, chars, elapsed_s)
+            if step == 23:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = small_config(small_corpus, dropout=0.1, lr_schedule="cosine", checkpoint_every=5)
+    with pytest.raises(Interrupted, match="second SIGINT; the last checkpoint is kept"):
+        train(cfg, tmp_path / "run", display=Impatient(stop_at=23))
+    assert runs.load_checkpoint(tmp_path / "run" / runs.CHECKPOINT)[3]["step"] == 20
+    resume(tmp_path / "run", display=Watching())
+    assert_same_run(tmp_path / "run", whole)
+
+
 def test_records_after_the_last_checkpoint_are_dropped_on_resume(small_corpus, tmp_path, whole):
     """As kill -9 leaves a run: records written past the last checkpoint (step 30) and a line
     torn in the middle."""
