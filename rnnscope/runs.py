@@ -4,8 +4,9 @@ and the lock that lets one process at a time train a run.
     config.json      {"rnnscope_version", "config": TrainConfig fields, "corpus": {name, chars,
                       sha256}, "vocab": chars}
     metrics.jsonl    one panel record per line: a JSON object with an integer "step"
-    checkpoint.npz   "param/{name}", "opt/{key}" and "state/..." arrays and "meta" (a JSON
-                     string): step, data cursor, RNG states, schedule and interval state, best eval
+    checkpoint.npz   "param/{name}", "opt/{key}", "state/{part}" arrays ("state/h", and
+                     "state/c" for the LSTM) and "meta" (a JSON string):
+                     step, data cursor, RNG states, schedule and interval state, best eval NLL
     best.npz         the same layout, params at the best eval NLL
     train.lock       while a process trains the run: its pid (see writer_lock)
 
@@ -250,40 +251,21 @@ def records_text(records: list[dict]) -> bytes:
     return "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode("utf-8")
 
 
-def save_checkpoint(file: Path, params: dict, opt_state: dict, state, meta: dict) -> None:
-    """params, optimizer state, the model's recurrent state (any form state_arrays takes) and
-    meta (JSON-able) into one .npz, written atomically."""
+def save_checkpoint(file: Path, params: dict, opt_state: dict, state: dict, meta: dict) -> None:
+    """state: the carried state by part, {"h": (L, B, H)[, "c": ...]} (Model.state_parts);
+    written atomically."""
     arrays = {f"param/{k}": v for k, v in params.items()}
     arrays.update({f"opt/{k}": v for k, v in opt_state.items()})
-    arrays.update(state_arrays(state))
+    arrays.update({f"state/{k}": v for k, v in state.items()})
     arrays["meta"] = np.array(json.dumps(meta))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write(Path(file), buffer.getvalue())
 
 
-def state_arrays(state) -> dict[str, np.ndarray]:
-    """The recurrent state as named arrays: one array (the tanh cell's h) is "state/h"; a tuple
-    or list of arrays (an LSTM's (h, c)) is "state/0", "state/1", ...; None is nothing."""
-    if state is None:
-        return {}
-    if isinstance(state, np.ndarray):
-        return {"state/h": state}
-    return {f"state/{i}": a for i, a in enumerate(state)}
-
-
-def state_from(arrays: dict[str, np.ndarray]):
-    """The state state_arrays saved, in its form: an array, a tuple of arrays, or None."""
-    if "state/h" in arrays:
-        return arrays["state/h"]
-    parts = []
-    while f"state/{len(parts)}" in arrays:
-        parts.append(arrays[f"state/{len(parts)}"])
-    return tuple(parts) if parts else None
-
-
-def load_checkpoint(file: Path) -> tuple[dict, dict, object, dict]:
-    """(params, opt_state, state, meta); any damage is one clear error, never a pickle load."""
+def load_checkpoint(file: Path) -> tuple[dict, dict, dict, dict]:
+    """(params, opt_state, state by part, meta); any damage is one clear error, never a pickle
+    load."""
     try:
         with np.load(file, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -296,7 +278,8 @@ def load_checkpoint(file: Path) -> tuple[dict, dict, object, dict]:
                             f"({type(e).__name__}); use best.npz or start a new run") from None
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
     opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-    return params, opt, state_from(arrays), meta
+    state = {k[6:]: v for k, v in arrays.items() if k.startswith("state/")}
+    return params, opt, state, meta
 
 
 # ---- one writer per run

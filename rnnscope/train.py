@@ -51,7 +51,7 @@ from .data import (
 )
 from .display import Display, PlainDisplay
 from .errors import Interrupted, RnnscopeError, WriteFailed
-from .model import LossAndGrads, Model
+from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
@@ -74,7 +74,7 @@ class Session:
     vocab: Vocab
     streams: np.ndarray                 # (B, L) train streams
     eval_streams: np.ndarray            # (B', L') eval streams
-    h: object                           # the model's state (zero_state's form) for the next chunk
+    h: State                            # carried to the next chunk, in the cell's form
     rng: np.random.Generator            # dropout masks
     panel_rng: np.random.Generator      # the through-time profile's random vectors
     horizon: float                      # steps (seconds with --minutes) the lr schedule spans
@@ -310,7 +310,7 @@ def record(s: Session, lr: float, elapsed: float, u: Update) -> dict:
     rec["grad_norm"] = u.grad_norm
     if u.norms is not None:
         rec.update(panel.readings(u.out.probes, s.model.params, u.norms, u.deltas,
-                                  s.cfg.sat_threshold, s.panel_rng))
+                                  s.cfg.sat_threshold, s.panel_rng, s.cfg.cell))
     return rec
 
 
@@ -465,8 +465,8 @@ def save(s: Session, name: str, elapsed: float, meta: dict) -> None:
         raise Diverged(f"training diverged by step {s.step}: parameter {bad[0]} overflowed to "
                        f"NaN/inf; the last good checkpoint is kept in {s.path}; try a lower "
                        "--lr or --clip norm")
-    runs.save_checkpoint(s.path / name, s.model.params, s.opt_state, s.h,
-                         {**meta, "elapsed_s": elapsed})
+    runs.save_checkpoint(s.path / name, s.model.params, s.opt_state,
+                         s.model.state_parts(s.h), {**meta, "elapsed_s": elapsed})
 
 
 def resume_session(path: Path, changes: dict, display: Display) -> Session:
@@ -480,9 +480,13 @@ def resume_session(path: Path, changes: dict, display: Display) -> Session:
     s = open_session(cfg, path, text)
     file = path / runs.CHECKPOINT
     if file.exists():
-        params, opt_state, h, meta = runs.load_checkpoint(file)
+        params, opt_state, state, meta = runs.load_checkpoint(file)
         runs.check_params(s.model, params, file)
-        restore(s, params, opt_state, h, meta)
+        missing = [part for part in s.model.cell_module.STATE if part not in state]
+        if missing:
+            raise RnnscopeError(f"checkpoint {file} has no state/{missing[0]}; restore the "
+                                "run's files together or start a new run")
+        restore(s, params, opt_state, s.model.state_of(state), meta)
     else:
         display.note(f"{path} has no checkpoint yet (it stopped before its first one): "
                      "training it from step 0")
@@ -513,7 +517,7 @@ def resumed_text(cfg: TrainConfig, doc: dict, path: Path) -> Text:
     return text
 
 
-def restore(s: Session, params: dict, opt_state: dict, h, meta: dict) -> None:
+def restore(s: Session, params: dict, opt_state: dict, h: State, meta: dict) -> None:
     """Put a checkpoint's parameters, optimizer and model state and loop state into s."""
     for k in s.model.params:
         s.model.params[k][...] = params[k]
