@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the machine, not the input: a file that could not be read or written
+        print(f"rnnscope: error: {e}", file=sys.stderr)
+        return 1
 
 
 def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

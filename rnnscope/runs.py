@@ -109,8 +109,9 @@ def write_text(path: Path, text: str) -> None:
 
 def remove_temporary_files(path: Path) -> None:
     """Temporary files a killed writer left in the run (only call it holding the lock)."""
-    for tmp in Path(path).glob(f".*{TMP_SUFFIX}"):
-        tmp.unlink(missing_ok=True)
+    for name in (CONFIG, METRICS, CHECKPOINT, BEST, TRIAGE, REPORT):
+        for tmp in Path(path).glob(f".{name}.*{TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
 
 
 def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
@@ -162,6 +163,8 @@ def read_config(path: Path) -> dict:
                             "pass a directory made by `rnnscope train`") from None
     except (ValueError, KeyError, TypeError) as e:
         raise RnnscopeError(f"{file} is corrupt ({e}); restore it or start a new run") from None
+    except OSError as e:
+        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
     return doc
 
 
@@ -186,12 +189,17 @@ def append_record(path: Path, record: dict) -> None:
 
 def sync_records(path: Path) -> None:
     """fsync metrics.jsonl, so that a checkpoint is never durable before the records up to it."""
+    file = Path(path) / METRICS
     try:
-        fd = os.open(Path(path) / METRICS, os.O_RDONLY)
+        fd = os.open(file, os.O_RDONLY)
     except FileNotFoundError:
         return
+    except OSError as e:
+        raise write_failed(file, e) from None
     try:
         os.fsync(fd)
+    except OSError as e:
+        raise write_failed(file, e) from None
     finally:
         os.close(fd)
 
@@ -220,6 +228,8 @@ def parse_records(file: Path) -> tuple[list[dict], list[str]]:
         data = Path(file).read_bytes()
     except FileNotFoundError:
         return [], []
+    except OSError as e:
+        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
     lines = data.split(b"\n")
     lines.pop()  # the text after the last newline: empty, or a record being written
     records, bad = [], []
