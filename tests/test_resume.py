@@ -98,6 +98,19 @@ def test_a_run_stopped_by_a_signal_resumes_from_its_directory_alone(small_corpus
     assert_same_run(tmp_path / "run", whole)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_gated_cell_resumes_with_every_part_of_its_state(small_corpus, tmp_path, cell):
+    """The LSTM carries (h, c) from chunk to chunk: both come back from the checkpoint."""
+    cfg = small_config(small_corpus, cell=cell, steps=30, checkpoint_every=5)
+    whole = train(cfg, tmp_path / "whole", display=Watching())
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "run", display=Watching(stop_at=17))
+    assert set(runs.load_checkpoint(tmp_path / "run" / runs.CHECKPOINT)[2]) == (
+        {"h", "c"} if cell == "lstm" else {"h"})
+    resume(tmp_path / "run", display=Watching())
+    assert_same_run(tmp_path / "run", whole)
+
+
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(small_corpus, tmp_path,
                                                                      whole):
     class Impatient(Watching):
