@@ -21,6 +21,7 @@ Answered by the user (float32 or float64):
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 
 from .cells import CELLS, layer_params
 from .errors import RnnscopeError
+from .gradcheck import random_state
 from .model import Model
 from .runs import atomic_write
 
@@ -72,8 +74,9 @@ def random_case(vocab_size: int, hidden_size: int, num_layers: int, seq_len: int
             v[...] = rng.normal(0, 0.5, v.shape)
     case = {"x": rng.integers(0, vocab_size, (seq_len, batch)),
             "y": rng.integers(0, vocab_size, (seq_len, batch))}
-    for part in model.cell_module.STATE if with_h0 else ():
-        case[f"{part}0"] = rng.uniform(-0.9, 0.9, (num_layers, batch, hidden_size))
+    if with_h0:
+        parts = model.state_parts(random_state(model, batch, rng))
+        case.update({f"{part}0": a for part, a in parts.items()})
     return model, case
 
 
@@ -93,12 +96,19 @@ def write_case(path: Path, vocab_size: int = 11, hidden_size: int = 8, num_layer
     loss = model.loss(chunk["x"], chunk["y"], state0)[0]
     arrays = {**model.params, **chunk, "loss": np.float64(loss)}
     if path.suffix == ".npz":
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, encoded(np.savez, **arrays))
         return
     for sub in ["grad", "out", *(f"grad/T{t}" for t in range(1, seq_len + 1))]:
         (path / sub).mkdir(parents=True, exist_ok=True)
     for k, v in arrays.items():
-        atomic_write(path / f"{k}.npy", lambda f, v=v: np.save(f, v))
+        atomic_write(path / f"{k}.npy", encoded(np.save, v))
+
+
+def encoded(save, *args, **kwargs) -> bytes:
+    """What save(file, ...) (np.save, np.savez) writes, as bytes."""
+    buffer = io.BytesIO()
+    save(buffer, *args, **kwargs)
+    return buffer.getvalue()
 
 
 def load_arrays(path: Path) -> Arrays:
