@@ -17,6 +17,7 @@ import pytest
 
 from rnnscope.cases import load_arrays
 from rnnscope.cli import main
+from rnnscope.model import Model
 
 CATALOGUED = ["missing_dh_next", "dwhh_uses_h_t", "tanh_derivative_wrong", "whh_not_transposed",
               "dh_next_before_tanh", "overwrite_not_accumulate",
@@ -413,3 +414,93 @@ int main(int argc, char **argv)
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), [[1, 2, 3], [4, 5, 6.5]])
     loss = np.load(tmp_path / "loss.npy")
     assert loss.shape == () and loss == 2.25
+
+
+# ----------------------------------------------------------------------------- GRU and LSTM cases
+
+GATED = {"lstm": ("h", "c"), "gru": ("h",)}
+
+
+def torch_user(arrays, cell):
+    """A user's gated network written in PyTorch from SPEC section 8's equations, its gradients
+    by autograd: (mean loss, {name: gradient}, {"{l}.{part}": states (T, B, H)})."""
+    torch = pytest.importorskip("torch")
+    x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+    (T, B), (H, V) = x.shape, arrays["Why"].shape
+    P = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()
+         if k in ("Why", "by") or k[0].isdigit()}
+    L = max(int(k.split(".")[0]) for k in P if k[0].isdigit()) + 1
+    state = [{s: torch.from_numpy(arrays[f"{s}0"][l]) for s in GATED[cell]} for l in range(L)]
+    states = {f"{l}.{s}": [] for l in range(L) for s in GATED[cell]}
+    loss = 0
+    for t in range(T):
+        u = torch.nn.functional.one_hot(x[t], V).double()
+        for l in range(L):
+            h = state[l]["h"]
+            if cell == "lstm":
+                i, f, g, o = (u @ P[f"{l}.Wx"] + h @ P[f"{l}.Wh"] + P[f"{l}.b"]).split(H, dim=1)
+                c = torch.sigmoid(f) * state[l]["c"] + torch.sigmoid(i) * torch.tanh(g)
+                state[l] = {"h": torch.sigmoid(o) * torch.tanh(c), "c": c}
+            else:
+                xr, xz, xn = (u @ P[f"{l}.Wx"] + P[f"{l}.bx"]).split(H, dim=1)
+                mr, mz, mn = (h @ P[f"{l}.Wh"] + P[f"{l}.bh"]).split(H, dim=1)
+                r, z = torch.sigmoid(xr + mr), torch.sigmoid(xz + mz)
+                state[l] = {"h": (1 - z) * torch.tanh(xn + r * mn) + z * h}
+            for s, v in state[l].items():
+                states[f"{l}.{s}"].append(v.detach().numpy())
+            u = state[l]["h"]
+        loss = loss + torch.nn.functional.cross_entropy(u @ P["Why"] + P["by"], y[t],
+                                                        reduction="sum") / (T * B)
+    loss.backward()
+    return (loss.item(), {k: v.grad.numpy() for k, v in P.items()},
+            {k: np.stack(v) for k, v in states.items()})
+
+
+@pytest.mark.parametrize("cell", sorted(GATED))
+def test_a_gated_case_answered_by_autograd_is_correct(capsys, tmp_path, cell):
+    case = export(tmp_path, "--cell", cell, name="case")
+    arrays = load_arrays(case)
+    assert {f"{s}0" for s in GATED[cell]} <= set(arrays)
+    loss, grads, states = torch_user(arrays, cell)
+    for k, v in {**{f"grad/{k}": g for k, g in grads.items()}, "out/loss": np.asarray(loss),
+                 **{f"out/{k}": v for k, v in states.items()}}.items():
+        np.save(case / f"{k}.npy", v)
+    result = judge(capsys, case)
+    assert result["verdict"] == "correct" and result["evidence"]["blind_to"] == []
+    assert max(p["rel_error"] for p in result["params"]) < 1e-12
+
+
+def rnnscope_answer(path, cell):
+    """rnnscope's own gradients and states on a 2-layer case (to exercise a cell's plumbing)."""
+    arrays = load_arrays(path)
+    H, V = arrays["Why"].shape
+    model = Model(V, H, 2, cell=cell, dtype="float64")
+    for k in model.params:
+        model.params[k][...] = arrays[k]
+    state0 = model.state_of({s: arrays[f"{s}0"] for s in GATED[cell]})
+    out = model.loss_and_grads(arrays["x"], arrays["y"], state0)
+    states = {f"{l}.{s}": probe[s].copy() for l, probe in enumerate(out.probes)
+              for s in GATED[cell]}
+    return arrays, out.grads, states
+
+
+@pytest.mark.parametrize("cell", sorted(GATED))
+def test_a_wrong_gated_gradient_is_an_unknown_bug_never_a_named_one(capsys, tmp_path, cell):
+    case = export(tmp_path, "--cell", cell)
+    arrays, grads, _ = rnnscope_answer(case, cell)
+    grads["0.Wh"] = 1.1 * grads["0.Wh"]
+    np.savez(case, **arrays, **{f"grad/{k}": g for k, g in grads.items()})
+    result = judge(capsys, case)
+    assert result["verdict"] == "unknown_bug"
+    (wrong,) = result["evidence"]["wrong"]
+    assert wrong["param"] == "0.Wh" and wrong["norm_ratio"] == pytest.approx(1.1)
+
+
+def test_an_lstm_cell_state_that_differs_is_a_forward_mismatch(capsys, tmp_path):
+    case = export(tmp_path, "--cell", "lstm")
+    arrays, grads, states = rnnscope_answer(case, "lstm")
+    states["1.c"][2, 1, 3] += 1e-3
+    np.savez(case, **arrays, **{f"grad/{k}": g for k, g in grads.items()},
+             **{f"out/{k}": v for k, v in states.items()})
+    e = judge(capsys, case)["evidence"]
+    assert (e["step"], e["layer"], e["state"], e["stream"], e["unit"]) == (2, 1, "c", 1, 3)
