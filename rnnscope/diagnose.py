@@ -3,8 +3,8 @@ against rnnscope's forward pass and gradients, and against every mistake of the 
 (bugs.py) run on the same case.
 
 The verdict, decided in this order:
-  forward_mismatch  out/{l}.h or out/loss differ from rnnscope's forward pass (a loss that is the
-                    mean times N, T or B, or divided by one of them, is a loss_scale_mismatch)
+  forward_mismatch  out/{l}.h (.c) or out/loss differ from rnnscope's forward pass (a loss that
+                    is the mean times N, T or B, or divided by one, is a loss_scale_mismatch)
   correct           every gradient of every call equals rnnscope's within the tolerance
   <mistake id>      every gradient of every call equals that mistake's within the tolerance; a
                     per-parameter mistake (overwrite_not_accumulate, gradients_not_reset) may
@@ -16,9 +16,9 @@ apart), the first is named and the evidence lists the others.
 
 Tolerances, by the precision of the user's arrays (float32 when any is float32). Gradients:
 the relative error ||yours - right|| / (||yours|| + ||right||) per parameter; a correct float32
-implementation scores about 1e-7 to 1e-6 on an exported case, the catalogued mistakes 0.1 or
-more from the right gradients and from each other. Loss: |yours - right| / max(1, |right|).
-States: max |yours - right|.
+implementation scores about 1e-7 on an exported case, the catalogued mistakes about 0.1 or more
+from the right gradients and from each other (docs/gradcheck.md). Loss:
+|yours - right| / max(1, |right|). States: max |yours - right|.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ Calls = dict[int, dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class Tolerance:
-    grad: float  # relative error per parameter
-    loss: float  # |yours - right| / max(1, |right|)
-    h: float     # max |yours - right| over the states
+    grad: float    # relative error per parameter
+    loss: float    # |yours - right| / max(1, |right|)
+    states: float  # max |yours - right| over the states
 
 
-TOLERANCES = {"float64": Tolerance(grad=1e-7, loss=1e-9, h=1e-9),
-              "float32": Tolerance(grad=1e-4, loss=1e-5, h=1e-4)}
+TOLERANCES = {"float64": Tolerance(grad=1e-7, loss=1e-9, states=1e-9),
+              "float32": Tolerance(grad=1e-4, loss=1e-5, states=1e-4)}
 
 
 @dataclass
@@ -203,7 +203,7 @@ def first_state_difference(model: Model, case: Case, tol: Tolerance) -> dict | N
         for key, yours in case.out_states.items():
             l, part = key.split(".")
             right = probes[int(l)][part][t]
-            bad = ~(np.abs(yours[t] - right) <= tol.h)  # NaN is a difference
+            bad = ~(np.abs(yours[t] - right) <= tol.states)  # NaN is a difference
             if bad.any():
                 b, j = (int(i) for i in np.argwhere(bad)[0])
                 return {"step": t, "layer": int(l), "state": part, "stream": b, "unit": j,
