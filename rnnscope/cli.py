@@ -190,8 +190,9 @@ def cmd_gradcheck(args) -> int:
     if args.export:
         write_case(Path(args.export), args.vocab, args.hidden, args.layers, args.seq_len,
                    args.batch, args.h0, args.seed, args.cell)
-        print(f"test case written to {args.export}; add your gradients as grad/<name> and "
-              f"check them with `rnnscope gradcheck --user {args.export}`")
+        print(f"test case written to {args.export}; add your gradients as grad/<name> "
+              f"(docs/gradcheck.md) and check them with `rnnscope gradcheck --user "
+              f"{args.export}`")
         return 0
     if args.user:
         diagnosis = diagnose(read_case(Path(args.user)))
