@@ -30,7 +30,7 @@ it so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,14 +145,20 @@ def bptt(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lines: Lines = 
     return g
 
 
+def each_call(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lengths: list[int],
+              lines: Lines = RIGHT) -> Iterator[tuple[int, Grads]]:
+    """One call per length t, in the given order, on the first t steps: (t, gradients). An
+    implementation that never resets its gradients adds each call's to the previous call's."""
+    before = None
+    for t in lengths:
+        before = bptt(P, x[:t], y[:t], h0, lines, before)
+        yield t, before
+
+
 def bptt_calls(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lengths: list[int],
                lines: Lines = RIGHT) -> dict[int, Grads]:
-    """One call per length t, in the given order, on the first t steps: {t: gradients}. An
-    implementation that never resets its gradients adds each call's to the previous call's."""
-    calls, before = {}, None
-    for t in lengths:
-        before = calls[t] = bptt(P, x[:t], y[:t], h0, lines, before)
-    return calls
+    """{t: gradients} of each_call."""
+    return dict(each_call(P, x, y, h0, lengths, lines))
 
 
 # -------------------------------------------------------------------------------- the catalogue
@@ -291,5 +297,5 @@ def mutants(cell: str = "rnn") -> list[tuple[Mistake, str, Lines]]:
             for wrong, lines in m.variants.items()]
 
 
-__all__ = ["CATALOG", "CATALOGS", "RIGHT", "Lines", "Mistake", "bptt", "bptt_calls", "forward",
-           "mutants"]
+__all__ = ["CATALOG", "CATALOGS", "RIGHT", "Lines", "Mistake", "bptt", "bptt_calls", "each_call",
+           "forward", "mutants"]

@@ -24,6 +24,7 @@ from the right gradients and from each other (docs/gradcheck.md). Loss:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -79,7 +80,7 @@ def verdict(model: Model, case: Case, right: Calls, tol: Tolerance) -> tuple[str
     factor = loss_factor(model, case, tol)
     if state or factor is None:
         return "forward_mismatch", state or loss_evidence(model, case)
-    right_ok = agreeing(case.calls, right, tol)
+    right_ok = agreeing(case.calls, right.items(), tol)
     if right_ok == set(case.params):
         if factor == 1:
             return "correct", {"tolerance": tol.grad, "precision": case.dtype,
@@ -103,26 +104,32 @@ def verdict(model: Model, case: Case, right: Calls, tol: Tolerance) -> tuple[str
     return m.id, evidence
 
 
-def agreeing(calls: Calls, want: Calls, tol: Tolerance) -> set[str]:
-    """The parameters on which the user's gradients equal `want` in every call."""
-    names = next(iter(calls.values()))
-    return {k for k in names
-            if all(rel_error(calls[t][k], want[t][k]) < tol.grad for t in calls)}
+def agreeing(calls: Calls, want: Iterable[tuple[int, dict]], tol: Tolerance,
+             must: frozenset = frozenset()) -> set[str]:
+    """The parameters on which `calls` equal `want` (pairs (t, gradients)) in every call. Stops
+    early, with what agrees so far, once a parameter of `must` disagrees."""
+    ok = set(next(iter(calls.values())))
+    for t, grads in want:
+        ok = {k for k in ok if rel_error(calls[t][k], grads[k]) < tol.grad}
+        if not must <= ok:
+            break
+    return ok
 
 
-def mutant_calls(case: Case, lines: bugs.Lines) -> Calls:
-    return bugs.bptt_calls(case.params, case.x, case.y, case.h0, list(case.calls), lines)
+def mutant_calls(case: Case, lines: bugs.Lines) -> Iterator[tuple[int, dict]]:
+    return bugs.each_call(case.params, case.x, case.y, case.h0, list(case.calls), lines)
 
 
 def matching_mistakes(case: Case, right_ok: set[str], tol: Tolerance):
     """[(mistake, wrong line, parameters it shows in)] for each mistake one of whose variants
     gives the user's gradients."""
-    found, everything = {}, set(case.params)
+    found, everything = {}, frozenset(case.params)
     for m, wrong, lines in bugs.mutants(case.cell):
         if m.id in found:
             continue
-        ok = agreeing(case.calls, mutant_calls(case, lines), tol)
-        if m.per_parameter and ok | right_ok == everything and ok - right_ok:
+        must = everything - right_ok if m.per_parameter else everything
+        ok = agreeing(case.calls, mutant_calls(case, lines), tol, must)
+        if m.per_parameter and must <= ok and ok - right_ok:
             found[m.id] = (m, wrong, sorted(ok - right_ok, key=list(case.params).index))
         elif not m.per_parameter and ok == everything:
             found[m.id] = (m, wrong, [k for k in case.params if k not in right_ok])
@@ -131,9 +138,9 @@ def matching_mistakes(case: Case, right_ok: set[str], tol: Tolerance):
 
 def blind_spots(case: Case, right: Calls, tol: Tolerance) -> list[dict]:
     """The catalogued mistakes that would give the right gradients on this case."""
-    everything = set(case.params)
+    everything = frozenset(case.params)
     return [{"mistake": m.id, "yours": wrong} for m, wrong, lines in bugs.mutants(case.cell)
-            if agreeing(mutant_calls(case, lines), right, tol) == everything]
+            if agreeing(right, mutant_calls(case, lines), tol, everything) == everything]
 
 
 def named(m: bugs.Mistake, wrong: str, shows: list[str]) -> dict:
@@ -146,7 +153,8 @@ def length_evidence(calls: Calls, right: Calls, tol: Tolerance) -> dict:
     if len(calls) < 2:
         return {}
     lengths = list(calls)
-    bad = [t for t in lengths if len(agreeing({t: calls[t]}, right, tol)) < len(calls[t])]
+    bad = [t for t in lengths
+           if len(agreeing({t: calls[t]}, [(t, right[t])], tol)) < len(calls[t])]
     first = bad[0]
     before = lengths[lengths.index(first) - 1] if first != lengths[0] else None
     return {"first_wrong_T": first, "right_up_to_T": before,
