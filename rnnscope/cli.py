@@ -81,17 +81,18 @@ def build_parser() -> Parser:
                    "checkpoint")
 
     p = sub.add_parser("doctor", help="the triage's findings for a run")
-    p.add_argument("run")
+    p.add_argument("run", metavar="RUN|FILE.jsonl|FILE.csv",
+                   help="a run directory or a log of your own network (docs/format.md)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("compare", help="runs side by side, with findings across runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="a self-contained HTML report of one or more runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("-o", "--output", help="the HTML file (default: report.html in the run, "
-                   "or compare.html here for several runs)")
+                   "FILE.report.html beside a log, or compare.html here for several runs)")
 
     p = sub.add_parser("gradcheck", help="finite-difference check of rnnscope's or your BPTT")
     p.add_argument("--cell", choices=CELLS, default="rnn")

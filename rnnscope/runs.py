@@ -105,18 +105,28 @@ def append_record(path: Path, record: dict) -> None:
 
 def read_metrics(path: Path) -> list[dict]:
     """The records of a run, also of one still training (a torn last line is skipped)."""
+    return read_jsonl(Path(path) / METRICS)
+
+
+def read_jsonl(file: Path) -> list:
+    """One JSON value per line; a torn last line (a record being written) is skipped."""
     try:
-        lines = (Path(path) / METRICS).read_text(encoding="utf-8").splitlines()
+        lines = Path(file).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
+    except UnicodeDecodeError:
+        raise RnnscopeError(f"{file} is not UTF-8 text; write the records as UTF-8 JSON "
+                            "lines") from None
     records = []
     for i, line in enumerate(lines):
+        if not line.strip():
+            continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             if i < len(lines) - 1:
-                raise RnnscopeError(f"{Path(path) / METRICS} line {i + 1} is corrupt; remove "
-                                    "that line to read the run") from None
+                raise RnnscopeError(f"{file} line {i + 1} is corrupt; remove that line to read "
+                                    "the run") from None
     return records
 
 
