@@ -103,10 +103,11 @@ def build_parser() -> Parser:
     p.add_argument("--batch", type=int, default=3)
     p.add_argument("--no-h0", dest="h0", action="store_false", help="start from a zero state")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export", metavar="FILE.npz", help="write a test case (params, x, y, h0) "
-                   "for your own implementation to fill with its gradients")
-    p.add_argument("--user", metavar="FILE.npz", help="check your implementation's gradients "
-                   "(a filled test case) against rnnscope's")
+    p.add_argument("--export", metavar="CASE", help="write a test case (params, x, y, h0) "
+                   "for your own implementation to fill with its gradients: FILE.npz, or a "
+                   "directory of .npy files for any other path")
+    p.add_argument("--user", metavar="CASE", help="check your implementation's gradients "
+                   "(a filled test case, .npz or directory) against rnnscope's")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="time the engine (and PyTorch's nn.RNN with --vs torch)")
@@ -118,6 +119,8 @@ def build_parser() -> Parser:
                    "(256x1,512x1,512x2), e.g. 512x1")
 
     sub.add_parser("corpora", help="list the corpora and whether they are available")
+    sub.add_parser("c-header", help="print rnnscope.h, the C99 header that puts your own C "
+                   "network on the panel (rnnscope c-header > rnnscope.h)")
     return parser
 
 
@@ -210,9 +213,16 @@ def cmd_corpora(args) -> int:
     return 0
 
 
+def cmd_c_header(args) -> int:
+    from importlib.resources import files
+
+    sys.stdout.write((files("rnnscope") / "csrc" / "rnnscope.h").read_text(encoding="utf-8"))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "corpora": cmd_corpora}
+            "bench": cmd_bench, "corpora": cmd_corpora, "c-header": cmd_c_header}
 
 
 def main(argv: list[str] | None = None) -> int:

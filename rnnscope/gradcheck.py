@@ -108,26 +108,50 @@ def random_case(vocab_size: int, hidden_size: int, num_layers: int, seq_len: int
 
 def write_case(path: Path, vocab_size: int = 11, hidden_size: int = 8, num_layers: int = 2,
                seq_len: int = 6, batch: int = 3, with_h0: bool = True, seed: int = 0) -> None:
-    """An .npz with the params (SPEC names), x, y, h0 and the expected loss, for a user to run
-    through their own implementation and add their gradients as "grad/{name}"."""
+    """A case with the params (SPEC names), x, y, h0 and the expected loss, for a user to run
+    through their own implementation and add their gradients as "grad/{name}". FILE.npz, or
+    for any other path a directory of .npy files ({name}.npy, and grad/ to fill), which a C
+    program reads and writes with rnnscope.h."""
     model, case = random_case(vocab_size, hidden_size, num_layers, seq_len, batch, with_h0,
                               seed)
     loss = model.loss(case["x"], case["y"], case.get("h0"))[0]
-    with open(path, "wb") as f:
-        np.savez(f, **model.params, **case, loss=np.float64(loss))
+    arrays = {**model.params, **case, "loss": np.float64(loss)}
+    if Path(path).suffix == ".npz":
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return
+    try:
+        (Path(path) / "grad").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RnnscopeError(f"cannot create the case directory {path}: {e.strerror}; choose "
+                            "another --export path") from None
+    for name, a in arrays.items():
+        np.save(Path(path) / f"{name}.npy", a)
+
+
+def read_case(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a case: an .npz, or a directory of .npy files named by their keys
+    (grad/0.Whh.npy is "grad/0.Whh"). Never unpickles."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return {f.relative_to(path).with_suffix("").as_posix(): np.load(f, allow_pickle=False)
+                    for f in sorted(path.rglob("*.npy"))}
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise RnnscopeError(f"{path} does not exist; write a test case with "
+                            "`rnnscope gradcheck --export FILE.npz` (or a directory) first") \
+            from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise RnnscopeError(f"{path} is not a readable .npz or directory of .npy files "
+                            f"({type(e).__name__}: {e}); save arrays with numpy.savez or "
+                            "numpy.save (rnnscope.h: rs_npy_write)") from None
 
 
 def check_user_file(path: Path) -> list[ParamCheck]:
     """Compare the "grad/{name}" arrays in a filled test case with rnnscope's gradients."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise RnnscopeError(f"{path} does not exist; write a test case with "
-                            "`rnnscope gradcheck --export FILE.npz` first") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise RnnscopeError(f"{path} is not a readable .npz ({type(e).__name__}); save it "
-                            "with numpy.savez") from None
+    arrays = read_case(path)
     model = model_from_case(arrays, path)
     x, y, h0 = arrays["x"], arrays["y"], arrays.get("h0")
     grads = model.loss_and_grads(x, y, h0).grads
