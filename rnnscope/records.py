@@ -156,7 +156,7 @@ def check_records(records: list, file: Path) -> list[dict]:
         if not isinstance(rec, dict):
             raise RnnscopeError(f"{file} record {i} is not a JSON object; write one object per "
                                 "line (docs/format.md)")
-        rec = {k: no_nan(v) for k, v in rec.items()}
+        rec = {k: finite_or_none(v) for k, v in rec.items()}
         step = rec.get("step")
         if not (finite(step) and step == int(step) and step >= 0):
             raise RnnscopeError(f"{file} record {i} has no step (a whole number >= 0): "
@@ -191,10 +191,10 @@ def readable(key: str, value) -> bool:
     return not numeric or value is None or finite(value)
 
 
-def no_nan(v):
-    """NaN/inf as None, also inside lists (bptt_profile)."""
+def finite_or_none(v):
+    """NaN/inf become None (JSON has no NaN), also inside lists such as bptt_profile."""
     if isinstance(v, list):
-        return [no_nan(x) for x in v]
+        return [finite_or_none(x) for x in v]
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
