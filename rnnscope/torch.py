@@ -12,7 +12,7 @@ On a record step (every `log_every` steps):
   module's output keeps the gradient that reaches it from your loss;
 - the module's weights are mapped onto rnnscope's cell (SPEC 8: weight_ih_l{l} is Wx.T, ...)
   and rnnscope's own backward runs on the captured input and output gradient
-  (rnnscope/probe.py), so every per-layer reading (h, dh, dh_raw, the through-time profile) is
+  (Model.layers_pass), so every per-layer reading (h, dh, dh_raw, the through-time profile) is
   exact: the same numbers rnnscope's engine gives on the same weights and batch;
 - rnnscope's weight gradients are compared with those torch accumulated in .grad (before any
   clipping); a difference is recorded (torch_grad_rel_diff) and reported once, with its likely
@@ -40,9 +40,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, panel, probe, runs
+from . import __version__, panel, runs
 from .display import PlainDisplay
 from .errors import RnnscopeError
+from .model import Model, from_parts
 from .records import finite_or_none
 from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
@@ -111,6 +112,9 @@ class Panel:
         self.torch_grads: dict = {}      # rnn parameter -> .grad after backward (record steps)
         self.warned: set[str] = set()
         self.watched: set = set()        # parameters with a post-accumulate hook
+        # rnnscope's engine holding the module's layers (their weights copied in at a record)
+        self.model = Model(rnn.input_size, rnn.hidden_size, rnn.num_layers, cell=self.cell,
+                           dtype=str(rnn.weight_hh_l0.dtype).removeprefix("torch."))
         self.hooks = [rnn.register_forward_hook(self._on_forward, with_kwargs=True)]
         self._watch_grads(rnn.parameters())
 
@@ -229,14 +233,14 @@ class Panel:
             return None
         to_mean = 1 / self._positions() if self.loss_reduction == "sum" else 1
         with torch.no_grad():
-            params = mapped(self.rnn, self.cell, numpy, "sum")
-            h0 = numpy(b.h0[0]) if b.h0 else np.zeros((self.rnn.num_layers, b.u.shape[1],
-                                                       self.rnn.hidden_size), params["0.bh"].dtype)
+            for k, v in mapped(self.rnn, self.cell, numpy, "sum").items():
+                self.model.params[k][...] = v
+            h0 = None if b.h0 is None else from_parts([numpy(p) for p in b.h0])
             dh_last = None if b.dh_last is None else numpy(b.dh_last) * to_mean
         # gradients of the mean loss, as rnnscope's engine gives them (SPEC 2)
-        probes, grads = probe.run_layers(params, numpy(b.u), h0, numpy(b.dout) * to_mean, dh_last)
+        probes, grads = self.model.layers_pass(numpy(b.u), h0, numpy(b.dout) * to_mean, dh_last)
         self._compare(grads, to_mean, b)
-        return {"probes": probes, "grads": grads, "params": params}
+        return {"probes": probes, "grads": grads}
 
     def _positions(self) -> int:
         """T*B of the last training batch."""
@@ -275,7 +279,7 @@ class Panel:
             d2 = sum(float(torch.sum(d * d)) for d in change.values())
             p2 = sum(float(torch.sum(b * b)) for b in before)
         rec = panel.readings(measured["probes"], after, panel.grad_norms(measured["grads"]),
-                             deltas, self.sat_threshold, self.rng)
+                             deltas, self.sat_threshold, self.rng, self.cell)
         rec["update_ratio"] = math.sqrt(d2 / p2) if p2 > 0 else math.inf  # every parameter
         if hasattr(self, "grad_diff"):
             rec["torch_grad_rel_diff"] = self.grad_diff

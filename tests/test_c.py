@@ -17,6 +17,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from rnnscope import gradcheck, panel
+from rnnscope.cells import CELLS
 from rnnscope.cli import main
 from rnnscope.model import Model
 from rnnscope.records import read_run
@@ -51,6 +52,13 @@ def minrnn(header, tmp_path_factory) -> Path:
                      header)
 
 
+def reading(name: str, probe: dict) -> float:
+    """rnnscope's reading `name` of one layer's probes (the tanh cell's own for mean_gain)."""
+    if name in panel.PROBE_READINGS:
+        return panel.PROBE_READINGS[name](probe["h"], probe["dh"], probe["dh_raw"], 0.95)
+    return CELLS["rnn"].READINGS[name](None, probe, 0.95)
+
+
 def test_c_header_prints_the_packaged_header(header):
     assert (header / "rnnscope.h").read_text() == \
         (ROOT / "rnnscope/csrc/rnnscope.h").read_text()
@@ -76,11 +84,8 @@ def test_header_readings_equal_the_panels_on_the_engines_own_probes(header, tmp_
             np.save(tmp_path / f"{name}{l}.npy", a)
     subprocess.run([str(probe), str(tmp_path), "2"], check=True)
     record = json.loads((tmp_path / "record.jsonl").read_text())
-    expected = {}
-    for l, p in enumerate(probes):
-        for name in PROBES:
-            expected[f"layer{l}.{name}"] = panel.PROBE_READINGS[name](p["h"], p["dh"],
-                                                                      p["dh_raw"], 0.95)
+    expected = {f"layer{l}.{name}": reading(name, p) for l, p in enumerate(probes)
+                for name in PROBES}
     for name in PROBES:
         expected[name] = np.mean([expected[f"layer{l}.{name}"] for l in range(2)])
     rtol = 1e-12 if real == "double" else 1e-5
@@ -130,9 +135,7 @@ def test_c_network_panel_record_equals_rnnscopes_for_the_same_step(filled_case):
     after = {k: model.params[k] + deltas[k] for k in deltas}
     expected = panel.weight_readings(after, panel.grad_norms(out.grads), deltas)
     for name in PROBES:
-        p = out.probes[0]
-        expected[name] = expected[f"layer0.{name}"] = panel.PROBE_READINGS[name](
-            p["h"], p["dh"], p["dh_raw"], 0.95)
+        expected[name] = expected[f"layer0.{name}"] = reading(name, out.probes[0])
     expected["grad_norm"] = float(np.sqrt(sum(np.sum(g * g) for g in out.grads.values())))
     expected["train_nll"] = out.loss
     expected["clip_rate"] = sum(int(np.sum(np.abs(N * g) > 5)) for g in out.grads.values()) / \
