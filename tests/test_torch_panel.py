@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rnnscope import panel as rs_panel
+from rnnscope.cells import CELLS
 from rnnscope.errors import RnnscopeError
 from rnnscope.model import Model
 from rnnscope.records import read_run
@@ -23,7 +24,7 @@ from rnnscope.torch import Panel, mapped  # noqa: E402  (needs torch)
 
 ROOT = Path(__file__).resolve().parents[1]
 V, E, H, T, B = 9, 6, 7, 5, 3
-MODULES = {"rnn": torch.nn.RNN}
+MODULES = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
 RTOL = 1e-9
 
 
@@ -58,12 +59,18 @@ class Net:
         model = Model(V, H, self.rnn.num_layers, cell=cell, dtype="float64")
         with torch.no_grad():
             params = mapped(self.rnn, cell, lambda t: t.numpy().copy(), "sum")
+            wx = f"0.{CELLS[cell].INPUT[0]}"
             if self.embed:
-                params["0.Wxh"] = self.emb.weight.numpy() @ params["0.Wxh"]
+                params[wx] = self.emb.weight.numpy() @ params[wx]
             params["Why"], params["by"] = self.head.weight.numpy().T, self.head.bias.numpy()
         for k in model.params:
             model.params[k][...] = params[k]
         return model
+
+
+def numpy_state(h):
+    """A torch state as rnnscope's Model takes it: an array, or a tuple (h, c)."""
+    return tuple(p.numpy().copy() for p in h) if isinstance(h, tuple) else h.numpy().copy()
 
 
 def detach(h):
@@ -80,7 +87,7 @@ def run_loop(net: Net, cell: str, path, steps=6, log_every=3, clip=None, **panel
     for step in range(1, steps + 1):
         x, y = (torch.from_numpy(data.integers(0, V, (T, B))) for _ in range(2))
         twin = net.twin(cell) if step % log_every == 0 else None
-        h0 = None if h is None else h.numpy().copy()
+        h0 = None if h is None else numpy_state(h)
         loss, h = net.loss(x, y, h)
         h = detach(h)
         opt.zero_grad()
@@ -105,14 +112,16 @@ def engine_readings(net, cell, twin: Model, x, y, h0, before, rng) -> dict:
     out = twin.loss_and_grads(x, y, h0)
     grads = {k: g for k, g in out.grads.items() if k[0].isdigit()}
     old = {id(p): b for p, b in zip(net.parameters(), before, strict=True)}
+    wx = f"0.{CELLS[cell].INPUT[0]}"
     if net.embed:  # the gradient of W_ih.T from that of E @ W_ih.T
-        grads["0.Wxh"] = old[id(net.emb.weight)].numpy().T @ grads["0.Wxh"]
+        grads[wx] = old[id(net.emb.weight)].numpy().T @ grads[wx]
     after = [p.detach() for p in net.parameters()]
     with torch.no_grad():
         params = mapped(net.rnn, cell, lambda t: t.numpy().copy(), "sum")
         was = mapped(net.rnn, cell, lambda t: old[id(t)].numpy(), "sum")
     deltas = {k: params[k] - was[k] for k in params}  # what the step changed
-    rec = rs_panel.readings(out.probes, params, rs_panel.grad_norms(grads), deltas, 0.95, rng)
+    rec = rs_panel.readings(out.probes, params, rs_panel.grad_norms(grads), deltas, 0.95, rng,
+                            cell)
     d2 = sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True))
     rec["update_ratio"] = math.sqrt(d2 / sum(float((b ** 2).sum()) for b in before))
     rec["train_nll"] = out.loss
@@ -233,6 +242,19 @@ def test_a_loss_that_reads_h_n_is_followed_exactly(tmp_path):
     panel.step(loss, opt)
     panel.close()
     assert read_run(tmp_path / "run")[1][0]["torch_grad_rel_diff"] < 1e-12
+
+
+def test_a_loss_that_reads_the_lstm_c_n_is_named_as_the_cause(tmp_path, capsys):
+    net = Net("lstm", 1, False, True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    panel = Panel(net.rnn, tmp_path / "run", 1, report=False)
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, V, (T, B)))
+    out, (h_n, c_n) = net.rnn(net.emb(x))
+    loss = out.pow(2).mean() + h_n.sum() + c_n.sum()
+    loss.backward()
+    panel.step(loss, opt)
+    panel.close()
+    assert "likely a loss that reads c_n" in capsys.readouterr().out
 
 
 # ---- the run directory and the loop's other calls
