@@ -9,10 +9,15 @@ rounds of (on time / off time) - 1. Making the Panel and its close() (triage, re
 run) are outside the timed blocks; every record step inside them is timed.
 
     python benchmarks/torch_panel.py --cell lstm --hidden 256 --rounds 5 [--json FILE]
+
+On a shared machine run it with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1: two thread pools
+(PyTorch's and NumPy's OpenBLAS) that spin-wait for cores other processes hold slow each other
+down by orders of magnitude, which measures the machine, not the panel.
 """
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -95,7 +100,8 @@ def main() -> None:
         "overhead": statistics.median(ratios) - 1,
         "overhead_range": [min(ratios) - 1, max(ratios) - 1],
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
+                   f"{torch.get_num_threads()} torch threads, OPENBLAS_NUM_THREADS="
+                   f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -62,16 +62,21 @@ def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
         path, n = base, 1
         while path.exists():
             path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    else:
-        path = Path(run_dir)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise RnnscopeError(f"run directory {path} already exists and is not empty; choose "
-                                f"another --run-dir, or continue it with --resume {path}")
+        return make_run_dir(path, "choose another --run-dir")
+    return make_run_dir(Path(run_dir), "choose another --run-dir",
+                        f"choose another --run-dir, or continue it with --resume {run_dir}")
+
+
+def make_run_dir(path: Path, fix: str, fix_if_used: str | None = None) -> Path:
+    """Create the run directory path; an existing non-empty one is never reused. The errors
+    end with fix (fix_if_used when the directory is in use): what to pass instead."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RnnscopeError(f"run directory {path} already exists and is not empty; "
+                            f"{fix_if_used or fix}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; "
-                            "choose another --run-dir") from None
+        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; {fix}") from None
     return path
 
 

@@ -90,7 +90,7 @@ class Panel:
             raise RnnscopeError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
         self.rnn, self.log_every, self.report = rnn, log_every, report
         self.sat_threshold, self.loss_reduction = sat_threshold, loss_reduction
-        self.path = new_run_dir(Path(run_dir))
+        self.path = runs.make_run_dir(Path(run_dir), "pass another run_dir to rnnscope.torch.Panel")
         self.doc = {"rnnscope_version": __version__, "source": "pytorch",
                     "config": {"cell": self.cell, "hidden": rnn.hidden_size,
                                "layers": rnn.num_layers, "dropout": rnn.dropout,
@@ -374,16 +374,3 @@ def time_major(t: torch.Tensor, batch_first: bool) -> torch.Tensor:
 
 def numpy(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy())
-
-
-def new_run_dir(path: Path) -> Path:
-    """The run directory, made; an existing non-empty one is never reused."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise RnnscopeError(f"run directory {path} already exists and is not empty; pass "
-                            "another run_dir to rnnscope.torch.Panel")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; pass another "
-                            "run_dir") from None
-    return path
