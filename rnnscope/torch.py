@@ -125,7 +125,7 @@ class Panel:
         return (self.steps + 1) % self.log_every == 0
 
     def _on_forward(self, module, args, kwargs, output) -> None:
-        if not torch.is_grad_enabled():
+        if not (torch.is_grad_enabled() and module.training):
             return  # an evaluation pass, not a training step
         x = args[0] if args else kwargs["input"]
         if isinstance(x, nn.utils.rnn.PackedSequence):
@@ -162,7 +162,7 @@ class Panel:
 
     def _on_grad(self, p: torch.Tensor, keep: bool) -> None:
         g = p.grad.detach()
-        self.grad_sq[p] = float(torch.sum(g * g))
+        self.grad_sq[p] = torch.sum(g * g)  # a tensor: no device sync per parameter
         if keep and self._due():
             self.torch_grads[p] = g.clone()
 
@@ -176,9 +176,10 @@ class Panel:
             self._describe_optimizer(optimizer)
             self._watch_grads(params)
         n, due = self.steps + 1, self._due()
-        now = [float(torch.sum(p.grad.detach() ** 2)) for p in params]
-        now_sq, pre_sq = sum(now), sum(self.grad_sq.get(p, g) for p, g in zip(params, now,
-                                                                               strict=True))
+        now = [torch.sum(p.grad.detach() ** 2) for p in params]
+        now_sq = float(torch.stack(now).sum())
+        pre_sq = float(torch.stack([self.grad_sq.get(p, g) for p, g in zip(params, now,
+                                                                           strict=True)]).sum())
         grad_norm = math.sqrt(pre_sq)
         nll = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
         nll /= self._positions() if self.loss_reduction == "sum" else 1

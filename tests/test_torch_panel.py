@@ -283,6 +283,7 @@ def test_eval_close_and_the_run_directory(tmp_path):
     assert [r["step"] for r in records] == [4, 5, 8, 10]
     assert [r["step"] for r in records if "eval_nll" in r] == [5, 10]
     assert records[-1]["final"] and records[-1]["steps"] == [9, 10]
+    assert records[-1]["chars"] == 10 * T * B  # the eval passes are not training characters
     assert json.loads((path / "triage.json").read_text()) == diagnose_run(path)
     assert "<svg" in (path / "report.html").read_text()
 
