@@ -63,7 +63,7 @@ def render(runs: list[RunData]) -> str:
             section("plots", "Plots", figures_html(svg_figures(runs))),
             section("config", "Configuration", config_html(runs)),
             section("sample", "Samples from the final model",
-                    per_run(runs, "sample", (sample_html(run.path) for run in runs)))]
+                    per_run(runs, "sample", (sample_html(run) for run in runs)))]
     title = "rnnscope report: " + ", ".join(run.label for run in runs)
     return PAGE.format(title=escape(title), css=CSS, body="\n".join(body))
 
@@ -241,9 +241,11 @@ def config_html(runs: list[RunData]) -> str:
     return f'{note}<div class="scroll"><table class="config">{head}{rows}</table></div>'
 
 
-def sample_html(path: Path) -> str:
-    if not path.is_dir():
-        return '<p class="note">No sample: a log holds records, not a model.</p>'
+def sample_html(run_data: RunData) -> str:
+    path = run_data.path
+    if "source" in run_data.doc or not path.is_dir():
+        return ('<p class="note">No sample: the records come from another program; rnnscope '
+                "holds no model to sample from.</p>")
     if not (path / CHECKPOINT).exists():
         return ('<p class="note">No sample: the run has no checkpoint yet (it is just starting, '
                 "or it diverged before the first eval wrote one).</p>")

@@ -100,7 +100,7 @@ def test_a_minimal_csv_of_step_and_train_nll_goes_through_doctor_report_and_comp
     assert result["verdict"] in ("healthy", "plateau")
     assert main(["report", str(log)]) == 0
     html = (tmp_path / "mine.csv.report.html").read_text()
-    assert "no readings recorded" in html and "a log holds records, not a model" in html
+    assert "no readings recorded" in html and "rnnscope holds no model to sample from" in html
     other = write_csv(tmp_path / "other.csv", loss_curve(start=3.0))
     assert main(["compare", str(log), str(other)]) == 0
     out = capsys.readouterr().out
