@@ -5,8 +5,9 @@ backward, clip_grad_norm_, Adam) on random character ids, timed in blocks of --s
 whole number of record intervals), with the panel ("on": panel.step instead of opt.step) and
 without ("off"). Blocks run interleaved, off on on off within a round, so a machine that
 speeds up or slows down during the run moves both alike; the overhead is the median over the
-rounds of (on time / off time) - 1. Making the Panel and its close() (triage, report: once per
-run) are outside the timed blocks; every record step inside them is timed.
+rounds of (on time / off time) - 1, in wall time and in the process's CPU time (which other
+processes on a shared machine disturb far less). Making the Panel and its close() (triage,
+report: once per run) are outside the timed blocks; every record step inside them is timed.
 
     python benchmarks/torch_panel.py --cell lstm --hidden 256 --rounds 5 [--json FILE]
 
@@ -44,9 +45,9 @@ def make_loop(args):
     opt = torch.optim.Adam(params, lr=2e-3)
     data = torch.randint(0, V, (args.steps + 1, args.seq + 1, args.batch))
 
-    def block(panel) -> float:
-        """Seconds for --steps training steps, stepping through panel when given."""
-        h, t0 = None, time.perf_counter()
+    def block(panel) -> tuple[float, float]:
+        """(wall, CPU) seconds for --steps training steps, stepping through panel if given."""
+        h, t0, c0 = None, time.perf_counter(), time.process_time()
         for i in range(args.steps):
             x, y = data[i, :-1], data[i, 1:]
             out, h = rnn(emb(x), h)
@@ -59,7 +60,7 @@ def make_loop(args):
                 opt.step()
             else:
                 panel.step(loss, opt)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     return rnn, block
 
@@ -89,20 +90,24 @@ def main() -> None:
                 times[kind].append(block(panel))
                 if panel is not None:
                     panel.close()
-    ratios = [(on1 + on2) / (off1 + off2) for off1, on1, on2, off2 in
-              zip(times["off"][::2], times["on"][::2], times["on"][1::2], times["off"][1::2],
-                  strict=True)]
     result = {
         "cell": args.cell, "hidden": args.hidden, "layers": args.layers, "batch": args.batch,
         "seq_len": args.seq, "log_every": args.log_every, "steps_per_block": args.steps,
-        "rounds": args.rounds, "step_ms_off": 1e3 * statistics.median(times["off"]) / args.steps,
-        "step_ms_on": 1e3 * statistics.median(times["on"]) / args.steps,
-        "overhead": statistics.median(ratios) - 1,
-        "overhead_range": [min(ratios) - 1, max(ratios) - 1],
+        "rounds": args.rounds}
+    for i, clock in enumerate(("wall", "cpu")):
+        off, on = ([t[i] for t in times[kind]] for kind in ("off", "on"))
+        ratios = [(on[2 * r] + on[2 * r + 1]) / (off[2 * r] + off[2 * r + 1])
+                  for r in range(args.rounds)]
+        result.update({f"step_ms_off_{clock}": 1e3 * statistics.median(off) / args.steps,
+                       f"step_ms_on_{clock}": 1e3 * statistics.median(on) / args.steps,
+                       f"overhead_{clock}": statistics.median(ratios) - 1,
+                       f"overhead_{clock}_range": [min(ratios) - 1, max(ratios) - 1]})
+    result.update({
+        "load_average": os.getloadavg(),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} torch threads, OPENBLAS_NUM_THREADS="
                    f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
-    }
+    })
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -90,7 +90,8 @@ class Panel:
             raise RnnscopeError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
         self.rnn, self.log_every, self.report = rnn, log_every, report
         self.sat_threshold, self.loss_reduction = sat_threshold, loss_reduction
-        self.path = runs.make_run_dir(Path(run_dir), "pass another run_dir to rnnscope.torch.Panel")
+        fix = "pass another run_dir to rnnscope.torch.Panel"
+        self.path = runs.make_run_dir(Path(run_dir), fix, fix)
         self.doc = {"rnnscope_version": __version__, "source": "pytorch",
                     "config": {"cell": self.cell, "hidden": rnn.hidden_size,
                                "layers": rnn.num_layers, "dropout": rnn.dropout,
