@@ -4,6 +4,7 @@ docs/format.md is the user's side of this module. `read_run(path)` returns (doc,
 
     records  one dict per record, the SPEC 3 keys; only `step` (and `train_nll` somewhere in the
              log) is required. NaN/inf read as None, as rnnscope writes them (JSON has no NaN).
+             A JSON line that is not a record is skipped with a warning (runs.read_jsonl).
              Consecutive records of the same step are one record (a log that writes its eval on
              a line of its own at a training step reads as rnnscope's own records do).
     doc      the run's config.json (rnnscope's own, or the one rnnscope.torch.Panel writes), or,
@@ -153,9 +154,6 @@ def check_records(records: list, file: Path) -> list[dict]:
     record has a train_nll; NaN/inf become None; records of one step are merged."""
     out: list[dict] = []
     for i, rec in enumerate(records, start=1):
-        if not isinstance(rec, dict):
-            raise RnnscopeError(f"{file} record {i} is not a JSON object; write one object per "
-                                "line (docs/format.md)")
         rec = {k: finite_or_none(v) for k, v in rec.items()}
         step = rec.get("step")
         if not (finite(step) and step == int(step) and step >= 0):

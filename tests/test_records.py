@@ -14,7 +14,7 @@ from rnnscope.cli import main
 from rnnscope.compare import compare_runs, format_comparison
 from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
-from rnnscope.errors import RnnscopeError
+from rnnscope.errors import RnnscopeError, RnnscopeWarning
 from rnnscope.records import read_run
 from rnnscope.report import write_report
 from rnnscope.train import train
@@ -168,11 +168,12 @@ BAD = {
     "ragged.csv": ("step,train_nll\n1,2.0,3\n", "quote cells that hold commas"),
     "empty.csv": ("", "holds no records"),
     "profile.jsonl": ('{"step": 1, "train_nll": 2, "bptt_profile": 3}\n', "not a number"),
-    "array.jsonl": ("[1, 2]\n", "is not a JSON object"),
+    "array.jsonl": ("[1, 2]\n", "holds no records"),
     "log.txt": ("step train_nll\n", "neither a directory, a .jsonl nor a .csv"),
 }
 
 
+@pytest.mark.filterwarnings("ignore::rnnscope.errors.RnnscopeWarning")
 @pytest.mark.parametrize("name", BAD)
 def test_a_bad_log_is_refused_with_one_line(tmp_path, capsys, name):
     text, message = BAD[name]
@@ -180,8 +181,17 @@ def test_a_bad_log_is_refused_with_one_line(tmp_path, capsys, name):
     with pytest.raises(RnnscopeError, match=message):
         read_run(tmp_path / name)
     assert main(["doctor", str(tmp_path / name)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message.split(",")[0] in err
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("rnnscope: error: ") and message.split(",")[0] in err[-1]
+
+
+def test_a_garbage_line_in_a_jsonl_log_is_skipped_with_a_warning(tmp_path):
+    lines = [json.dumps(r) for r in loss_curve(5)]
+    lines.insert(2, "{not json")
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(RnnscopeWarning, match="skipped 1 unreadable line"):
+        _, records = read_run(tmp_path / "log.jsonl")
+    assert records == loss_curve(5)
 
 
 def test_a_missing_log_or_an_empty_directory_is_refused(tmp_path):

@@ -353,9 +353,10 @@ static int read_case(const char *dir, const char *name, double *dst, int ndim, c
     return ok ? 0 : -1;
 }
 
-/* Fills a case made by `rnnscope gradcheck --export DIR --layers 1`: DIR/grad/{name}.npy, the
- * gradient of the mean loss (the summed loss's divided by N). Then takes one SGD step on the
- * case's chunk and writes its panel record to DIR/panel.jsonl. */
+/* Answers a case made by `rnnscope gradcheck --export DIR --layers 1`: DIR/grad/{name}.npy, the
+ * gradient of the mean loss (the summed loss's divided by N), and DIR/out/loss.npy, the mean
+ * loss (rnnscope checks the forward pass with it). Then takes one SGD step on the case's chunk
+ * and writes its panel record to DIR/panel.jsonl. */
 static int fill_case(int argc, char **argv)
 {
     const char *dir = argv[2];
@@ -404,6 +405,8 @@ static int fill_case(int argc, char **argv)
         snprintf(path, sizeof path, "%s/grad/%s.npy", dir, NAMES[k]);
         if (rs_npy_write(path, n.p[k].grad, shapes[k][1] ? 2 : 1, shapes[k]) != 0) return 1;
     }
+    snprintf(path, sizeof path, "%s/out/loss.npy", dir);
+    if (rs_npy_write(path, &loss, 0, NULL) != 0) return 1;
     printf("loss %.17g nats/char; gradients written to %s/grad/\n", loss, dir);
     snprintf(path, sizeof path, "%s/panel.jsonl", dir);
     FILE *log = fopen(path, "w");
