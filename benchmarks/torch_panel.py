@@ -8,8 +8,9 @@ speeds up or slows down during the run moves both alike; the overhead is the med
 rounds of (on time / off time) - 1, in wall time and in the process's CPU time (which other
 processes on a shared machine disturb far less). overhead_in_step_cpu reads the panel's work
 directly: the CPU time of panel.step() (record steps included) minus that of opt.step(), over
-the loop's CPU time (the hooks' few reductions during backward are left out of it). Making the Panel and its close() (triage,
-report: once per run) are outside the timed blocks; every record step inside them is timed.
+the loop's CPU time (the hooks' few reductions during backward are left out of it). Making the
+Panel and its close() (triage, report: once per run) are outside the timed blocks; every record
+step inside them is timed.
 
     python benchmarks/torch_panel.py --cell lstm --hidden 256 --rounds 5 [--json FILE]
 
