@@ -6,8 +6,11 @@ whole number of record intervals), with the panel ("on": panel.step instead of o
 without ("off"). Blocks run interleaved, off on on off within a round, so a machine that
 speeds up or slows down during the run moves both alike; the overhead is the median over the
 rounds of (on time / off time) - 1, in wall time and in the process's CPU time (which other
-processes on a shared machine disturb far less). Making the Panel and its close() (triage,
-report: once per run) are outside the timed blocks; every record step inside them is timed.
+processes on a shared machine disturb far less). overhead_in_step_cpu reads the panel's work
+directly: the CPU time of panel.step() (record steps included) minus that of opt.step(), over
+the loop's CPU time (the hooks' few reductions during backward are left out of it). Making the
+Panel and its close() (triage, report: once per run) are outside the timed blocks; every record
+step inside them is timed.
 
     python benchmarks/torch_panel.py --cell lstm --hidden 256 --rounds 5 [--json FILE]
 
@@ -45,9 +48,10 @@ def make_loop(args):
     opt = torch.optim.Adam(params, lr=2e-3)
     data = torch.randint(0, V, (args.steps + 1, args.seq + 1, args.batch))
 
-    def block(panel) -> tuple[float, float]:
-        """(wall, CPU) seconds for --steps training steps, stepping through panel if given."""
-        h, t0, c0 = None, time.perf_counter(), time.process_time()
+    def block(panel) -> tuple[float, float, float]:
+        """(wall, CPU, CPU in the step call) seconds for --steps training steps, stepping
+        through panel if given: the last is the CPU time of opt.step() or panel.step()."""
+        h, t0, c0, inside = None, time.perf_counter(), time.process_time(), 0.0
         for i in range(args.steps):
             x, y = data[i, :-1], data[i, 1:]
             out, h = rnn(emb(x), h)
@@ -56,11 +60,13 @@ def make_loop(args):
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, 5.0)
+            c1 = time.process_time()
             if panel is None:
                 opt.step()
             else:
                 panel.step(loss, opt)
-        return time.perf_counter() - t0, time.process_time() - c0
+            inside += time.process_time() - c1
+        return time.perf_counter() - t0, time.process_time() - c0, inside
 
     return rnn, block
 
@@ -102,6 +108,9 @@ def main() -> None:
                        f"step_ms_on_{clock}": 1e3 * statistics.median(on) / args.steps,
                        f"overhead_{clock}": statistics.median(ratios) - 1,
                        f"overhead_{clock}_range": [min(ratios) - 1, max(ratios) - 1]})
+    off, on = ([t[2] for t in times[kind]] for kind in ("off", "on"))
+    result["overhead_in_step_cpu"] = (statistics.median(on) - statistics.median(off)) / \
+        statistics.median([t[1] for t in times["off"]])
     result.update({
         "load_average": os.getloadavg(),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "

@@ -156,7 +156,7 @@ class Panel:
     def _watch_grads(self, params) -> None:
         rnn_params = set(self.rnn.parameters())
         for p in params:
-            if p not in self.watched:
+            if p.requires_grad and p not in self.watched:
                 self.watched.add(p)
                 self.hooks.append(p.register_post_accumulate_grad_hook(
                     lambda p, keep=p in rnn_params: self._on_grad(p, keep)))
@@ -226,7 +226,7 @@ class Panel:
 
     def _measure(self) -> dict | None:
         """The engine's pass on the captured batch, before the optimizer changes the weights:
-        {"probes", "grads", "params"}; None (with a note, once) when nothing was captured."""
+        {"probes", "grads", "grad_diff"}; None (with a note, once) when nothing was captured."""
         b = self.batch
         if b is None or b.dout is None:
             self._warn("no-batch", f"step {self.steps + 1}: no training forward pass of the "
@@ -241,23 +241,24 @@ class Panel:
             dh_last = None if b.dh_last is None else numpy(b.dh_last) * to_mean
         # gradients of the mean loss, as rnnscope's engine gives them (SPEC 2)
         probes, grads = self.model.layers_pass(numpy(b.u), h0, numpy(b.dout) * to_mean, dh_last)
-        self._compare(grads, to_mean, b)
-        return {"probes": probes, "grads": grads}
+        return {"probes": probes, "grads": grads, "grad_diff": self._compare(grads, to_mean, b)}
 
     def _positions(self) -> int:
         """T*B of the last training batch."""
         return self.shape[0] * self.shape[1]
 
-    def _compare(self, grads: dict, to_mean: float, b: Batch) -> None:
-        """rnnscope's weight gradients against the .grad torch accumulated (before clipping)."""
+    def _compare(self, grads: dict, to_mean: float, b: Batch) -> float | None:
+        """The relative difference of the .grad torch accumulated (before clipping) from
+        rnnscope's weight gradients, reported once when it is too large; None when torch left
+        some parameter without a gradient."""
         if len(self.torch_grads) < sum(1 for _ in self.rnn.parameters()):
-            return
+            return None
         theirs = mapped(self.rnn, self.cell, lambda t: numpy(self.torch_grads[t]) * to_mean,
                         "first")
         diff = math.sqrt(sum(float(np.sum((theirs[k] - g) ** 2)) for k, g in grads.items()))
         norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
-        self.grad_diff = diff / norm if norm > 0 else 0.0
-        if self.grad_diff > GRAD_TOLERANCE[self.rnn.weight_hh_l0.dtype]:
+        rel = diff / norm if norm > 0 else 0.0
+        if rel > GRAD_TOLERANCE[self.rnn.weight_hh_l0.dtype]:
             causes = ["another loss term that reaches the weights (a penalty, an auxiliary "
                       "loss)", "weight decay added to .grad"]
             if self.forwards > 1:
@@ -269,23 +270,24 @@ class Panel:
                 causes.insert(0, "a loss that reads c_n, which rnnscope's pass leaves out")
             self._warn("grad", f"step {self.steps + 1}: torch's .grad of the {self.cell} "
                        f"differs from rnnscope's backward on the captured batch by "
-                       f"{self.grad_diff:.2g} (relative); likely {'; or '.join(causes)}. The "
-                       "readings are of the batch's loss alone")
+                       f"{rel:.2g} (relative); likely {'; or '.join(causes)}. The readings "
+                       "are of the batch's loss alone")
+        return rel
 
     def _readings(self, measured: dict, params: list, before: list) -> dict:
         """The panel's readings of the record step, after the optimizer's update."""
         with torch.no_grad():
             after = mapped(self.rnn, self.cell, numpy, "sum")
             change = {p: p.detach() - b for p, b in zip(params, before, strict=True)}
-            deltas = mapped(self.rnn, self.cell, lambda t: numpy(change[t]), "sum")
+            deltas = mapped(self.rnn, self.cell,  # a frozen parameter does not change
+                            lambda t: numpy(change.get(t, torch.zeros_like(t))), "sum")
             d2 = sum(float(torch.sum(d * d)) for d in change.values())
             p2 = sum(float(torch.sum(b * b)) for b in before)
         rec = panel.readings(measured["probes"], after, panel.grad_norms(measured["grads"]),
                              deltas, self.sat_threshold, self.rng, self.cell)
         rec["update_ratio"] = math.sqrt(d2 / p2) if p2 > 0 else math.inf  # every parameter
-        if hasattr(self, "grad_diff"):
-            rec["torch_grad_rel_diff"] = self.grad_diff
-            del self.grad_diff
+        if measured["grad_diff"] is not None:
+            rec["torch_grad_rel_diff"] = measured["grad_diff"]
         return rec
 
     # ---- records

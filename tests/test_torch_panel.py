@@ -257,6 +257,21 @@ def test_a_loss_that_reads_the_lstm_c_n_is_named_as_the_cause(tmp_path, capsys):
     assert "likely a loss that reads c_n" in capsys.readouterr().out
 
 
+def test_a_frozen_weight_still_gets_its_readings(tmp_path):
+    net = Net("gru", 1, False, True)
+    net.rnn.weight_ih_l0.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    panel = Panel(net.rnn, tmp_path / "run", 1, quiet=True, report=False)
+    loss, _ = net.loss(*(torch.from_numpy(np.random.default_rng(i).integers(0, V, (T, B)))
+                         for i in range(2)), None)
+    loss.backward()
+    panel.step(loss, opt)
+    panel.close()
+    rec = read_run(tmp_path / "run")[1][0]
+    assert rec["update_ratio.0.Wx"] == 0 and rec["update_ratio.0.Wh"] > 0
+    assert "torch_grad_rel_diff" not in rec and rec["grad_norm.0.Wx"] > 0
+
+
 # ---- the run directory and the loop's other calls
 
 
