@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -116,6 +117,27 @@ def build_parser() -> Parser:
     p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
                    "(256x1,512x1,512x2), e.g. 512x1")
 
+    p = sub.add_parser("sweep", help="a grid of training runs, on this machine or Ray",
+                       argument_default=argparse.SUPPRESS,
+                       description="Run every combination of the swept values. Train flags "
+                       "given here are fixed for every run.")
+    p.add_argument("spec", nargs="?", default=None, metavar="SPEC.yaml",
+                   help="a sweep file: name, method: grid, parameters (docs/sweeps.md)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FLAG=a,b",
+                   help="sweep a train flag over these values (repeat for more factors)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where the runs, summary.json "
+                   "and report.html go (default sweeps/<name>)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: the "
+                   "number of cores; with --address, all the cluster takes)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (auto, HOST:PORT or "
+                   "ray://HOST:PORT) instead of starting a local Ray instance")
+    p.add_argument("--retry-failed", action="store_true", default=False,
+                   help="run failed grid points again (they are kept as failed otherwise)")
+    p.add_argument("--quiet", action="store_true", default=False,
+                   help="plain lines instead of the live table")
+    train_flags(p)
+
     sub.add_parser("corpora", help="list the corpora and whether they are available")
     return parser
 
@@ -201,6 +223,52 @@ def cmd_bench(args) -> int:
     return 0
 
 
+SWEEP_OWN = ("command", "spec", "sets", "out", "backend", "workers", "address", "retry_failed",
+             "quiet")
+
+
+def cmd_sweep(args) -> int:
+    from . import sweep
+    from .display import make_grid_display
+    from .report import write_sweep_report
+
+    if bool(args.spec) == bool(args.sets):
+        raise RnnscopeError("give a sweep file (SPEC.yaml) or --set FLAG=a,b ..., one of them")
+    spec = sweep.load_spec(Path(args.spec)) if args.spec else sweep.spec_from_sets(args.sets)
+    fixed = {k: v for k, v in vars(args).items() if k not in SWEEP_OWN}
+    out = Path(args.out) if args.out else Path("sweeps") / sweep.name_value(spec.name)
+    points = sweep.plan(spec, fixed, out)
+    if args.backend == "ray" and (args.address or os.environ.get("RAY_ADDRESS")) \
+            and not out.is_absolute():
+        print(f"note: --out {out} is relative; the runs go to {out.resolve()}, which every "
+              "node of the cluster must see (a shared filesystem)", file=sys.stderr)
+    print(f"sweep {spec.name}: {len(points)} runs in {out}", flush=True)
+    pool = sweep.make_pool(args.backend, out.resolve(), args.workers, args.address)
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        summary = sweep.run_sweep(points, out.resolve(), pool, make_grid_display(args.quiet),
+                                  args.retry_failed, spec.name)
+    except KeyboardInterrupt:
+        print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
+              f"command resumes them (status in {out / sweep.SUMMARY})", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    print(sweep.format_summary(summary))
+    print(f"summary: {out / sweep.SUMMARY}\nreport: {write_sweep_report(out.resolve(), summary)}")
+    failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
+    if failed:
+        print(f"rnnscope: {len(failed)} of {len(points)} runs failed (first: {failed[0]}); "
+              "see the status in summary.json, rerun them with --retry-failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def interrupt(signum, frame):
+    """SIGTERM ends a sweep as Ctrl-C does: its running runs stop checkpointed."""
+    raise KeyboardInterrupt
+
+
 def cmd_corpora(args) -> int:
     from .data import list_corpora
 
@@ -211,7 +279,7 @@ def cmd_corpora(args) -> int:
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "corpora": cmd_corpora}
+            "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,114 @@
+"""The Ray backend of `rnnscope sweep` (optional extra: pip install 'rnnscope[ray]').
+
+One plain Ray task per grid point, sweep.run_point, retried (RETRIES times) when the worker
+running it dies; a retried run resumes from its checkpoint. The tasks run on an existing
+cluster (`--address auto|HOST:PORT|ray://HOST:PORT`, or RAY_ADDRESS as `ray job submit` sets
+it), where this rnnscope travels with them (runtime_env py_modules), or on a local Ray instance
+started here with the dashboard off, listening on 127.0.0.1 only. The run directories must be
+on a filesystem every node sees: the tasks write them, the driver reads them.
+
+Nothing is sent over the network beyond the cluster itself: RAY_USAGE_STATS_ENABLED=0 is set
+before Ray is imported and in every task's environment, so Ray's usage statistics are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import RnnscopeError
+from .sweep import BLAS_ENV, STOP_S, Point, run_point
+
+RETRIES = 2          # a task whose worker dies runs again, resuming its run, this many times
+NO_USAGE_STATS = {"RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def import_ray():
+    """Ray, imported with its usage statistics off."""
+    os.environ.update(NO_USAGE_STATS)
+    try:
+        import ray
+    except ImportError:
+        raise RnnscopeError("--backend ray needs Ray; install it with "
+                            "pip install 'rnnscope[ray]'") from None
+    return ray
+
+
+class RayPool:
+    """Grid points as Ray tasks, at most `workers` at once (default: a local instance's CPUs,
+    or every point at once on a cluster, whose scheduler queues them)."""
+
+    def __init__(self, out: Path, workers: int | None, address: str | None) -> None:
+        ray = self.ray = import_ray()
+        address = address or os.environ.get("RAY_ADDRESS")
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+        try:
+            if address:
+                env = {"env_vars": {**BLAS_ENV, **NO_USAGE_STATS},
+                       "py_modules": [str(Path(__file__).resolve().parent)]}
+                ray.init(address=address, runtime_env=env, **quiet)
+            else:  # the local instance's processes inherit this environment (no runtime_env,
+                # which would cost a runtime-env agent set-up of several seconds)
+                with environ(BLAS_ENV):
+                    ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                             _node_ip_address="127.0.0.1", **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise RnnscopeError(f"cannot start or join {where}: {first_line(e)}; check "
+                                "--address (auto, HOST:PORT or ray://HOST:PORT) and that "
+                                "`ray status` sees the cluster") from None
+        self.workers = workers or (sys.maxsize if address else os.cpu_count())
+        self.task = ray.remote(run_point).options(num_cpus=1, max_retries=RETRIES,
+                                                  retry_exceptions=False)
+        self.out, self.refs = str(out), {}
+
+    def submit(self, point: Point) -> None:
+        self.refs[self.task.remote(point, self.out)] = point.name
+
+    def done(self, timeout: float) -> dict[str, str]:
+        if not self.refs:
+            return {}
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self.ray.wait(list(self.refs), num_returns=len(self.refs), timeout=0)
+        ended = {}
+        for ref in ready:
+            name = self.refs.pop(ref)
+            try:
+                self.ray.get(ref)
+                ended[name] = ""
+            except self.ray.exceptions.RayError as e:
+                ended[name] = f"Ray task failed after {RETRIES} retries: {first_line(e)}"
+        return ended
+
+    def stop(self) -> None:
+        """Interrupt the running tasks (each run checkpoints), wait for them, leave Ray."""
+        for ref in self.refs:
+            self.ray.cancel(ref)
+        if self.refs:
+            self.ray.wait(list(self.refs), num_returns=len(self.refs), timeout=STOP_S)
+        self.refs.clear()
+        self.ray.shutdown()
+
+
+@contextlib.contextmanager
+def environ(values: dict):
+    """os.environ with these values inside the block, as it was after it."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+
+
+def first_line(e: Exception) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
