@@ -189,6 +189,17 @@ def field_of(key, where: str) -> str:
 
 
 def coerce(name: str, value, where: str):
+    """The value as its TrainConfig field's type, valid for that setting on its own (as
+    TrainConfig.validate() sees it); an error names where the value was written."""
+    value = convert(name, value, where)
+    try:
+        TrainConfig(**{name: value}).validate()
+    except RnnscopeError as e:
+        raise RnnscopeError(f"{where}: {e}") from None
+    return value
+
+
+def convert(name: str, value, where: str):
     """The value as its TrainConfig field's type (int, float, str or bool, perhaps None), from a
     YAML value or a --set string; anything else is an error naming where it was written."""
     kind = FIELDS[name].split("|")[0].strip()

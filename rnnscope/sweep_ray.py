@@ -4,11 +4,18 @@ One plain Ray task per grid point, sweep.run_point, retried (RETRIES times) when
 running it dies; a retried run resumes from its checkpoint. The tasks run on an existing
 cluster (`--address auto|HOST:PORT|ray://HOST:PORT`, or RAY_ADDRESS as `ray job submit` sets
 it), where this rnnscope travels with them (runtime_env py_modules), or on a local Ray instance
-started here with the dashboard off, listening on 127.0.0.1 only. The run directories must be
-on a filesystem every node sees: the tasks write them, the driver reads them.
+started here. The run directories must be on a filesystem every node sees: the tasks write
+them, the driver reads them.
 
-Nothing is sent over the network beyond the cluster itself: RAY_USAGE_STATS_ENABLED=0 is set
-before Ray is imported and in every task's environment, so Ray's usage statistics are off.
+Nothing leaves the machine from a local instance (docs/sweeps.md says how this was checked):
+- RAY_USAGE_STATS_ENABLED=0, set before Ray is imported: usage statistics off;
+- the dashboard off (include_dashboard=False); Ray still starts its dashboard process with the
+  one module that handles usage statistics, which probes the cloud metadata services
+  (169.254.169.254, metadata.google.internal) even when statistics are off: HTTP(S)_PROXY, for
+  Ray's processes only, names a closed port on 127.0.0.1, so those requests fail locally;
+- RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (read when Ray is imported): single-node mode, in which
+  Ray takes 127.0.0.1 as the node's address instead of finding the address that reaches the
+  internet, so every Ray process listens and connects on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -24,11 +31,14 @@ from .sweep import BLAS_ENV, STOP_S, Point, run_point
 
 RETRIES = 2          # a task whose worker dies runs again, resuming its run, this many times
 NO_USAGE_STATS = {"RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+NO_HTTP = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
 
 
-def import_ray():
-    """Ray, imported with its usage statistics off."""
-    os.environ.update(NO_USAGE_STATS)
+def import_ray(local: bool):
+    """Ray, imported with its usage statistics off (and, for a local instance, in single-node
+    mode on 127.0.0.1)."""
+    os.environ.update({**NO_USAGE_STATS, **(LOOPBACK_ONLY if local else {})})
     try:
         import ray
     except ImportError:
@@ -42,8 +52,8 @@ class RayPool:
     or every point at once on a cluster, whose scheduler queues them)."""
 
     def __init__(self, out: Path, workers: int | None, address: str | None) -> None:
-        ray = self.ray = import_ray()
         address = address or os.environ.get("RAY_ADDRESS")
+        ray = self.ray = import_ray(local=not address)
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         try:
             if address:
@@ -52,7 +62,7 @@ class RayPool:
                 ray.init(address=address, runtime_env=env, **quiet)
             else:  # the local instance's processes inherit this environment (no runtime_env,
                 # which would cost a runtime-env agent set-up of several seconds)
-                with environ(BLAS_ENV):
+                with environ({**BLAS_ENV, **NO_HTTP}):
                     ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
                              _node_ip_address="127.0.0.1", **quiet)
         except (ConnectionError, ValueError, RuntimeError) as e:

@@ -37,7 +37,6 @@ from .display import Display, PlainDisplay
 from .errors import RnnscopeError
 from .model import LossAndGrads, Model
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
-from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
 
 DEFAULT_STEPS = 9_000  # about two minutes on a 2-core machine at the default size
@@ -242,6 +241,8 @@ def conclude(s: Session, display: Display) -> None:
     result = write_triage(s.path)
     display.note(format_diagnosis(result))
     if s.cfg.report:
+        from .report import write_report  # matplotlib: loaded only by runs that write a report
+
         display.note(f"report: {write_report([s.path], None)}")
 
 
