@@ -231,12 +231,14 @@ def cmd_sweep(args) -> int:
     from . import sweep
     from .display import make_grid_display
     from .report import write_sweep_report
+    from .sweep_spec import load_spec, name_value, spec_from_sets
+    from .sweep_summary import SUMMARY, format_summary
 
     if bool(args.spec) == bool(args.sets):
         raise RnnscopeError("give a sweep file (SPEC.yaml) or --set FLAG=a,b ..., one of them")
-    spec = sweep.load_spec(Path(args.spec)) if args.spec else sweep.spec_from_sets(args.sets)
+    spec = load_spec(Path(args.spec)) if args.spec else spec_from_sets(args.sets)
     fixed = {k: v for k, v in vars(args).items() if k not in SWEEP_OWN}
-    out = Path(args.out) if args.out else Path("sweeps") / sweep.name_value(spec.name)
+    out = Path(args.out) if args.out else Path("sweeps") / name_value(spec.name)
     points = sweep.plan(spec, fixed, out)
     if args.backend == "ray" and (args.address or os.environ.get("RAY_ADDRESS")) \
             and not out.is_absolute():
@@ -250,12 +252,12 @@ def cmd_sweep(args) -> int:
                                   args.retry_failed, spec.name)
     except KeyboardInterrupt:
         print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
-              f"command resumes them (status in {out / sweep.SUMMARY})", file=sys.stderr)
+              f"command resumes them (status in {out / SUMMARY})", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, before)
-    print(sweep.format_summary(summary))
-    print(f"summary: {out / sweep.SUMMARY}\nreport: {write_sweep_report(out.resolve(), summary)}")
+    print(format_summary(summary))
+    print(f"summary: {out / SUMMARY}\nreport: {write_sweep_report(out.resolve(), summary)}")
     failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
     if failed:
         print(f"rnnscope: {len(failed)} of {len(points)} runs failed (first: {failed[0]}); "

@@ -284,7 +284,7 @@ SWEEP_FIGURES = [
 def write_sweep_report(out: Path, summary: dict) -> Path:
     """out/report.html: the runs sorted by best eval NLL, the main effect of each swept
     factor (table and over training), the loss curves of every run, the fixed settings."""
-    from .sweep import effect_curves, ranked
+    from .sweep_summary import effect_curves, ranked
 
     rows = [r for r in ranked(summary) if (out / r["path"] / CONFIG).exists()]
     data = load_runs([out / r["path"] for r in rows])
@@ -309,7 +309,7 @@ def write_sweep_report(out: Path, summary: dict) -> Path:
 def sweep_runs_html(summary: dict, runs_by_name: dict[str, RunData]) -> str:
     """One row per run: its colour and name (a link to its own report when it has one), the
     swept settings, status, steps, best eval NLL, final train NLL and verdict."""
-    from .sweep import ranked
+    from .sweep_summary import ranked
 
     swept = summary["swept"]
     head = "<tr><th>#</th><th>run</th>" + "".join(f"<th>{escape(flag(k))}</th>" for k in swept) \

@@ -1,43 +1,27 @@
-"""Sweeps (SPEC section 12): a grid of training runs from one spec, on a local process pool or
-on Ray, with the grid's summary and main effects.
-
-A spec is a YAML file like a W&B sweep file, or `--set FLAG=a,b` on the command line:
-
-    name: seed-grid
-    method: grid
-    parameters:
-      hidden: {values: [256, 512]}        # swept: one grid point per combination
-      corpus: {value: tinyshakespeare}    # fixed, like an ordinary train flag
-
-Every value is converted by its TrainConfig field's type and every grid point's settings pass
-TrainConfig.validate() and the corpus checks `train` makes, before anything runs.
+"""Sweeps (SPEC section 12): running a grid of training runs (rnnscope/sweep_spec.py builds
+it), each grid point an ordinary run directory, on local processes or Ray tasks.
 
     DIR/<name>/          an ordinary run directory per grid point, named by its swept settings
                          (hidden=256,optimizer=sgd); failure.json in it when the run failed
     DIR/logs/<name>.log  what the run printed (its plain training lines, any traceback)
-    DIR/summary.json     every run: settings, status, steps, best eval NLL, final train NLL,
-                         verdict, findings; and the main effect of each swept factor
+    DIR/summary.json     rnnscope/sweep_summary.py, rewritten as runs end
     DIR/report.html      the grid's report (rnnscope/report.py)
 
 A grid point's status is read from its directory (point_status), so the same command again
 skips finished runs, resumes interrupted ones from their checkpoints and leaves failed ones
 alone unless asked (--retry-failed). Runs go to a Pool: local processes (LocalPool) or Ray
 tasks (rnnscope/sweep_ray.py); either way a run is run_point() in a process of its own whose
-BLAS uses one thread.
+BLAS uses one thread. The Tracker follows the runs for the live table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import itertools
 import json
 import math
 import os
-import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -50,247 +34,15 @@ from typing import Protocol
 from . import runs
 from .config import TrainConfig, flag
 from .errors import RnnscopeError
+from .sweep_spec import Point, Spec, check_data, grid
+from .sweep_summary import fmt, summarize, write_summary
 
-SUMMARY, LOGS, FAILURE = "summary.json", "logs", "failure.json"
-SPEC_KEYS = ("name", "method", "parameters", "description")
-FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}  # name -> "int | None", ...
+LOGS, FAILURE = "logs", "failure.json"
 BLAS_ENV = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
 RUN_FILES = {runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.BEST, runs.TRIAGE, runs.REPORT,
              FAILURE}
 POLL_S = 1.0
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    swept: dict   # field -> list of values, in the spec's order
-    fixed: dict   # field -> value
-
-
-@dataclass(frozen=True)
-class Point:
-    """One grid point: its directory name, its swept settings and every training setting."""
-    name: str
-    settings: dict
-    config: dict  # TrainConfig.to_dict()
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(**self.config)
-
-
-# ---- the spec: YAML or --set, each value converted and checked where it was written
-
-
-def load_spec(path: Path) -> Spec:
-    """The spec in a YAML file; any error is one RnnscopeError naming the file, line and key."""
-    import yaml
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RnnscopeError(f"cannot read sweep file {path}: {getattr(e, 'strerror', e)}; "
-                            "pass a readable YAML file") from None
-    try:
-        lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise RnnscopeError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)}); "
-                            "fix the syntax (see docs/sweeps.md for an example)") from None
-
-    def where(*keys) -> str:
-        return f"{path} line {lines.get(keys, lines.get(keys[:-1], 1))}: " + \
-            ".".join(str(k) for k in keys)
-
-    if not isinstance(doc, dict):
-        raise RnnscopeError(f"{path}: a sweep file is a mapping with name, method and "
-                            "parameters; see docs/sweeps.md")
-    for key in doc:
-        if key not in SPEC_KEYS:
-            raise RnnscopeError(f"{where(key)} is not a sweep file key; use "
-                                f"{', '.join(SPEC_KEYS)}")
-    if doc.get("method", "grid") != "grid":
-        raise RnnscopeError(f"{where('method')}: method {doc['method']!r} is not supported; "
-                            "rnnscope sweeps run the whole grid (method: grid)")
-    params = doc.get("parameters")
-    if not isinstance(params, dict) or not params:
-        raise RnnscopeError(f"{where('parameters')}: give the parameters as a mapping of train "
-                            "flags, e.g. hidden: {values: [256, 512]}")
-    swept, fixed = {}, {}
-    for key, entry in params.items():
-        name = field_of(key, where("parameters", key))
-        if not isinstance(entry, dict) or len(set(entry) & {"value", "values"}) != 1 \
-                or set(entry) - {"value", "values"}:
-            raise RnnscopeError(f"{where('parameters', key)}: give {{values: [a, b, ...]}} to "
-                                "sweep it or {value: x} to fix it (only grid values, no "
-                                "distributions)")
-        if "value" in entry:
-            fixed[name] = coerce(name, entry["value"], where("parameters", key, "value"))
-            continue
-        values = entry["values"]
-        if not isinstance(values, list) or not values:
-            raise RnnscopeError(f"{where('parameters', key, 'values')}: give a non-empty list, "
-                                "e.g. values: [256, 512]")
-        swept[name] = [coerce(name, v, where("parameters", key, "values", i))
-                       for i, v in enumerate(values)]
-    name = doc.get("name", Path(path).stem)
-    return Spec(str(name), swept, fixed)
-
-
-def key_lines(node, path: str, keys: tuple = ()) -> dict[tuple, int]:
-    """{key path: 1-based line} of every mapping key and list item under the YAML node;
-    a key given twice in one mapping (which YAML would silently resolve) is an error."""
-    import yaml
-
-    if node is None:
-        return {}
-    out = {keys: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for k, v in node.value:
-            key = k.value
-            if key in seen:
-                raise RnnscopeError(f"{path} line {k.start_mark.line + 1}: {key!r} is given "
-                                    "twice; give each key once")
-            seen.add(key)
-            out.update(key_lines(v, path, (*keys, key)))
-            out[(*keys, key)] = k.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out.update(key_lines(v, path, (*keys, i)))
-    return out
-
-
-def spec_from_sets(sets: list[str]) -> Spec:
-    """The spec of `--set FLAG=a,b` arguments; the name joins the swept flags."""
-    swept = {}
-    for arg in sets:
-        key, eq, values = arg.partition("=")
-        where = f"--set {arg}"
-        if not eq or not values:
-            raise RnnscopeError(f"{where}: write --set FLAG=a,b (e.g. --set hidden=256,512)")
-        name = field_of(key, where)
-        if name in swept:
-            raise RnnscopeError(f"{where}: --set {key} is given twice; list all its values once")
-        swept[name] = [coerce(name, v, where) for v in values.split(",")]
-    return Spec("-".join(flag(k) for k in swept), swept, {})
-
-
-def field_of(key, where: str) -> str:
-    """The TrainConfig field a parameter names: a flag (seq-len) or a field name (seq_len)."""
-    name = str(key).removeprefix("--").replace("-", "_")
-    if name in FIELDS:
-        return name
-    close = difflib.get_close_matches(flag(name), [flag(f) for f in FIELDS], n=1)
-    hint = f"; did you mean {close[0]}?" if close else "; see `rnnscope train --help`"
-    raise RnnscopeError(f"{where}: {key!r} is not a train flag{hint}")
-
-
-def coerce(name: str, value, where: str):
-    """The value as its TrainConfig field's type, valid for that setting on its own (as
-    TrainConfig.validate() sees it); an error names where the value was written."""
-    value = convert(name, value, where)
-    try:
-        TrainConfig(**{name: value}).validate()
-    except RnnscopeError as e:
-        raise RnnscopeError(f"{where}: {e}") from None
-    return value
-
-
-def convert(name: str, value, where: str):
-    """The value as its TrainConfig field's type (int, float, str or bool, perhaps None), from a
-    YAML value or a --set string; anything else is an error naming where it was written."""
-    kind = FIELDS[name].split("|")[0].strip()
-    if value is None and "None" in FIELDS[name]:
-        return None
-    text = value.strip() if isinstance(value, str) else value
-    try:
-        if kind == "bool":
-            words = {"true": True, "false": False}
-            if isinstance(text, str) and text.lower() in words:
-                return words[text.lower()]
-            if isinstance(text, bool):
-                return text
-        elif isinstance(text, bool):
-            pass
-        elif kind == "int" and (isinstance(text, int) or isinstance(text, str)):
-            return int(text)
-        elif kind == "float" and isinstance(text, (int, float, str)) and \
-                math.isfinite(float(text)):
-            return float(text)
-        elif kind == "str" and isinstance(text, str):
-            return text
-    except ValueError:
-        pass
-    wanted = {"int": "a whole number", "float": "a finite number", "str": "a word or a path",
-              "bool": "true or false"}[kind]
-    raise RnnscopeError(f"{where}: --{flag(name)} {value!r} is not {wanted}; give "
-                        f"{wanted} as for `rnnscope train --{flag(name)}`")
-
-
-# ---- the grid
-
-
-def grid(spec: Spec, fixed: dict) -> list[Point]:
-    """Every combination of the swept values, over TrainConfig's defaults, the spec's fixed
-    values and the fixed train flags; each checked as `train` checks its settings."""
-    both = sorted(set(spec.swept) & set(fixed))
-    if both:
-        raise RnnscopeError(f"--{flag(both[0])} is both swept and fixed; give it once")
-    base = {**TrainConfig().to_dict(), **spec.fixed, **fixed}
-    points = []
-    for combo in itertools.product(*spec.swept.values()):
-        settings = dict(zip(spec.swept, combo, strict=True))
-        name = point_name(settings)
-        cfg = TrainConfig(**{**base, **settings})
-        try:
-            cfg.validate()
-        except RnnscopeError as e:
-            raise RnnscopeError(f"grid point {name}: {e}") from None
-        points.append(Point(name, settings, cfg.to_dict()))
-    names = [p.name for p in points]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise RnnscopeError(f"two grid points would share the directory {twice[0]}; give each "
-                            "value once")
-    return points
-
-
-def point_name(settings: dict) -> str:
-    """hidden=256,optimizer=sgd: the swept settings, as flags, safe in a file name."""
-    if not settings:
-        return "run"
-    return ",".join(f"{flag(k)}={name_value(v)}" for k, v in settings.items())
-
-
-def name_value(v) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        return repr(v)
-    text = Path(v).name if isinstance(v, str) and "/" in v else str(v)
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
-
-
-def check_data(points: list[Point]) -> None:
-    """Each point's corpus loads and its splits hold one chunk: the checks `train` makes
-    before it creates a run, made for the whole grid before anything runs."""
-    from .data import check_trainable, load_corpus, split
-
-    lengths = {}
-    for p in points:
-        cfg = p.train_config()
-        key = (cfg.corpus, cfg.data_dir)
-        try:
-            if key not in lengths:
-                lengths[key] = len(load_corpus(*key).text)
-            # the split's lengths are all check_trainable needs: stand-in ids of that length
-            train_ids, eval_ids = split(range(lengths[key]), cfg.eval_frac)
-            check_trainable(train_ids, eval_ids, cfg.batch, cfg.seq_len)
-        except RnnscopeError as e:
-            raise RnnscopeError(f"grid point {p.name}: {e}") from None
 
 
 # ---- a grid point's status, read from its directory
@@ -549,12 +301,12 @@ def run_sweep(points: list[Point], out: Path, pool: Pool, display, retry_failed:
             for ended, why in pool.done(POLL_S).items():
                 del running[ended]
                 display.event(tracker.ended(ended, why))
-                write_summary(out, summarize(points, out, name))
+                write_summary(out, summarize(points, out, tracker.statuses(), name))
             display.update(tracker.rows(running))
     finally:
         pool.stop()
         display.finish()
-        summary = summarize(points, out, name)
+        summary = summarize(points, out, tracker.statuses(), name)
         write_summary(out, summary)
     return summary
 
@@ -620,130 +372,16 @@ class Tracker:
         return (f"{status.state} {name}: step {row['step']}, best eval NLL "
                 f"{fmt(row['best_eval'])}, verdict {row['verdict']}")
 
+    def statuses(self) -> dict[str, Status]:
+        """Each point's status as read from its directory now."""
+        return {n: point_status(self.out / n, cfg) for n, cfg in self.cfgs.items()}
+
     def rows(self, running=()) -> list[dict]:
         for name in running:
             self.refresh(name)
         keys = ("step", "train_nll", "best_eval", "verdict")
         return [{"name": n, "state": self.states[n].state, "total": self.total[n],
                  **{k: self.live[n][k] for k in keys}} for n in self.order]
-
-
-# ---- summary and main effects
-
-
-def summarize(points: list[Point], out: Path, name: str = "") -> dict:
-    """summary.json: the grid's settings, each run's outcome, the main effects."""
-    rows = [run_summary(p, out) for p in points]
-    swept = list(points[0].settings) if points else []
-    fixed = {k: v for k, v in points[0].config.items() if k not in swept} if points else {}
-    return {"name": name, "method": "grid", "swept": swept, "fixed": fixed, "runs": rows,
-            "effects": main_effects(rows, swept)}
-
-
-def run_summary(point: Point, out: Path) -> dict:
-    """One run's line in summary.json."""
-    from .report import diagnosis
-
-    path = out / point.name
-    status = point_status(path, point.train_config())
-    row = {"name": point.name, "path": point.name, "settings": point.settings,
-           "status": status.state, "error": status.detail or None, "steps": status.step,
-           "best_eval_nll": None, "best_eval_step": None, "final_train_nll": None,
-           "verdict": None, "findings": []}
-    if not (path / runs.CONFIG).exists():
-        return row
-    records = runs.read_metrics(path)
-    evals = [(r["eval_nll"], r["step"]) for r in records if r.get("eval_nll") is not None]
-    trains = [r["train_nll"] for r in records if r.get("train_nll") is not None]
-    d = diagnosis(path)
-    row.update(best_eval_nll=min(evals)[0] if evals else None,
-               best_eval_step=min(evals)[1] if evals else None,
-               final_train_nll=trains[-1] if trains else None,
-               steps=max(status.step, records[-1]["step"] if records else 0),
-               verdict=d["verdict"], findings=d["findings"])
-    return row
-
-
-def main_effects(rows: list[dict], swept: list[str]) -> list[dict]:
-    """For each factor swept over several values: the best eval NLL of the finished runs with
-    each value (n, mean, standard deviation, min, max; how many failed), and the range of the
-    means; the factor that moved the result most first."""
-    effects = []
-    for factor in swept:
-        values = list(dict.fromkeys(r["settings"][factor] for r in rows))
-        if len(values) < 2:
-            continue
-        per = []
-        for v in values:
-            mine = [r for r in rows if r["settings"][factor] == v]
-            best = [r["best_eval_nll"] for r in mine if r["status"] == "finished"
-                    and r["best_eval_nll"] is not None]
-            per.append({"value": v, "n": len(best),
-                        "failed": sum(r["status"] == "failed" for r in mine),
-                        "mean": statistics.fmean(best) if best else None,
-                        "std": statistics.pstdev(best) if best else None,
-                        "min": min(best, default=None), "max": max(best, default=None)})
-        means = [e["mean"] for e in per if e["mean"] is not None]
-        effects.append({"factor": factor, "values": per,
-                        "range": max(means) - min(means) if len(means) > 1 else None})
-    return sorted(effects, key=lambda e: -(e["range"] or 0))
-
-
-def effect_curves(summary: dict, records: dict[str, list[dict]]) -> list[tuple[str, list]]:
-    """Each main effect over training: [(flag, [(value, steps, mean, min, max)])], the eval NLL
-    of the finished runs with each value at the steps all of them evaluated."""
-    curves = []
-    for e in summary["effects"]:
-        lines = []
-        for v in e["values"]:
-            evals = [{r["step"]: r["eval_nll"] for r in records.get(row["name"], [])
-                      if r.get("eval_nll") is not None} for row in summary["runs"]
-                     if row["settings"][e["factor"]] == v["value"]
-                     and row["status"] == "finished"]
-            steps = sorted(set.intersection(*(set(ev) for ev in evals))) if evals else []
-            ys = [[ev[s] for ev in evals] for s in steps]  # (steps, runs)
-            lines.append((v["value"], steps, [statistics.fmean(y) for y in ys],
-                          [min(y) for y in ys], [max(y) for y in ys]))
-        curves.append((f"--{flag(e['factor'])}", lines))
-    return curves
-
-
-def write_summary(out: Path, summary: dict) -> None:
-    runs.write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-
-
-def ranked(summary: dict) -> list[dict]:
-    """The runs, best eval NLL first; runs without one last, in grid order."""
-    return sorted(summary["runs"], key=lambda r: (r["best_eval_nll"] is None,
-                                                  r["best_eval_nll"] or 0))
-
-
-def fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
-def format_summary(summary: dict) -> str:
-    """The grid as text: runs sorted by best eval, then each factor's main effect."""
-    head = ["#", "run", "status", "steps", "best eval", "final train", "verdict"]
-    rows = [[str(i + 1), r["name"], r["status"], str(r["steps"]), fmt(r["best_eval_nll"]),
-             fmt(r["final_train_nll"]), r["verdict"] or "-"]
-            for i, r in enumerate(ranked(summary))]
-    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
-             for row in [head, *rows]]
-    if summary["effects"]:
-        lines += ["", "main effects (mean best eval NLL of the finished runs per value, "
-                  "± standard deviation):"]
-    for e in summary["effects"]:
-        parts = [f"{value_text(v['value'])} {fmt(v['mean'])} ± {fmt(v['std'])} (n={v['n']}"
-                 + (f", {v['failed']} failed)" if v["failed"] else ")") for v in e["values"]]
-        lines.append(f"  --{flag(e['factor'])}: " + ";  ".join(parts) +
-                     f";  range {fmt(e['range'])}")
-    return "\n".join(lines)
-
-
-def value_text(v) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 if __name__ == "__main__":

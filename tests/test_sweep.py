@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnscope import TrainConfig, runs, sweep
+from rnnscope import TrainConfig, runs, sweep, sweep_spec, sweep_summary
 from rnnscope.cli import main
 from rnnscope.display import LiveGrid, PlainGrid
 from rnnscope.errors import RnnscopeError
@@ -36,7 +36,7 @@ def records_without_time(path: Path) -> list[dict]:
 
 
 def summary_of(out: Path) -> dict:
-    return json.loads((out / sweep.SUMMARY).read_text())
+    return json.loads((out / sweep_summary.SUMMARY).read_text())
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_yaml_spec_reads_like_a_wandb_sweep_file(tmp_path):
-    spec = sweep.load_spec(write(tmp_path, """\
+    spec = sweep_spec.load_spec(write(tmp_path, """\
 name: seed-grid
 method: grid
 parameters:
@@ -75,12 +75,12 @@ parameters:
 
 
 def test_set_shorthand_and_yaml_give_the_same_grid(tmp_path):
-    yaml_spec = sweep.load_spec(write(tmp_path, "method: grid\nparameters:\n"
+    yaml_spec = sweep_spec.load_spec(write(tmp_path, "method: grid\nparameters:\n"
                                       "  hidden: {values: [8, 16]}\n"
                                       "  clip: {values: [norm, elementwise]}\n"))
-    set_spec = sweep.spec_from_sets(["hidden=8,16", "clip=norm,elementwise"])
-    assert sweep.grid(yaml_spec, {"steps": 10}) == sweep.grid(set_spec, {"steps": 10})
-    points = sweep.grid(set_spec, {"steps": 10})
+    set_spec = sweep_spec.spec_from_sets(["hidden=8,16", "clip=norm,elementwise"])
+    assert sweep_spec.grid(yaml_spec, {"steps": 10}) == sweep_spec.grid(set_spec, {"steps": 10})
+    points = sweep_spec.grid(set_spec, {"steps": 10})
     assert [p.name for p in points] == ["hidden=8,clip=norm", "hidden=8,clip=elementwise",
                                         "hidden=16,clip=norm", "hidden=16,clip=elementwise"]
     assert all(p.config["steps"] == 10 for p in points)
@@ -88,7 +88,7 @@ def test_set_shorthand_and_yaml_give_the_same_grid(tmp_path):
 
 
 def test_point_names_are_safe_directory_names():
-    assert sweep.point_name({"lr": 0.001, "corpus": "/data/my text.txt", "panel": False}) == \
+    assert sweep_spec.point_name({"lr": 0.001, "corpus": "/data/my text.txt", "panel": False}) == \
         "lr=0.001,corpus=my_text.txt,panel=false"
 
 
@@ -207,7 +207,7 @@ def test_main_effects_leave_out_failed_runs_and_count_them():
     rows = [{"settings": {"lr": lr}, "status": status, "best_eval_nll": best}
             for lr, status, best in [(0.1, "finished", 2.0), (0.1, "finished", 3.0),
                                      (9.0, "failed", 4.0), (9.0, "finished", 5.0)]]
-    (effect,) = sweep.main_effects(rows, ["lr"])
+    (effect,) = sweep_summary.main_effects(rows, ["lr"])
     assert effect["values"][0] == {"value": 0.1, "n": 2, "failed": 0, "mean": 2.5, "std": 0.5,
                                    "min": 2.0, "max": 3.0}
     assert effect["values"][1]["n"] == 1 and effect["values"][1]["failed"] == 1
@@ -216,7 +216,7 @@ def test_main_effects_leave_out_failed_runs_and_count_them():
 
 def test_sweep_report_ranks_runs_and_shows_main_effects_and_curves(grid_out):
     html = (grid_out / "report.html").read_text()
-    order = [r["name"] for r in sweep.ranked(summary_of(grid_out))]
+    order = [r["name"] for r in sweep_summary.ranked(summary_of(grid_out))]
     shown = re.findall(r"<td>\d+</td><td><span class=\"swatch\"[^>]*></span> ([^<]+)</td>",
                        html)
     assert shown == order
@@ -264,7 +264,7 @@ def test_a_failing_point_is_recorded_while_the_rest_finish(capsys, small_corpus,
 def test_status_of_a_point_is_read_from_its_directory(small_corpus, tmp_path):
     cfg = TrainConfig(corpus=str(small_corpus), hidden=8, batch=4, seq_len=16, steps=40,
                       log_every=10, eval_every=20, report=False)
-    point = sweep.Point("p", {}, cfg.to_dict())
+    point = sweep_spec.Point("p", {}, cfg.to_dict())
     path = tmp_path / "p"
     assert sweep.point_status(path, cfg).state == "pending"
     path.mkdir()
