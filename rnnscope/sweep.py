@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import traceback
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,8 +69,20 @@ def point_status(path: Path, cfg: TrainConfig) -> Status:
                       f"{records[-1]['diverged']}")
     if not (path / runs.CHECKPOINT).exists():
         return Status("started")
-    step = runs.load_checkpoint(path / runs.CHECKPOINT)[3]["step"]
+    step = checkpoint_step(path / runs.CHECKPOINT)
     return Status("finished" if finished(path, cfg, step) else "interrupted", step)
+
+
+def checkpoint_step(file: Path) -> int:
+    """The step a checkpoint holds, read from its meta alone (not its arrays); 0 when it cannot
+    be read (resuming it then fails with the reason, which failure.json records)."""
+    import numpy as np
+
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            return json.loads(str(z["meta"]))["step"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return 0
 
 
 def finished(path: Path, cfg: TrainConfig, step: int) -> bool:
