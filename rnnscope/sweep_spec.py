@@ -64,10 +64,8 @@ def load_spec(path: Path) -> Spec:
         lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise RnnscopeError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)}); "
-                            "fix the syntax (see docs/sweeps.md for an example)") from None
+        raise RnnscopeError(f"{path}{yaml_problem(e)}; fix the syntax (see docs/sweeps.md for "
+                            "an example)") from None
 
     def where(*keys) -> str:
         return f"{path} line {lines.get(keys, lines.get(keys[:-1], 1))}: " + \
@@ -106,6 +104,15 @@ def load_spec(path: Path) -> Spec:
                        for i, v in enumerate(values)]
     name = doc.get("name", Path(path).stem)
     return Spec(str(name), swept, fixed)
+
+
+def yaml_problem(e) -> str:
+    """' line N: not valid YAML (while parsing X from line M: problem)' from PyYAML's error."""
+    mark, context = getattr(e, "problem_mark", None), getattr(e, "context", None)
+    start = getattr(e, "context_mark", None)
+    where = f" line {mark.line + 1}" if mark else ""
+    since = f"{context} from line {start.line + 1}: " if context and start else ""
+    return f"{where}: not valid YAML ({since}{getattr(e, 'problem', None) or e})"
 
 
 def key_lines(node, path: str, keys: tuple = ()) -> dict[tuple, int]:

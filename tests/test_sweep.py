@@ -98,7 +98,7 @@ BAD_SPECS = [
     ("parameters:\n  hidden:\n    values:\n      - 8\n      - 1.5\n", "line 5", "1.5"),
     ("parameters:\n  optimizer: {values: [sgd, lion]}\n", "line 2", "'lion' is not known"),
     ("parameters:\n  hidden: {values: [8, -4]}\n", "line 2", "--hidden must be positive"),
-    ("parameters:\n  hidden: {values: [8, 16]\n  lr: 3\n", "line 3", "not valid YAML"),
+    ("parameters:\n  hidden: {values: [8, 16]\n  lr: 3\n", "line 3", "flow mapping from line 2"),
     ("parameters:\n  hidden: {values: [8]}\n  hidden: {values: [16]}\n", "line 3", "twice"),
     ("method: random\nparameters:\n  hidden: {values: [8]}\n", "line 1", "not supported"),
     ("program: train.py\nparameters:\n  hidden: {values: [8]}\n", "line 1", "program"),
