@@ -299,7 +299,7 @@ def write_sweep_report(out: Path, summary: dict) -> Path:
             section("runs", "Runs, best eval NLL first", sweep_runs_html(summary, colours)),
             section("effects", "Main effects", effects_html(summary["effects"])),
             section("plots", "Plots", figures_html(svgs, SWEEP_FIGURES)),
-            section("fixed", "Settings every run shares", items_html(summary["fixed"]))]
+            section("fixed", "Settings every run shares", settings_html(summary["fixed"]))]
     file = out / REPORT
     write_text(file, PAGE.format(title=escape(f"rnnscope sweep: {summary['name']}"), css=CSS,
                                  body="\n".join(body)))
@@ -354,6 +354,14 @@ def effects_html(effects: list[dict]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def settings_html(settings: dict) -> str:
+    """The settings as the train flags that give them: --hidden 256 --no-panel ... (an unset
+    setting, and a switch left on, have no flag)."""
+    shown = [f"--no-{flag(k)}" if v is False else f"--{flag(k)} {v}"
+             for k, v in settings.items() if v is not None and v is not True]
+    return '<p class="flags">' + " ".join(f"<code>{escape(x)}</code>" for x in shown) + "</p>"
+
+
 def number(v) -> str:
     return "–" if v is None else f"{v:.4f}"
 
@@ -388,6 +396,7 @@ figure.wide svg { max-width: 1100px; margin: 0 auto; }
 pre.sample { background: #f7f7f7; padding: 0.8em; white-space: pre-wrap; font-size: 0.85em;
              border-radius: 4px; max-height: 24em; overflow: auto; }
 .note { color: #8a5a00; }
+.flags code { display: inline-block; margin: 0.15em 0.4em 0.15em 0; }
 """
 
 PAGE = """<!DOCTYPE html>
