@@ -369,6 +369,39 @@ def test_a_killed_sweep_resumes_its_runs(small_corpus, tmp_path):
     assert all(r["status"] == "finished" for r in summary_of(out)["runs"])
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_worker_that_dies_is_recorded_and_retried_from_its_checkpoint(small_corpus, tmp_path):
+    """kill -9 of one run's worker (the OOM killer, say): that run is failed, the other
+    finishes; --retry-failed resumes the dead one from its checkpoint."""
+    out, steps = tmp_path / "out", 600
+    argv = [sys.executable, "-m", "rnnscope.cli", "sweep", "--set", "seed=0,1", "--hidden", "8",
+            "--steps", str(steps), "--corpus", str(small_corpus), *TINY, "--workers", "2",
+            "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    wait_for(lambda: checkpoint_step(out / "seed=0") >= 20 and len(children(proc.pid)) == 2,
+             120, "a checkpoint of seed=0")
+    worker = next(w for w in children(proc.pid)
+                  if "seed=0" in Path(f"/proc/{w}/cmdline").read_text())
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1 and "1 of 2 runs failed (first: seed=0)" in err
+    rows = {r["name"]: r for r in summary_of(out)["runs"]}
+    assert rows["seed=0"]["status"] == "failed"
+    assert rows["seed=0"]["error"] == "the worker process was killed by SIGKILL"
+    assert rows["seed=1"]["status"] == "finished"
+    died_at = checkpoint_step(out / "seed=0")
+
+    proc = subprocess.run(argv + ["--retry-failed"], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "started seed=0 (retrying)" in proc.stdout
+    assert f"resuming from step {died_at}" in (out / sweep.LOGS / "seed=0.log").read_text()
+    assert [r["step"] for r in runs.read_metrics(out / "seed=0")][-1] == steps
+
+
 # ---- the displays
 
 
