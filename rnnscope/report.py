@@ -289,9 +289,7 @@ def write_sweep_report(out: Path, summary: dict) -> Path:
     rows = [r for r in ranked(summary) if (out / r["path"] / CONFIG).exists()]
     data = load_runs([out / r["path"] for r in rows])
     colours = {r["name"]: run for r, run in zip(rows, data, strict=True)}
-    curves = effect_curves(summary, {r["name"]: run.records for r, run in zip(rows, data,
-                                                                                strict=True)})
-    svgs = {"main-effects": svg("main-effects", main_effects, curves),
+    svgs = {"main-effects": svg("main-effects", main_effects, effect_curves(summary)),
             "nll-steps": svg("nll-steps", nll_steps, data)}
     body = [f"<header><h1>rnnscope sweep {escape(summary['name'])}</h1><p>Generated "
             f"{datetime.datetime.now():%Y-%m-%d %H:%M} by rnnscope {__version__}: "
@@ -338,7 +336,8 @@ def effects_html(effects: list[dict]) -> str:
     if not effects:
         return "<p>No factor was swept over two or more values.</p>"
     head = ("<tr><th>factor</th><th>value</th><th>mean best eval NLL</th><th>± std</th>"
-            "<th>min – max</th><th>finished runs</th><th>failed</th></tr>")
+            "<th>min – max</th><th>finished runs</th><th>failed</th>"
+            "<th>mean eval NLL early on</th></tr>")
     rows = []
     for e in effects:
         means = [v["mean"] for v in e["values"] if v["mean"] is not None]
@@ -350,7 +349,8 @@ def effects_html(effects: list[dict]) -> str:
                 mean = f"<b>{mean}</b>"
             rows.append(f"<tr>{first}<td>{escape(str(v['value']))}</td><td>{mean}</td>"
                         f"<td>{number(v['std'])}</td><td>{number(v['min'])} – "
-                        f"{number(v['max'])}</td><td>{v['n']}</td><td>{v['failed']}</td></tr>")
+                        f"{number(v['max'])}</td><td>{v['n']}</td><td>{v['failed']}</td>"
+                        f"<td>{early_html(v['early'])}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -360,6 +360,10 @@ def settings_html(settings: dict) -> str:
     shown = [f"--no-{flag(k)}" if v is False else f"--{flag(k)} {v}"
              for k, v in settings.items() if v is not None and v is not True]
     return '<p class="flags">' + " ".join(f"<code>{escape(x)}</code>" for x in shown) + "</p>"
+
+
+def early_html(early: dict | None) -> str:
+    return "–" if early is None else f"{number(early['mean'])}{step_note(early['step'])}"
 
 
 def number(v) -> str:

@@ -2,9 +2,17 @@
 
     {"name", "method": "grid", "swept": [field, ...], "fixed": {field: value},
      "runs": [{"name", "path", "settings", "status", "error", "steps", "best_eval_nll",
-               "best_eval_step", "final_train_nll", "verdict", "findings"}],
+               "best_eval_step", "final_train_nll", "verdict", "findings",
+               "evals": [[step, eval_nll], ...]}],
      "effects": [{"factor", "range", "values": [{"value", "n", "failed", "mean", "std",
-                                                 "min", "max"}]}]}
+                  "min", "max", "curve": {"steps", "mean", "min", "max"},
+                  "early": {"step", "mean"}}]}]}
+
+A factor's effect is read from the finished runs with each of its values: their best eval NLL
+(mean, standard deviation over the other factors' values, min, max) and their eval NLL over
+training (the curve, at the steps all of them evaluated; "early" is its point nearest a quarter
+of the way), so "512 helped early but not at the end" reads as a lower early mean and the same
+best.
 """
 
 from __future__ import annotations
@@ -38,63 +46,60 @@ def run_summary(point: Point, out: Path, status) -> dict:
     row = {"name": point.name, "path": point.name, "settings": point.settings,
            "status": status.state, "error": status.detail or None, "steps": status.step,
            "best_eval_nll": None, "best_eval_step": None, "final_train_nll": None,
-           "verdict": None, "findings": []}
+           "verdict": None, "findings": [], "evals": []}
     if not (path / runs.CONFIG).exists():
         return row
     records = runs.read_metrics(path)
-    evals = [(r["eval_nll"], r["step"]) for r in records if r.get("eval_nll") is not None]
+    evals = [[r["step"], r["eval_nll"]] for r in records if r.get("eval_nll") is not None]
     trains = [r["train_nll"] for r in records if r.get("train_nll") is not None]
+    best = min(evals, key=lambda e: e[1], default=[None, None])
     d = diagnosis(path)
-    row.update(best_eval_nll=min(evals)[0] if evals else None,
-               best_eval_step=min(evals)[1] if evals else None,
+    row.update(best_eval_nll=best[1], best_eval_step=best[0],
                final_train_nll=trains[-1] if trains else None,
                steps=max(status.step, records[-1]["step"] if records else 0),
-               verdict=d["verdict"], findings=d["findings"])
+               verdict=d["verdict"], findings=d["findings"], evals=evals)
     return row
 
 
 def main_effects(rows: list[dict], swept: list[str]) -> list[dict]:
-    """For each factor swept over several values: the best eval NLL of the finished runs with
-    each value (n, mean, standard deviation, min, max; how many failed), and the range of the
-    means; the factor that moved the result most first."""
+    """For each factor swept over several values, its effect (see the module docstring); the
+    factor whose means of the best eval NLL lie furthest apart first."""
     effects = []
     for factor in swept:
         values = list(dict.fromkeys(r["settings"][factor] for r in rows))
         if len(values) < 2:
             continue
-        per = []
-        for v in values:
-            mine = [r for r in rows if r["settings"][factor] == v]
-            best = [r["best_eval_nll"] for r in mine if r["status"] == "finished"
-                    and r["best_eval_nll"] is not None]
-            per.append({"value": v, "n": len(best),
-                        "failed": sum(r["status"] == "failed" for r in mine),
-                        "mean": statistics.fmean(best) if best else None,
-                        "std": statistics.pstdev(best) if best else None,
-                        "min": min(best, default=None), "max": max(best, default=None)})
+        per = [value_effect(v, [r for r in rows if r["settings"][factor] == v]) for v in values]
         means = [e["mean"] for e in per if e["mean"] is not None]
         effects.append({"factor": factor, "values": per,
                         "range": max(means) - min(means) if len(means) > 1 else None})
     return sorted(effects, key=lambda e: -(e["range"] or 0))
 
 
-def effect_curves(summary: dict, records: dict[str, list[dict]]) -> list[tuple[str, list]]:
-    """Each main effect over training: [(flag, [(value, steps, mean, min, max)])], the eval NLL
-    of the finished runs with each value at the steps all of them evaluated."""
-    curves = []
-    for e in summary["effects"]:
-        lines = []
-        for v in e["values"]:
-            evals = [{r["step"]: r["eval_nll"] for r in records.get(row["name"], [])
-                      if r.get("eval_nll") is not None} for row in summary["runs"]
-                     if row["settings"][e["factor"]] == v["value"]
-                     and row["status"] == "finished"]
-            steps = sorted(set.intersection(*(set(ev) for ev in evals))) if evals else []
-            ys = [[ev[s] for ev in evals] for s in steps]  # (steps, runs)
-            lines.append((v["value"], steps, [statistics.fmean(y) for y in ys],
-                          [min(y) for y in ys], [max(y) for y in ys]))
-        curves.append((f"--{flag(e['factor'])}", lines))
-    return curves
+def value_effect(value, rows: list[dict]) -> dict:
+    """The effect of one value from its runs' rows: best eval NLL and the eval curve."""
+    done = [r for r in rows if r["status"] == "finished" and r["best_eval_nll"] is not None]
+    best = [r["best_eval_nll"] for r in done]
+    evals = [dict(r["evals"]) for r in done]
+    steps = sorted(set.intersection(*(set(ev) for ev in evals))) if evals else []
+    ys = [[ev[s] for ev in evals] for s in steps]  # (steps, runs)
+    curve = {"steps": steps, "mean": [statistics.fmean(y) for y in ys],
+             "min": [min(y) for y in ys], "max": [max(y) for y in ys]}
+    early = min(range(len(steps)), key=lambda i: abs(steps[i] - steps[-1] / 4), default=None)
+    return {"value": value, "n": len(best), "failed": sum(r["status"] == "failed" for r in rows),
+            "mean": statistics.fmean(best) if best else None,
+            "std": statistics.pstdev(best) if best else None,
+            "min": min(best, default=None), "max": max(best, default=None), "curve": curve,
+            "early": None if early is None else {"step": steps[early],
+                                                 "mean": curve["mean"][early]}}
+
+
+def effect_curves(summary: dict) -> list[tuple[str, list]]:
+    """The main effects as plots.main_effects draws them: [(flag, [(value, steps, mean, min,
+    max)])]."""
+    return [(f"--{flag(e['factor'])}",
+             [(v["value"], v["curve"]["steps"], v["curve"]["mean"], v["curve"]["min"],
+               v["curve"]["max"]) for v in e["values"]]) for e in summary["effects"]]
 
 
 def write_summary(out: Path, summary: dict) -> None:
@@ -121,14 +126,20 @@ def format_summary(summary: dict) -> str:
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
              for row in [head, *rows]]
     if summary["effects"]:
-        lines += ["", "main effects (mean best eval NLL of the finished runs per value, "
-                  "± standard deviation):"]
+        lines += ["", "main effects (per value: best eval NLL of the finished runs, mean ± "
+                  "standard deviation; their mean eval NLL early on):"]
     for e in summary["effects"]:
-        parts = [f"{value_text(v['value'])} {fmt(v['mean'])} ± {fmt(v['std'])} (n={v['n']}"
-                 + (f", {v['failed']} failed)" if v["failed"] else ")") for v in e["values"]]
-        lines.append(f"  --{flag(e['factor'])}: " + ";  ".join(parts) +
-                     f";  range {fmt(e['range'])}")
+        lines.append(f"  --{flag(e['factor'])} (range of the means {fmt(e['range'])})")
+        lines += [f"    {value_line(v)}" for v in e["values"]]
     return "\n".join(lines)
+
+
+def value_line(v: dict) -> str:
+    """256: best 1.7856 ± 0.0055 (n=2), at step 750 2.0123"""
+    failed = f", {v['failed']} failed" if v["failed"] else ""
+    early = f", at step {v['early']['step']} {fmt(v['early']['mean'])}" if v["early"] else ""
+    return f"{value_text(v['value'])}: best {fmt(v['mean'])} ± {fmt(v['std'])} " \
+        f"(n={v['n']}{failed}){early}"
 
 
 def value_text(v) -> str:

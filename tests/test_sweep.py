@@ -204,13 +204,20 @@ def test_main_effects_are_the_mean_best_eval_per_value(grid_out):
 
 
 def test_main_effects_leave_out_failed_runs_and_count_them():
-    rows = [{"settings": {"lr": lr}, "status": status, "best_eval_nll": best}
-            for lr, status, best in [(0.1, "finished", 2.0), (0.1, "finished", 3.0),
-                                     (9.0, "failed", 4.0), (9.0, "finished", 5.0)]]
+    rows = [{"settings": {"lr": lr}, "status": status, "best_eval_nll": min(e for _, e in ev),
+             "evals": ev}
+            for lr, status, ev in [(0.1, "finished", [[10, 3.0], [20, 2.5], [40, 2.0]]),
+                                   (0.1, "finished", [[10, 4.0], [20, 3.5], [40, 3.0]]),
+                                   (9.0, "failed", [[10, 4.0]]),
+                                   (9.0, "finished", [[20, 5.0], [40, 5.0]])]]
     (effect,) = sweep_summary.main_effects(rows, ["lr"])
-    assert effect["values"][0] == {"value": 0.1, "n": 2, "failed": 0, "mean": 2.5, "std": 0.5,
-                                   "min": 2.0, "max": 3.0}
-    assert effect["values"][1]["n"] == 1 and effect["values"][1]["failed"] == 1
+    low, high = effect["values"]
+    assert {k: low[k] for k in ("value", "n", "failed", "mean", "std", "min", "max")} == {
+        "value": 0.1, "n": 2, "failed": 0, "mean": 2.5, "std": 0.5, "min": 2.0, "max": 3.0}
+    assert low["curve"] == {"steps": [10, 20, 40], "mean": [3.5, 3.0, 2.5],
+                            "min": [3.0, 2.5, 2.0], "max": [4.0, 3.5, 3.0]}
+    assert low["early"] == {"step": 10, "mean": 3.5}  # nearest a quarter of step 40
+    assert (high["n"], high["failed"], high["curve"]["steps"]) == (1, 1, [20, 40])
     assert effect["range"] == 2.5
 
 
