@@ -46,6 +46,9 @@ def train_flags(p: argparse.ArgumentParser) -> None:
     a("--recurrent-init", choices=INITS)
     a("--recurrent-scale", type=float)
     a("--input-scale", type=float)
+    a("--forget-bias", type=float, help=f"LSTM forget-gate bias at init (default {d.forget_bias})")
+    a("--chrono-init", action="store_true",
+      help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
     a("--eval-frac", type=float)

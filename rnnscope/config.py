@@ -35,6 +35,8 @@ class TrainConfig:
     recurrent_init: str = "orthogonal"
     recurrent_scale: float = 1.0
     input_scale: float = 1.0
+    forget_bias: float = 1.0  # the LSTM's forget-gate bias at init
+    chrono_init: bool = False  # gated cells: chrono gate biases with T_max = seq_len
     weight_decay: float = 0.0
     dropout: float = 0.0
     eval_frac: float = 0.05
@@ -67,6 +69,12 @@ class TrainConfig:
         for name in ("clip_value", "recurrent_scale", "input_scale"):
             if getattr(self, name) <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {getattr(self, name)}")
+        if self.cell != "lstm" and self.forget_bias != 1.0:
+            raise RnnscopeError(f"--forget-bias sets the LSTM's forget-gate bias; --cell "
+                                f"{self.cell} has none: drop it or use --cell lstm")
+        if self.chrono_init and self.cell == "rnn":
+            raise RnnscopeError("--chrono-init sets the gate biases of a gated cell; use it "
+                                "with --cell gru or --cell lstm")
         if self.weight_decay < 0:
             raise RnnscopeError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.dropout < 1:

@@ -180,7 +180,8 @@ def load_run(path: str | Path, which: str = CHECKPOINT) -> Run:
 def model_for(cfg: TrainConfig, vocab_size: int) -> Model:
     return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
                  dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
-                 recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale)
+                 recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
+                 forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None)
 
 
 def check_params(model: Model, params: dict, file: Path) -> None:
