@@ -35,6 +35,8 @@ class Spec:
     name: str
     swept: dict   # field -> list of values, in the spec's order
     fixed: dict   # field -> value
+    where: dict = dataclasses.field(default_factory=dict, compare=False)
+    # (field, value) -> where it was written ("grid.yaml line 4: parameters.hidden.values.1")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def load_spec(path: Path) -> Spec:
     if not isinstance(params, dict) or not params:
         raise RnnscopeError(f"{where('parameters')}: give the parameters as a mapping of train "
                             "flags, e.g. hidden: {values: [256, 512]}")
-    swept, fixed = {}, {}
+    swept, fixed, at = {}, {}, {}
     for key, entry in params.items():
         name = field_of(key, where("parameters", key))
         if not isinstance(entry, dict) or len(set(entry) & {"value", "values"}) != 1 \
@@ -94,16 +96,20 @@ def load_spec(path: Path) -> Spec:
                                 "sweep it or {value: x} to fix it (only grid values, no "
                                 "distributions)")
         if "value" in entry:
-            fixed[name] = coerce(name, entry["value"], where("parameters", key, "value"))
+            at[name, None] = where("parameters", key, "value")
+            fixed[name] = coerce(name, entry["value"], at[name, None])
             continue
         values = entry["values"]
         if not isinstance(values, list) or not values:
             raise RnnscopeError(f"{where('parameters', key, 'values')}: give a non-empty list, "
                                 "e.g. values: [256, 512]")
-        swept[name] = [coerce(name, v, where("parameters", key, "values", i))
-                       for i, v in enumerate(values)]
+        swept[name] = []
+        for i, v in enumerate(values):
+            swept[name].append(coerce(name, v, where("parameters", key, "values", i)))
+            at[name, swept[name][-1]] = where("parameters", key, "values", i)
     name = doc.get("name", Path(path).stem)
-    return Spec(str(name), swept, fixed)
+    return Spec(str(name), swept, fixed, {(f, fixed[f] if v is None else v): w
+                                          for (f, v), w in at.items()})
 
 
 def yaml_problem(e) -> str:
@@ -141,7 +147,7 @@ def key_lines(node, path: str, keys: tuple = ()) -> dict[tuple, int]:
 
 def spec_from_sets(sets: list[str]) -> Spec:
     """The spec of `--set FLAG=a,b` arguments; the name joins the swept flags."""
-    swept = {}
+    swept, at = {}, {}
     for arg in sets:
         key, eq, values = arg.partition("=")
         where = f"--set {arg}"
@@ -151,7 +157,8 @@ def spec_from_sets(sets: list[str]) -> Spec:
         if name in swept:
             raise RnnscopeError(f"{where}: --set {key} is given twice; list all its values once")
         swept[name] = [coerce(name, v, where) for v in values.split(",")]
-    return Spec("-".join(flag(k) for k in swept), swept, {})
+        at.update({(name, v): where for v in swept[name]})
+    return Spec("-".join(flag(k) for k in swept), swept, {}, at)
 
 
 def field_of(key, where: str) -> str:
@@ -165,17 +172,6 @@ def field_of(key, where: str) -> str:
 
 
 def coerce(name: str, value, where: str):
-    """The value as its TrainConfig field's type, valid for that setting on its own (as
-    TrainConfig.validate() sees it); an error names where the value was written."""
-    value = convert(name, value, where)
-    try:
-        TrainConfig(**{name: value}).validate()
-    except RnnscopeError as e:
-        raise RnnscopeError(f"{where}: {e}") from None
-    return value
-
-
-def convert(name: str, value, where: str):
     """The value as its TrainConfig field's type (int, float, str or bool, perhaps None), from a
     YAML value or a --set string; anything else is an error naming where it was written."""
     kind = FIELDS[name].split("|")[0].strip()
@@ -211,27 +207,42 @@ def convert(name: str, value, where: str):
 
 def grid(spec: Spec, fixed: dict) -> list[Point]:
     """Every combination of the swept values, over TrainConfig's defaults, the spec's fixed
-    values and the fixed train flags; each checked as `train` checks its settings."""
+    values and the fixed train flags; each checked as `train` checks its settings. A value that
+    is wrong on its own and in every grid point it is in is reported where it was written; a
+    combination that is wrong (--steps with --minutes), as its grid point."""
     both = sorted(set(spec.swept) & set(fixed))
     if both:
         raise RnnscopeError(f"--{flag(both[0])} is both swept and fixed; give it once")
     base = {**TrainConfig().to_dict(), **spec.fixed, **fixed}
-    points = []
-    for combo in itertools.product(*spec.swept.values()):
-        settings = dict(zip(spec.swept, combo, strict=True))
-        name = point_name(settings)
-        cfg = TrainConfig(**{**base, **settings})
-        try:
-            cfg.validate()
-        except RnnscopeError as e:
-            raise RnnscopeError(f"grid point {name}: {e}") from None
-        points.append(Point(name, settings, cfg.to_dict()))
+    combos = [dict(zip(spec.swept, c, strict=True))
+              for c in itertools.product(*spec.swept.values())]
+    configs = [TrainConfig(**{**base, **settings}) for settings in combos]
+    wrong = [problem(cfg) for cfg in configs]
+    for (name, value), where in spec.where.items():
+        alone = problem(TrainConfig(**{name: value}))
+        if alone and all(w for w, c in zip(wrong, configs, strict=True)
+                         if getattr(c, name) == value):
+            raise RnnscopeError(f"{where}: {alone}")
+    for settings, w in zip(combos, wrong, strict=True):
+        if w:
+            raise RnnscopeError(f"grid point {point_name(settings)}: {w}")
+    points = [Point(point_name(settings), settings, cfg.to_dict())
+              for settings, cfg in zip(combos, configs, strict=True)]
     names = [p.name for p in points]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise RnnscopeError(f"two grid points would share the directory {twice[0]}; give each "
                             "value once")
     return points
+
+
+def problem(cfg: TrainConfig) -> str | None:
+    """What TrainConfig.validate() finds wrong with cfg, or None."""
+    try:
+        cfg.validate()
+    except RnnscopeError as e:
+        return str(e)
+    return None
 
 
 def point_name(settings: dict) -> str:

@@ -87,6 +87,22 @@ def test_set_shorthand_and_yaml_give_the_same_grid(tmp_path):
     assert points[1].config["hidden"] == 8 and points[1].config["clip"] == "elementwise"
 
 
+def test_a_value_valid_with_some_other_values_is_refused_only_where_its_combination_is(
+        tmp_path):
+    """--chrono-init needs a gated cell: fine swept with gru and lstm; its grid point with rnn
+    is named; fixed true while the cell stays rnn, the line that fixes it is."""
+    ok = sweep_spec.spec_from_sets(["cell=gru,lstm", "chrono-init=false,true"])
+    assert len(sweep_spec.grid(ok, {})) == 4
+    mixed = sweep_spec.spec_from_sets(["cell=rnn,gru", "chrono-init=true"])
+    with pytest.raises(RnnscopeError, match=r"^grid point cell=rnn,chrono-init=true: --chrono"):
+        sweep_spec.grid(mixed, {})
+    fixed = sweep_spec.load_spec(write(tmp_path, "parameters:\n  hidden: {values: [8, 16]}\n"
+                                       "  chrono-init: {value: true}\n"))
+    with pytest.raises(RnnscopeError, match=r"line 3: parameters.chrono-init.value: --chrono"):
+        sweep_spec.grid(fixed, {})
+    assert len(sweep_spec.grid(fixed, {"cell": "lstm"})) == 2
+
+
 def test_point_names_are_safe_directory_names():
     assert sweep_spec.point_name({"lr": 0.001, "corpus": "/data/my text.txt", "panel": False}) == \
         "lr=0.001,corpus=my_text.txt,panel=false"
