@@ -234,7 +234,7 @@ class LiveDisplay:
 class GridDisplay(Protocol):
     """What a sweep shows: rows are sweep.Tracker.rows() (name, state, step, total,
     train_nll, best_eval, verdict); events are one-line news (a run started or ended)."""
-    def start(self, rows: list[dict], todo: int) -> None: ...
+    def start(self, rows: list[dict], news: str) -> None: ...
     def event(self, text: str) -> None: ...
     def update(self, rows: list[dict]) -> None: ...
     def finish(self) -> None: ...
@@ -247,25 +247,14 @@ def make_grid_display(quiet: bool = False) -> GridDisplay:
     return LiveGrid()
 
 
-def grid_news(rows: list[dict], todo: int) -> str:
-    states = [r["state"] for r in rows]
-    news = f"{len(rows)} runs in the grid, {todo} to run"
-    if "finished" in states:
-        news += f"; {states.count('finished')} finished, skipped"
-    failed = states.count("failed") if todo < len(rows) - states.count("finished") else 0
-    if failed:
-        news += f"; {failed} failed, skipped (--retry-failed runs them again)"
-    return news
-
-
 class PlainGrid:
     """One line per event, stamped with the time."""
 
     def __init__(self, out=None) -> None:
         self.out = out or sys.stdout
 
-    def start(self, rows, todo) -> None:
-        self.event(grid_news(rows, todo))
+    def start(self, rows, news) -> None:
+        self.event(news)
 
     def event(self, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", file=self.out, flush=True)
@@ -284,8 +273,8 @@ class LiveGrid:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
 
-    def start(self, rows, todo) -> None:
-        self.console.print(grid_news(rows, todo), markup=False)
+    def start(self, rows, news) -> None:
+        self.event(news)
         self.live = Live(self.render(rows), console=self.console, refresh_per_second=2)
         self.live.start()
 

@@ -302,7 +302,7 @@ def run_sweep(points: list[Point], out: Path, pool: Pool, display, retry_failed:
     tracker = Tracker(points, out)
     wanted = {"pending", "started", "interrupted"} | ({"failed"} if retry_failed else set())
     todo = [p for p in points if tracker.states[p.name].state in wanted]
-    display.start(tracker.rows(), len(todo))
+    display.start(tracker.rows(), news(tracker, len(todo), retry_failed))
     running: dict[str, Point] = {}
     try:
         while todo or running:
@@ -322,6 +322,17 @@ def run_sweep(points: list[Point], out: Path, pool: Pool, display, retry_failed:
         summary = summarize(points, out, tracker.statuses(), name)
         write_summary(out, summary)
     return summary
+
+
+def news(tracker: Tracker, todo: int, retry_failed: bool) -> str:
+    """8 runs in the grid, 3 to run; 4 finished, skipped; 1 failed, skipped (...)"""
+    states = [s.state for s in tracker.states.values()]
+    text = f"{len(states)} runs in the grid, {todo} to run"
+    if "finished" in states:
+        text += f"; {states.count('finished')} finished, skipped"
+    if "failed" in states and not retry_failed:
+        text += f"; {states.count('failed')} failed, skipped (--retry-failed runs them again)"
+    return text
 
 
 class Tracker:

@@ -449,7 +449,7 @@ def test_plain_grid_prints_one_line_per_event():
 
     buf = io.StringIO()
     display = PlainGrid(buf)
-    display.start(ROWS, 2)
+    display.start(ROWS, "2 runs in the grid, 2 to run")
     display.update(ROWS)
     display.event("finished hidden=8: step 40")
     lines = buf.getvalue().splitlines()
