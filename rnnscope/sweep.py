@@ -279,7 +279,13 @@ def make_pool(backend: str, out: Path, workers: int | None, address: str | None)
         return RayPool(out, workers, address)
     if address:
         raise RnnscopeError("--address joins a Ray cluster; add --backend ray")
-    return LocalPool(out, workers or os.cpu_count() or 1)
+    return LocalPool(out, workers or cores())
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count() or 1
 
 
 # ---- the sweep

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from .errors import RnnscopeError
-from .sweep import BLAS_ENV, STOP_S, Point, run_point
+from .sweep import BLAS_ENV, STOP_S, Point, cores, run_point
 
 RETRIES = 2          # a task whose worker dies runs again, resuming its run, this many times
 NO_USAGE_STATS = {"RAY_USAGE_STATS_ENABLED": "0"}
@@ -63,14 +63,14 @@ class RayPool:
             else:  # the local instance's processes inherit this environment (no runtime_env,
                 # which would cost a runtime-env agent set-up of several seconds)
                 with environ({**BLAS_ENV, **NO_HTTP}):
-                    ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                    ray.init(num_cpus=workers or cores(), include_dashboard=False,
                              _node_ip_address="127.0.0.1", **quiet)
         except (ConnectionError, ValueError, RuntimeError) as e:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise RnnscopeError(f"cannot start or join {where}: {first_line(e)}; check "
                                 "--address (auto, HOST:PORT or ray://HOST:PORT) and that "
                                 "`ray status` sees the cluster") from None
-        self.workers = workers or (sys.maxsize if address else os.cpu_count())
+        self.workers = workers or (sys.maxsize if address else cores())
         self.task = ray.remote(run_point).options(num_cpus=1, max_retries=RETRIES,
                                                   retry_exceptions=False)
         self.out, self.refs = str(out), {}
