@@ -62,9 +62,9 @@ class RayPool:
                 ray.init(address=address, runtime_env=env, **quiet)
             else:  # the local instance's processes inherit this environment (no runtime_env,
                 # which would cost a runtime-env agent set-up of several seconds)
-                with environ({**BLAS_ENV, **NO_HTTP}):
-                    ray.init(num_cpus=workers or cores(), include_dashboard=False,
-                             _node_ip_address="127.0.0.1", **quiet)
+                with environ({**BLAS_ENV, **NO_HTTP}):  # "local": never a running cluster
+                    ray.init(address="local", num_cpus=workers or cores(),
+                             include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         except (ConnectionError, ValueError, RuntimeError) as e:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise RnnscopeError(f"cannot start or join {where}: {first_line(e)}; check "
