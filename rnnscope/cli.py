@@ -262,10 +262,10 @@ def cmd_sweep(args) -> int:
     try:
         summary = sweep.run_sweep(points, out.resolve(), pool, make_grid_display(args.quiet),
                                   args.retry_failed, spec.name)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through interrupt()
         print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
               f"command resumes them (status in {out / SUMMARY})", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, before)
     print(format_summary(summary))
@@ -280,7 +280,7 @@ def cmd_sweep(args) -> int:
 
 def interrupt(signum, frame):
     """SIGTERM ends a sweep as Ctrl-C does: its running runs stop checkpointed."""
-    raise KeyboardInterrupt
+    raise Interrupted(signum, "sweep stopped by SIGTERM")
 
 
 def cmd_corpora(args) -> int:

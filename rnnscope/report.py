@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import flag
+from .config import flag, shown
 from .errors import RnnscopeError
 from .plots import (
     FIGURES,
@@ -357,9 +357,8 @@ def effects_html(effects: list[dict]) -> str:
 def settings_html(settings: dict) -> str:
     """The settings as the train flags that give them: --hidden 256 --no-panel ... (an unset
     setting, and a switch left on, have no flag)."""
-    shown = [f"--no-{flag(k)}" if v is False else f"--{flag(k)} {v}"
-             for k, v in settings.items() if v is not None and v is not True]
-    return '<p class="flags">' + " ".join(f"<code>{escape(x)}</code>" for x in shown) + "</p>"
+    flags = [shown(k, v) for k, v in settings.items() if v is not None and v is not True]
+    return '<p class="flags">' + " ".join(f"<code>{escape(x)}</code>" for x in flags) + "</p>"
 
 
 def early_html(early: dict | None) -> str:

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Protocol
 
 from . import runs
-from .config import TrainConfig, flag
-from .errors import RnnscopeError
+from .config import RESUMABLE, TrainConfig, shown
+from .errors import RnnscopeError, WriteFailed
 from .sweep_spec import Point, Spec, check_data, grid
 from .sweep_summary import fmt, summarize, write_summary
 
@@ -42,7 +42,7 @@ LOGS, FAILURE = "logs", "failure.json"
 BLAS_ENV = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
 RUN_FILES = {runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.BEST, runs.TRIAGE, runs.REPORT,
-             FAILURE}
+             runs.LOCK, FAILURE}
 POLL_S = 1.0
 
 
@@ -57,9 +57,10 @@ class Status:
 
 
 def point_status(path: Path, cfg: TrainConfig) -> Status:
-    """pending: nothing there; started: no checkpoint yet (it starts over); interrupted: a
-    checkpoint short of the end; finished; failed: failure.json or a diverged last record."""
-    if not path.is_dir() or not any(path.iterdir()):
+    """pending: nothing there; started: no checkpoint yet (a resume trains it from step 0);
+    interrupted: a checkpoint short of the end; finished; failed: failure.json or a diverged
+    last record."""
+    if not path.is_dir() or not any(p.name != runs.LOCK for p in path.iterdir()):
         return Status("pending")
     if (path / FAILURE).exists():
         return Status("failed", detail=read_failure(path).get("error", "failed"))
@@ -69,32 +70,28 @@ def point_status(path: Path, cfg: TrainConfig) -> Status:
                       f"{records[-1]['diverged']}")
     if not (path / runs.CHECKPOINT).exists():
         return Status("started")
-    step = checkpoint_step(path / runs.CHECKPOINT)
-    return Status("finished" if finished(path, cfg, step) else "interrupted", step)
+    meta = checkpoint_meta(path / runs.CHECKPOINT)
+    return Status("finished" if finished(cfg, meta) else "interrupted", meta.get("step", 0))
 
 
-def checkpoint_step(file: Path) -> int:
-    """The step a checkpoint holds, read from its meta alone (not its arrays); 0 when it cannot
+def checkpoint_meta(file: Path) -> dict:
+    """A checkpoint's meta (step, elapsed_s, ...) read alone, not its arrays; {} when it cannot
     be read (resuming it then fails with the reason, which failure.json records)."""
     import numpy as np
 
     try:
         with np.load(file, allow_pickle=False) as z:
-            return json.loads(str(z["meta"]))["step"]
+            return json.loads(str(z["meta"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return 0
+        return {}
 
 
-def finished(path: Path, cfg: TrainConfig, step: int) -> bool:
-    """A run by steps has them all; a run by minutes ended normally: its triage.json, written
-    last, is at least as new as its checkpoint (an interruption writes only the checkpoint)."""
-    from .train import DEFAULT_STEPS
-
+def finished(cfg: TrainConfig, meta: dict) -> bool:
+    """The checkpoint has the run's length: its steps, or its minutes of training."""
+    cfg = cfg.with_length()
     if cfg.minutes is None:
-        return step >= (cfg.steps or DEFAULT_STEPS)
-    triage = path / runs.TRIAGE
-    return triage.exists() and \
-        triage.stat().st_mtime_ns >= (path / runs.CHECKPOINT).stat().st_mtime_ns
+        return meta.get("step", 0) >= cfg.steps
+    return meta.get("elapsed_s", 0) >= cfg.minutes * 60
 
 
 def read_failure(path: Path) -> dict:
@@ -111,19 +108,32 @@ def record_failure(path: Path, error: str, kind: str) -> None:
 
 
 def check_existing(points: list[Point], out: Path) -> None:
-    """A run already in DIR under a point's name must have the point's settings (those a resume
-    cannot change); else the sweep would mix two experiments under one name."""
-    from .train import RESUMABLE
-
+    """A run already in DIR under a point's name must have the point's settings (all but those
+    a resume may change, and --no-report) and its kind of length (steps or minutes); else the
+    sweep would mix two experiments under one name."""
     for p in points:
         if not (out / p.name / runs.CONFIG).exists():
             continue
-        had = TrainConfig.from_dict(runs.read_config(out / p.name)["config"]).to_dict()
-        for key, value in p.config.items():
-            if key not in (*RESUMABLE, "report") and had[key] != value:
+        had = TrainConfig.from_dict(runs.read_config(out / p.name)["config"]).with_length()
+        want = p.train_config().with_length()
+        for key, value in want.to_dict().items():
+            if key not in (*RESUMABLE, "report") and getattr(had, key) != value:
                 raise RnnscopeError(
-                    f"{out / p.name} was trained with --{flag(key)} {had[key]}, but this sweep "
-                    f"gives {value}; use another --out, or move that run away")
+                    f"{out / p.name} was trained with {shown(key, getattr(had, key))}, but this "
+                    f"sweep gives {shown(key, value)}; use another --out, or move that run away")
+        if (had.minutes is None) != (want.minutes is None):
+            length = "--steps" if had.minutes is None else "--minutes"
+            raise RnnscopeError(f"{out / p.name} was trained by {length}; give its length the "
+                                "same way, or use another --out")
+
+
+def length_change(path: Path, cfg: TrainConfig) -> dict:
+    """The --steps or --minutes a resume raises the run in path to: the point's, when it is
+    longer than the run's own (a run is never shortened)."""
+    had = TrainConfig.from_dict(runs.read_config(path)["config"]).with_length()
+    want = cfg.with_length()
+    name = "steps" if want.minutes is None else "minutes"
+    return {name: getattr(want, name)} if getattr(want, name) > getattr(had, name) else {}
 
 
 def clear(path: Path) -> None:
@@ -142,38 +152,38 @@ def clear(path: Path) -> None:
 
 
 def run_point(point: Point, out: str) -> str:
-    """Train the point to its end in out/<name>: a new run, or the interrupted one resumed (a
-    failed one is retried: resumed, or started over when it diverged or has no checkpoint).
-    A failure is written to failure.json, never raised. Returns finished | failed |
-    interrupted."""
+    """Train the point to its end in out/<name>: a new run, or the one there resumed (a failed
+    one is retried: resumed, or started over when it diverged). A failure is written to
+    failure.json, never raised. Returns finished | failed | interrupted."""
     from .display import PlainDisplay
-    from .train import Diverged, train
+    from .train import Diverged, resume, train
 
     path, cfg = Path(out) / point.name, point.train_config()
     (Path(out) / LOGS).mkdir(parents=True, exist_ok=True)
     with open(Path(out) / LOGS / f"{point.name}.log", "a", encoding="utf-8") as log:
+        display = PlainDisplay(log)
         try:
             (path / FAILURE).unlink(missing_ok=True)
             status = point_status(path, cfg)
             if status.state == "finished":
                 return "finished"
-            if status.state in ("started", "failed"):
+            if status.state == "failed":
                 clear(path)
-            if status.state == "interrupted":
+            if status.state in ("started", "interrupted"):
                 print(f"resuming from step {status.step}", file=log, flush=True)
-                train(cfg, None, str(path), PlainDisplay(log))
+                resume(path, length_change(path, cfg), display)
             else:
-                train(cfg, str(path), None, PlainDisplay(log))
+                train(cfg, path, display)
             return "finished"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # SIGINT (from the sweep, or Ray's cancel): checkpointed
             return "interrupted"
         except Diverged as e:  # its last record says so; triage.json has the findings
             print(e, file=log, flush=True)
-        except RnnscopeError as e:
-            record_failure(path, str(e), "error")
+        except (RnnscopeError, WriteFailed) as e:
+            record_failure(path, str(e), type(e).__name__)
         except Exception as e:  # noqa: BLE001 - one run's bug must not stop the grid
             traceback.print_exc(file=log)
-            record_failure(path, f"{type(e).__name__}: {e} (traceback in {log.name})", "error")
+            record_failure(path, f"{type(e).__name__}: {e} (traceback in {log.name})", "bug")
         return "failed"
 
 
@@ -346,13 +356,10 @@ class Tracker:
     from its run directory and judged by a triage Watch as its records arrive."""
 
     def __init__(self, points: list[Point], out: Path) -> None:
-        from .train import DEFAULT_STEPS
-
         self.out, self.order = out, [p.name for p in points]
         self.cfgs = {p.name: p.train_config() for p in points}
         self.states = {n: point_status(out / n, cfg) for n, cfg in self.cfgs.items()}
-        self.total = {n: cfg.steps or (None if cfg.minutes else DEFAULT_STEPS)
-                      for n, cfg in self.cfgs.items()}
+        self.total = {n: cfg.with_length().steps for n, cfg in self.cfgs.items()}
         self.live = {n: {"step": 0, "train_nll": None, "best_eval": None, "verdict": None,
                          "seen": 0, "watch": None} for n in self.order}
         for name in self.order:

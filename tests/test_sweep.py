@@ -159,7 +159,7 @@ def test_a_run_with_other_settings_under_a_point_name_is_refused(capsys, grid_ou
                                                                  small_corpus):
     code, _, err = run_cli(capsys, "sweep", *GRID, "--lr", "0.05", "--corpus", small_corpus,
                            *TINY, "--out", grid_out)
-    assert code == 2 and "was trained with --lr 0.002, but this sweep gives 0.05" in err
+    assert code == 2 and "was trained with --lr 0.002, but this sweep gives --lr 0.05" in err
 
 
 # ---- a small grid on the local pool
@@ -290,11 +290,12 @@ def test_status_of_a_point_is_read_from_its_directory(small_corpus, tmp_path):
     point = sweep_spec.Point("p", {}, cfg.to_dict())
     path = tmp_path / "p"
     assert sweep.point_status(path, cfg).state == "pending"
-    path.mkdir()
-    (path / runs.CONFIG).write_text("{}")
-    assert sweep.point_status(path, cfg).state == "started"  # nothing to resume: starts over
     assert sweep.run_point(point, str(tmp_path)) == "finished"
     assert sweep.point_status(path, cfg) == sweep.Status("finished", 40)
+    (path / runs.CHECKPOINT).unlink()  # stopped before its first checkpoint: trains from 0
+    assert sweep.point_status(path, cfg).state == "started"
+    assert sweep.run_point(point, str(tmp_path)) == "finished"
+    assert [r["step"] for r in runs.read_metrics(path)] == [10, 20, 30, 40]
     sweep.record_failure(path, "the worker process was killed by SIGKILL", "worker")
     assert sweep.point_status(path, cfg).detail == "the worker process was killed by SIGKILL"
     (path / "notes.txt").write_text("mine")
