@@ -175,7 +175,8 @@ def run_point(point: Point, out: str) -> str:
             else:
                 train(cfg, path, display)
             return "finished"
-        except KeyboardInterrupt:  # SIGINT (from the sweep, or Ray's cancel): checkpointed
+        except KeyboardInterrupt as e:  # SIGINT (from the sweep, or Ray's cancel): checkpointed
+            print(e or "interrupted", file=log, flush=True)
             return "interrupted"
         except Diverged as e:  # its last record says so; triage.json has the findings
             print(e, file=log, flush=True)
