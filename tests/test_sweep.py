@@ -260,6 +260,7 @@ def test_rerun_skips_finished_runs(capsys, grid_out, small_corpus):
     assert after == before and len(before) == 4
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_while_the_rest_finish(capsys, small_corpus, tmp_path):
     out = tmp_path / "out"
     argv = ["sweep", "--set", "lr=0.01,1e38", "--optimizer", "sgd", "--clip", "none",
