@@ -92,17 +92,18 @@ def build_parser() -> Parser:
                    "checkpoint")
 
     p = sub.add_parser("doctor", help="the triage's findings for a run")
-    p.add_argument("run")
+    p.add_argument("run", metavar="RUN|FILE.jsonl|FILE.csv",
+                   help="a run directory or a log of your own network (docs/format.md)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("compare", help="runs side by side, with findings across runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="a self-contained HTML report of one or more runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("-o", "--output", help="the HTML file (default: report.html in the run, "
-                   "or compare.html here for several runs)")
+                   "FILE.report.html beside a log, or compare.html here for several runs)")
 
     p = sub.add_parser("gradcheck", help="finite-difference check of rnnscope's or your BPTT")
     p.add_argument("--cell", choices=CELLS, default="rnn")
@@ -150,6 +151,8 @@ def build_parser() -> Parser:
     train_flags(p)
 
     sub.add_parser("corpora", help="list the corpora and whether they are available")
+    sub.add_parser("c-header", help="print rnnscope.h, the C99 header that puts your own C "
+                   "network on the panel (rnnscope c-header > rnnscope.h)")
     return parser
 
 
@@ -291,9 +294,17 @@ def cmd_corpora(args) -> int:
     return 0
 
 
+def cmd_c_header(args) -> int:
+    from importlib.resources import files
+
+    sys.stdout.write((files("rnnscope") / "csrc" / "rnnscope.h").read_text(encoding="utf-8"))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora}
+            "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora,
+            "c-header": cmd_c_header}
 
 
 def main(argv: list[str] | None = None) -> int:
