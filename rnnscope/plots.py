@@ -340,11 +340,36 @@ def to_svg(fig: Figure, prefix: str) -> str:
     return re.sub(r'(\bid="|href="#|url\(#)', rf"\g<1>{prefix}-", svg)
 
 
-def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
-    """{figure id: (inline svg, whether it is drawn to span the page)} for each of FIGURES."""
-    out = {}
+def svg(fid: str, draw, *args) -> tuple[str, bool]:
+    """(inline svg, whether it is drawn to span the page) of the figure draw(*args)."""
     with matplotlib.rc_context(STYLE):
-        for fid, _, _, draw in FIGURES:
-            fig = draw(runs)
-            out[fid] = to_svg(fig, fid), fig.get_figwidth() > NARROW
-    return out
+        fig = draw(*args)
+        return to_svg(fig, fid), fig.get_figwidth() > NARROW
+
+
+def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
+    """{figure id: svg(...)} for each of FIGURES."""
+    return {fid: svg(fid, draw, runs) for fid, _, _, draw in FIGURES}
+
+
+# ---- a sweep's figures
+
+
+def main_effects(curves: list[tuple[str, list]]) -> Figure:
+    """One panel per swept factor: per value, the mean eval NLL of its runs against steps, the
+    band between their lowest and highest (sweep_summary.effect_curves gives the numbers)."""
+    fig, axes = grid(len(curves), sharey=True)
+    for ax, (factor, lines) in zip(axes, curves or [("", [])], strict=True):
+        drawn = []
+        for i, (value, steps, mean, lo, hi) in enumerate(lines):
+            colour = PALETTE[i % len(PALETTE)]
+            ax.plot(steps, mean, color=colour, marker="o", ms=3, label=literal(str(value)))
+            ax.fill_between(steps, lo, hi, color=colour, alpha=0.15, lw=0)
+            drawn.append(np.asarray(mean, dtype=float))
+        fit_scale(ax, np.concatenate(drawn) if drawn else np.array([]), log=False)
+        ax.set_title(literal(factor))
+        if drawn:
+            ax.legend()
+    fig.supxlabel(XLABEL["step"], fontsize=9)
+    fig.supylabel("eval NLL (nats/char), mean of the runs", fontsize=9)
+    return fig

@@ -54,7 +54,6 @@ from .errors import Interrupted, RnnscopeError, WriteFailed
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .records import finite_or_none
-from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
 
 __all__ = ["DEFAULT_STEPS", "Diverged", "resume", "train"]
@@ -358,6 +357,8 @@ def conclude(s: Session, display: Display) -> None:
     result = write_triage(s.path)
     display.note(format_diagnosis(result))
     if s.cfg.report:
+        from .report import write_report  # matplotlib: loaded only by runs that write a report
+
         display.note(f"report: {write_report([s.path], None)}")
 
 
