@@ -21,6 +21,7 @@ import numpy as np
 
 from . import panel, runs
 from .config import TrainConfig
+from .corpora import load_corpus
 from .data import (
     Vocab,
     build_vocab,
@@ -28,7 +29,6 @@ from .data import (
     chunks_per_epoch,
     eval_streams,
     get_chunk,
-    load_corpus,
     make_streams,
     split,
     unigram_nll,
@@ -246,9 +246,14 @@ def conclude(s: Session, display: Display) -> None:
 
 
 def summary(s: Session) -> str:
+    """The closing line: the best eval NLL against the baselines and, when known, the floor."""
     corpus = runs.read_config(s.path)["corpus"]
     best = f"best eval NLL {s.best_eval:.4f} nats/char" if math.isfinite(s.best_eval) \
         else "no eval yet"
+    floor = corpus.get("floor_nll")
+    if floor is not None:
+        above = f"{s.best_eval - floor:.4f} above " if math.isfinite(s.best_eval) else ""
+        best += f", {above}the floor {floor:.4f} (the source's entropy rate)"
     return (f"{s.step} steps, {s.chars:,} chars: {best} (unigram baseline "
             f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
 
@@ -292,11 +297,13 @@ def new_session(cfg: TrainConfig, run_dir: str | None) -> Session:
 
 
 def corpus_info(corpus, vocab: Vocab, train_ids: np.ndarray, eval_ids: np.ndarray) -> dict:
-    """What config.json says of the corpus, with the baselines a model must beat."""
-    return {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256,
+    """What config.json says of the corpus, with the baselines a model must beat and its floor
+    (the best any model can reach; null when unknown)."""
+    info = {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256,
             "train_chars": len(train_ids), "eval_chars": len(eval_ids),
             "unigram_eval_nll": unigram_nll(train_ids, eval_ids, vocab.size),
-            "uniform_nll": math.log(vocab.size)}
+            "uniform_nll": math.log(vocab.size), "floor_nll": corpus.floor_nll}
+    return info if corpus.source is None else {**info, "source": corpus.source}
 
 
 def checkpoint_meta(s: Session) -> dict:
