@@ -1,7 +1,9 @@
 """The `rnnscope` command: argument parsing and printing only; every command calls the library.
 
 Exit status: 0 success, 2 bad input (one line naming the problem and the fix), 1 internal
-failure or a training run that diverged.
+failure, a training run that diverged or a write that failed (one line naming the file and the
+OS error), 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+Warnings from the library (a damaged record skipped) are one line each on stderr.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
 from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
-from .errors import RnnscopeError
+from .errors import Interrupted, RnnscopeError, RnnscopeWarning, WriteFailed
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,11 +49,16 @@ def train_flags(p: argparse.ArgumentParser) -> None:
     a("--recurrent-init", choices=INITS)
     a("--recurrent-scale", type=float)
     a("--input-scale", type=float)
+    a("--forget-bias", type=float, help=f"LSTM forget-gate bias at init (default {d.forget_bias})")
+    a("--chrono-init", action="store_true",
+      help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
     a("--eval-frac", type=float)
     a("--eval-every", type=int, help=f"steps between evals (default {d.eval_every})")
     a("--log-every", type=int, help=f"steps between panel records (default {d.log_every})")
+    a("--checkpoint-every", type=int, metavar="K", help="also checkpoint every K steps "
+      "(always at each eval and at the end); a crash loses at most the steps since")
     a("--sat-threshold", type=float)
     a("--seed", type=int)
     a("--dtype", choices=DTYPES)
@@ -69,7 +77,9 @@ def build_parser() -> Parser:
     p = sub.add_parser("train", help="train a model", argument_default=argparse.SUPPRESS)
     train_flags(p)
     p.add_argument("--run-dir", help="where to write the run (default runs/<time>-<corpus>-...)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last "
+                   "checkpoint with its own settings; --steps/--minutes may be raised, "
+                   "--corpus/--data-dir may point at the same text moved elsewhere")
     p.add_argument("--quiet", action="store_true", help="plain lines instead of the live panel")
 
     p = sub.add_parser("sample", help="sample text from a trained run")
@@ -127,21 +137,18 @@ def build_parser() -> Parser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .display import make_display
-    from .train import RESUMABLE, train
+    from .train import resume, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "run_dir", "resume",
                                                                 "quiet")}
-    resume = getattr(args, "resume", None)
-    if resume:
-        fixed = sorted(set(given) - set(RESUMABLE))
-        if fixed:
-            raise RnnscopeError(f"--{fixed[0].replace('_', '-')} cannot change when resuming "
-                                "(the run keeps its settings); start a new run to change it")
-        if getattr(args, "run_dir", None):
-            raise RnnscopeError("give --resume DIR or --run-dir DIR, not both")
-    cfg = TrainConfig(**given)
-    path = train(cfg, getattr(args, "run_dir", None), resume,
-                 make_display(getattr(args, "quiet", False)))
+    run_dir, resume_dir = getattr(args, "run_dir", None), getattr(args, "resume", None)
+    if resume_dir and run_dir:
+        raise RnnscopeError("give --resume DIR or --run-dir DIR, not both")
+    display = make_display(getattr(args, "quiet", False))
+    if resume_dir:
+        path = resume(resume_dir, given, display)
+    else:
+        path = train(TrainConfig(**given), run_dir, display)
     print(f"run written to {path}")
     return 0
 
@@ -232,18 +239,38 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", RnnscopeWarning)
+            warnings.showwarning = one_line_warning
+            return COMMANDS[args.command](args)
     except RnnscopeError as e:
         print(f"rnnscope: error: {e}", file=sys.stderr)
         return 2
+    except WriteFailed as e:
+        print(f"rnnscope: error: {e}", file=sys.stderr)
+        return 1
     except Diverged as e:
         print(f"rnnscope: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(f"rnnscope: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("rnnscope: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the machine, not the input: a file that could not be read or written
+        print(f"rnnscope: error: {e}", file=sys.stderr)
+        return 1
+
+
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, RnnscopeWarning):
+        print(f"rnnscope: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line),
+              file=sys.stderr, end="")
 
 
 if __name__ == "__main__":

@@ -85,10 +85,17 @@ def check_model(vocab_size: int = 11, hidden_size: int = 8, num_layers: int = 2,
     rng = np.random.default_rng(seed + 1)
     x = rng.integers(0, vocab_size, (seq_len, batch))
     y = rng.integers(0, vocab_size, (seq_len, batch))
-    h0 = rng.uniform(-0.9, 0.9, (num_layers, batch, hidden_size)) if with_h0 else None
+    h0 = random_state(model, batch, rng) if with_h0 else None
     grads = model.loss_and_grads(x, y, h0).grads
     return check_gradients(model.params, grads, lambda: model.loss(x, y, h0)[0],
                            max_entries=max_entries, seed=seed)
+
+
+def random_state(model: Model, batch: int, rng: np.random.Generator):
+    """A state in the model's cell form, every part uniform in (-0.9, 0.9)."""
+    shape = (model.num_layers, batch, model.hidden_size)
+    return model.state_of({part: rng.uniform(-0.9, 0.9, shape)
+                           for part in model.cell_module.STATE})
 
 
 # ---- checking a user's own implementation against rnnscope's (finite-difference verified) one

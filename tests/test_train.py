@@ -10,7 +10,7 @@ from rnnscope import TrainConfig, load_run, runs, synthetic
 from rnnscope.data import build_vocab, chunks_per_epoch, make_streams
 from rnnscope.display import PlainDisplay
 from rnnscope.errors import RnnscopeError
-from rnnscope.train import DEFAULT_STEPS, Diverged, train
+from rnnscope.train import DEFAULT_STEPS, Diverged, resume, train
 
 
 def quiet():
@@ -71,7 +71,7 @@ def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first):
     whole = train(small_config(small_corpus, **kw), tmp_path / "whole", display=quiet())
     part = train(small_config(small_corpus, steps=first, **kw), tmp_path / "part",
                  display=quiet())
-    train(small_config(small_corpus, steps=40), resume=str(part), display=quiet())
+    resume(part, {"steps": 40}, display=quiet())
     streams = make_streams(np.zeros(19_000), 64)
     assert chunks_per_epoch(streams, 16) < 40  # the runs cross an epoch boundary
     assert records_without_time(part) == records_without_time(whole)
@@ -81,9 +81,11 @@ def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first):
 
 
 def test_resume_refuses_a_run_that_already_has_the_steps(small_corpus, tmp_path):
-    path = train(small_config(small_corpus, steps=20), tmp_path / "run", display=quiet())
-    with pytest.raises(RnnscopeError, match="already has 20 steps"):
-        train(small_config(small_corpus, steps=20), resume=str(path), display=quiet())
+    path = train(small_config(small_corpus, steps=25), tmp_path / "run", display=quiet())
+    before = (path / "metrics.jsonl").read_bytes()
+    with pytest.raises(RnnscopeError, match="already has 25 steps"):
+        resume(path, display=quiet())
+    assert (path / "metrics.jsonl").read_bytes() == before  # its final record is kept
 
 
 def test_resume_refuses_a_corpus_with_another_vocabulary(small_corpus, tmp_path):
@@ -91,7 +93,7 @@ def test_resume_refuses_a_corpus_with_another_vocabulary(small_corpus, tmp_path)
     other = tmp_path / "other.txt"
     other.write_text(small_corpus.read_text().upper())
     with pytest.raises(RnnscopeError, match="different vocabulary"):
-        train(small_config(other, steps=40), resume=str(path), display=quiet())
+        resume(path, {"corpus": str(other), "steps": 40}, display=quiet())
 
 
 def test_existing_run_directory_is_never_overwritten(small_corpus, tmp_path):
@@ -159,7 +161,7 @@ def test_synthetic_run_records_its_floor_says_it_at_the_end_and_resumes_exactly(
     assert f"best eval NLL {best:.4f} nats/char, {best - floor:.4f} above the floor " \
            f"{floor:.4f}" in out.getvalue()
     part = train(small_config(corpus, steps=25, **kw), tmp_path / "part", display=quiet())
-    train(small_config(corpus, steps=40, **kw), resume=str(part), display=quiet())
+    resume(part, {"steps": 40}, display=quiet())
     assert records_without_time(part) == records_without_time(whole)
 
 
@@ -171,4 +173,4 @@ def test_resume_refuses_a_synthetic_text_that_differs_from_the_recorded_one(tmp_
     doc["corpus"]["sha256"] = "0" * 64  # as if the generator had changed since
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(RnnscopeError, match="SHA-256 differs"):
-        train(small_config(corpus, steps=20, eval_frac=0.01), resume=str(path), display=quiet())
+        resume(path, {"steps": 20}, display=quiet())
