@@ -92,17 +92,18 @@ def build_parser() -> Parser:
                    "checkpoint")
 
     p = sub.add_parser("doctor", help="the triage's findings for a run")
-    p.add_argument("run")
+    p.add_argument("run", metavar="RUN|FILE.jsonl|FILE.csv",
+                   help="a run directory or a log of your own network (docs/format.md)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("compare", help="runs side by side, with findings across runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="a self-contained HTML report of one or more runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("-o", "--output", help="the HTML file (default: report.html in the run, "
-                   "or compare.html here for several runs)")
+                   "FILE.report.html beside a log, or compare.html here for several runs)")
 
     p = sub.add_parser("gradcheck", help="finite-difference check of rnnscope's or your BPTT")
     p.add_argument("--cell", choices=CELLS, default="rnn")
@@ -113,10 +114,11 @@ def build_parser() -> Parser:
     p.add_argument("--batch", type=int, default=3)
     p.add_argument("--no-h0", dest="h0", action="store_false", help="start from a zero state")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export", metavar="FILE.npz", help="write a test case (params, x, y, h0) "
-                   "for your own implementation to fill with its gradients")
-    p.add_argument("--user", metavar="FILE.npz", help="check your implementation's gradients "
-                   "(a filled test case) against rnnscope's")
+    p.add_argument("--export", metavar="CASE", help="write a test case (params, x, y, h0) for "
+                   "your own implementation to answer with its gradients: CASE.npz, or a "
+                   "directory of .npy files for any other name (docs/gradcheck.md)")
+    p.add_argument("--user", metavar="CASE", help="check your answered case against rnnscope's "
+                   "gradients and name the mistake in your BPTT")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="time the engine (and PyTorch's nn.RNN with --vs torch)")
@@ -132,6 +134,8 @@ def build_parser() -> Parser:
     p.add_argument("--export", nargs=2, metavar=("NAME", "FILE"),
                    help="write the text of corpus NAME (any --corpus value) to FILE")
     p.add_argument("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
+    sub.add_parser("c-header", help="print rnnscope.h, the C99 header that puts your own C "
+                   "network on the panel (rnnscope c-header > rnnscope.h)")
     return parser
 
 
@@ -188,18 +192,22 @@ def cmd_report(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from . import gradcheck
+    from .cases import read_case, write_case
+    from .diagnose import diagnose, format_diagnosis
 
     if args.export:
-        gradcheck.write_case(Path(args.export), args.vocab, args.hidden, args.layers,
-                             args.seq_len, args.batch, args.h0, args.seed)
-        print(f"test case written to {args.export}; fill in grad/<name> and check it with "
-              f"`rnnscope gradcheck --user {args.export}`")
+        write_case(Path(args.export), args.vocab, args.hidden, args.layers, args.seq_len,
+                   args.batch, args.h0, args.seed, args.cell)
+        print(f"test case written to {args.export}; add your gradients as grad/<name> "
+              f"(docs/gradcheck.md) and check them with `rnnscope gradcheck --user "
+              f"{args.export}`")
         return 0
     if args.user:
-        checks = gradcheck.check_user_file(Path(args.user))
-    else:
-        checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
-                                       args.batch, args.h0, args.seed, args.cell)
+        diagnosis = diagnose(read_case(Path(args.user)))
+        print(format_diagnosis(diagnosis, args.json))
+        return 0 if diagnosis.verdict == "correct" else 1
+    checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
+                                   args.batch, args.h0, args.seed, args.cell)
     print(gradcheck.format_checks(checks, args.json))
     return 0 if all(c.verdict != "wrong" for c in checks) else 1
 
@@ -229,9 +237,16 @@ def cmd_corpora(args) -> int:
     return 0
 
 
+def cmd_c_header(args) -> int:
+    from importlib.resources import files
+
+    sys.stdout.write((files("rnnscope") / "csrc" / "rnnscope.h").read_text(encoding="utf-8"))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "corpora": cmd_corpora}
+            "bench": cmd_bench, "corpora": cmd_corpora, "c-header": cmd_c_header}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -126,8 +126,9 @@ class PlainDisplay:
         self.board = Board()
 
     def start(self, path, step, total, limit_s) -> None:
-        length = f"{total} steps" if total else f"{limit_s / 60:g} minutes"
-        print(f"training {path} from step {step} for {length}", file=self.out, flush=True)
+        length = f" for {total} steps" if total else f" for {limit_s / 60:g} minutes" \
+            if limit_s else ""  # a loop rnnscope does not drive has no known length
+        print(f"training {path} from step {step}{length}", file=self.out, flush=True)
         self.t_start, self.chars0 = time.perf_counter(), None
 
     def step(self, step, chars, elapsed_s) -> None:

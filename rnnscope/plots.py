@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, LogFormatter
 
 from .health import HEALTHY
+from .records import vocab_size
 
 MAX_POINTS = 500                        # a longer series is thinned to about this many points
 PROFILES_PER_RUN = 4                    # bptt_profile curves drawn per run
@@ -49,9 +50,9 @@ class RunData:
 
 def series(records: list[dict], key: str, x: str = "step", positive: bool = False,
            where=None) -> tuple[np.ndarray, np.ndarray]:
-    """(xs, ys) of the records holding a finite number under `key` (and > 0 when `positive`,
-    for log axes; and where(record) when given), thinned to about MAX_POINTS."""
-    pts = [(r[x], r[key]) for r in records if is_number(r.get(key))
+    """(xs, ys) of the records holding finite numbers under `x` and `key` (`key` > 0 when
+    `positive`, for log axes; and where(record) when given), thinned to about MAX_POINTS."""
+    pts = [(r[x], r[key]) for r in records if is_number(r.get(key)) and is_number(r.get(x))
            and (r[key] > 0 or not positive) and (where is None or where(r))]
     kept = pts[::max(1, math.ceil(len(pts) / MAX_POINTS))]
     if pts and kept[-1] is not pts[-1]:
@@ -161,13 +162,20 @@ def nll(runs: list[RunData], x: str) -> Figure:
 def cut_off_blowup(ax, runs: list[RunData], ys: np.ndarray) -> np.ndarray:
     """Keep the NLL axis readable when a run blows up: losses above twice the uniform model's
     (log V) leave the top of the plot, with a note; return the values still shown."""
-    top = 2 * max(math.log(len(run.doc["vocab"])) for run in runs)
+    top = 2 * max(start_nll(run) for run in runs)
     shown = ys[ys <= top]
     if ys.size and ys.max() > top:
         ax.set_ylim(0.9 * shown.min() if shown.size else 0, top)
         ax.annotate(f"values above {top:.1f} cut off", (0.5, 0.98), xycoords="axes fraction",
                     ha="center", va="top", fontsize=8, color="0.3")
     return shown
+
+
+def start_nll(run: RunData) -> float:
+    """Where training starts: log V, or for a log without its vocabulary its first train NLL."""
+    V = vocab_size(run.doc)
+    first = [r["train_nll"] for r in run.records if is_number(r.get("train_nll"))]
+    return math.log(V) if V else first[0] if first else math.inf
 
 
 def unigram_baselines(ax, runs: list[RunData]) -> list:
@@ -236,7 +244,7 @@ def grad_norm(runs: list[RunData]) -> Figure:
         xs, ys = series(run.records, "grad_norm", positive=True,
                         where=lambda r: (r.get("clip_rate") or 0) > 0)
         ax.plot(xs, ys, color=run.colour, gid=f"clip-events-{i}", **marker)
-        if run.doc["config"]["clip"] == "norm":
+        if run.doc["config"].get("clip") == "norm":
             ax.axhline(run.doc["config"]["clip_value"], color=run.colour, ls=":", lw=1)
     mark_divergence(ax, runs, "step")
     ax.set(xlabel=XLABEL["step"], ylabel="global gradient L2 norm (before clipping)")

@@ -18,16 +18,8 @@ import numpy as np
 from . import __version__
 from .errors import RnnscopeError
 from .plots import FIGURES, PALETTE, RunData, is_number, svg_figures
-from .runs import (
-    CHECKPOINT,
-    METRICS,
-    REPORT,
-    TRIAGE,
-    load_run,
-    read_config,
-    read_metrics,
-    write_text,
-)
+from .records import read_run, run_name, vocab_size
+from .runs import CHECKPOINT, METRICS, REPORT, TRIAGE, load_run, write_text
 from .sample import sample
 
 COMPARE = "compare.html"                # default output for several runs, in the current dir
@@ -36,11 +28,12 @@ SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
 def write_report(paths: list[Path], out: Path | None = None) -> Path:
-    """Write the report of the runs in `paths` to `out` (default: report.html in the run for
-    one run, compare.html in the current directory for several) and return its path."""
+    """Write the report of the runs in `paths` (run directories or logs, docs/format.md) to
+    `out` and return its path. Default: report.html in the run for one run (beside a log:
+    <log>.report.html), compare.html in the current directory for several."""
     if not paths:
         raise RnnscopeError("give at least one run directory to report on")
-    out = Path(out) if out else (Path(paths[0]) / REPORT if len(paths) == 1 else Path(COMPARE))
+    out = Path(out) if out else default_output(paths)
     if not out.parent.is_dir():
         raise RnnscopeError(f"cannot write {out}: directory {out.parent} does not exist; "
                             "create it or pass another -o")
@@ -48,10 +41,17 @@ def write_report(paths: list[Path], out: Path | None = None) -> Path:
     return out
 
 
+def default_output(paths: list[Path]) -> Path:
+    if len(paths) > 1:
+        return Path(COMPARE)
+    path = Path(paths[0])
+    return path / REPORT if path.is_dir() else path.with_name(path.name + ".report.html")
+
+
 def load_runs(paths: list[Path]) -> list[RunData]:
-    names = [Path(p).resolve().name for p in paths]
+    names = [run_name(p) for p in paths]
     labels = names if len(set(names)) == len(names) else [str(p) for p in paths]
-    return [RunData(Path(p), label, PALETTE[i % len(PALETTE)], read_config(p), read_metrics(p))
+    return [RunData(Path(p), label, PALETTE[i % len(PALETTE)], *read_run(p))
             for i, (p, label) in enumerate(zip(paths, labels, strict=True))]
 
 
@@ -63,7 +63,7 @@ def render(runs: list[RunData]) -> str:
             section("plots", "Plots", figures_html(svg_figures(runs))),
             section("config", "Configuration", config_html(runs)),
             section("sample", "Samples from the final model",
-                    per_run(runs, "sample", (sample_html(run.path) for run in runs)))]
+                    per_run(runs, "sample", (sample_html(run) for run in runs)))]
     title = "rnnscope report: " + ", ".join(run.label for run in runs)
     return PAGE.format(title=escape(title), css=CSS, body="\n".join(body))
 
@@ -142,7 +142,7 @@ def best_eval(run: RunData) -> str:
 def diagnosis(path: Path) -> dict:
     """triage.json when it is newer than the records it judged, else the triage run now."""
     file, metrics = path / TRIAGE, path / METRICS
-    if file.exists() and (not metrics.exists()
+    if path.is_dir() and file.exists() and (not metrics.exists()
                           or file.stat().st_mtime >= metrics.stat().st_mtime):
         try:
             return json.loads(file.read_text(encoding="utf-8"))
@@ -226,7 +226,9 @@ def figures_html(svgs: dict[str, tuple[str, bool]]) -> str:
 def config_rows(doc: dict) -> dict[str, str]:
     rows = {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc["config"].items()}
     rows.update({"rnnscope version": str(doc.get("rnnscope_version", "?")),
-                 "vocabulary size": str(len(doc["vocab"]))})
+                 "vocabulary size": str(vocab_size(doc) or "?")})
+    if "source" in doc:
+        rows["records from"] = str(doc["source"])
     rows.update({f"corpus {k}": short(v) for k, v in doc.get("corpus", {}).items()})
     return rows
 
@@ -244,7 +246,11 @@ def config_html(runs: list[RunData]) -> str:
     return f'{note}<div class="scroll"><table class="config">{head}{rows}</table></div>'
 
 
-def sample_html(path: Path) -> str:
+def sample_html(run_data: RunData) -> str:
+    path = run_data.path
+    if "source" in run_data.doc or not path.is_dir():
+        return ('<p class="note">No sample: the records come from another program; rnnscope '
+                "holds no model to sample from.</p>")
     if not (path / CHECKPOINT).exists():
         return ('<p class="note">No sample: the run has no checkpoint yet (it is just starting, '
                 "or it diverged before the first eval wrote one).</p>")

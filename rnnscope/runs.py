@@ -125,21 +125,26 @@ def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
             path, n = base.with_name(f"{base.name}-{n}"), n + 1
     else:
         path = Path(run_dir)
-        if path.exists():
-            check_new(path)
+    return make_run_dir(path, "choose another --run-dir")
+
+
+def make_run_dir(path: Path, fix: str, fix_if_used: str | None = None) -> Path:
+    """Create the run directory path (check_new: never reuse one); the errors end with fix
+    (fix_if_used when the directory is in use): what to pass instead."""
+    if path.exists():
+        check_new(path, fix_if_used)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; "
-                            "choose another --run-dir") from None
+        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; {fix}") from None
     return path
 
 
-def check_new(path: Path) -> None:
+def check_new(path: Path, fix: str | None = None) -> None:
     """Refuse a run directory that holds anything but a lock file: never reuse one silently."""
     if not path.is_dir() or any(p.name != LOCK for p in path.iterdir()):
-        raise RnnscopeError(f"run directory {path} already exists and is not empty; choose "
-                            f"another --run-dir, or continue it with --resume {path}")
+        fix = fix or f"choose another --run-dir, or continue it with --resume {path}"
+        raise RnnscopeError(f"run directory {path} already exists and is not empty; {fix}")
 
 
 def write_config(path: Path, cfg: TrainConfig, corpus_info: dict, vocab: Vocab) -> None:

@@ -51,6 +51,7 @@ from .display import Display, PlainDisplay
 from .errors import Interrupted, RnnscopeError, WriteFailed
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
+from .records import finite_or_none
 from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
 
@@ -318,15 +319,6 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
     display.record(rec)
     for finding in s.watch.update(rec):
         display.note(f"step {rec['step']}: {headline(finding)}")
-
-
-def finite_or_none(v):
-    """NaN/inf become null (JSON has no NaN), also inside lists such as bptt_profile."""
-    if isinstance(v, list):
-        return [finite_or_none(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def evaluate(model: Model, streams: np.ndarray, seq_len: int) -> float:

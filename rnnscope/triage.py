@@ -31,8 +31,9 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import records as run_records
 from . import runs
-from .config import CELLS, TrainConfig
+from .config import CELLS, TrainConfig, flag
 from .health import GRAD_NORM_RISE, HEALTHY
 
 THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, one table
@@ -82,7 +83,7 @@ AT_END = ("overfitting", "plateau")  # findings about where a run ends up: must 
 class History:
     """The records of a run so far, with the views the rules read."""
     cfg: dict                                   # TrainConfig fields
-    uniform: float                              # ln(vocab size): the NLL of a uniform guess
+    uniform: float | None                       # ln(vocab size): the NLL of a uniform guess
     unigram: float | None = None                # eval NLL of character frequencies, if known
     records: list = field(default_factory=list)
     evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
@@ -184,7 +185,20 @@ def new_best_since(h: History, step: int) -> bool:
 
 
 def lr_flag(cfg: dict, factor: float) -> str:
-    return f"--lr {cfg['lr'] * factor:.2g}"
+    return change(cfg, "lr", lambda lr: f"{lr * factor:.2g}", f"yours x {factor:.2g}")
+
+
+def change(cfg: dict, key: str, new, relative: str) -> str:
+    """The flag that sets `key` to new(its value), or, for a run whose log does not give the
+    setting (a user's own network, docs/format.md), the change relative to the user's own."""
+    value = cfg.get(key)
+    return f"--{flag(key)} {new(value)}" if value is not None else f"--{flag(key)} ({relative})"
+
+
+def said(cfg: dict, key: str, words: str) -> str:
+    """words.format(setting) when the run's config gives the setting, else ''."""
+    value = cfg.get(key)
+    return words.format(value) if value is not None else ""
 
 
 def readings(recs: list, *keys) -> dict:
@@ -217,26 +231,33 @@ def diverged(h: History) -> dict | None:
             else "no checkpoint was written before it"
         what = f"training stopped: {rec['diverged']}" if "diverged" in rec else \
             f"{', '.join(bad)} became NaN/inf"
-        seen = f"at step {rec['step']} {what} (lr {rec.get('lr', cfg['lr']):g}); {kept}"
+        lr = rec.get("lr", cfg.get("lr"))
+        seen = f"at step {rec['step']} {what}{'' if lr is None else f' (lr {lr:g})'}; {kept}"
         return divergence(h, seen, [rec], {k: [None] for k in bad})
-    limit = h.uniform + THRESHOLDS["loss_above_uniform"]
+    start = [r["train_nll"] for r in h.records if finite(r.get("train_nll"))][:1]
+    if h.uniform is None and not start:
+        return None
+    limit = (h.uniform if h.uniform is not None else start[0]) + THRESHOLDS["loss_above_uniform"]
     recs = streak(h, ("train_nll",), lambda r: r["train_nll"] > limit)
     if recs is None:
         return None
+    where = f"the {h.uniform:.3f} of a uniform guess where training starts" \
+        if h.uniform is not None else f"the first recorded train NLL {start[0]:.3f}"
     seen = (f"train NLL {span([r['train_nll'] for r in recs])} at steps {recs[0]['step']}-"
             f"{recs[-1]['step']}, more than {THRESHOLDS['loss_above_uniform']:g} nats above "
-            f"the {h.uniform:.3f} of a uniform guess where training starts")
+            f"{where}")
     return divergence(h, seen, recs, readings(recs, "train_nll"))
 
 
 def divergence(h: History, seen: str, recs: list, reads: dict) -> dict:
     cfg = h.cfg
-    suspects = [f"learning rate {cfg['lr']:g} too high for --optimizer {cfg['optimizer']}"]
+    suspects = [f"learning rate{said(cfg, 'lr', ' {:g}')} too high"
+                f"{said(cfg, 'optimizer', ' for --optimizer {}')}"]
     next_ = [lr_flag(cfg, 0.1)]
-    if cfg["clip"] == "none":
+    if cfg.get("clip") == "none":
         suspects.append("no gradient clipping (--clip none)")
         next_.append("--clip norm")
-    if cfg["optimizer"] in ("sgd", "momentum"):
+    if cfg.get("optimizer") in ("sgd", "momentum"):
         next_.append("--optimizer adam --lr 0.002")
     return finding("diverged", "critical", seen, recs, reads,
                    "none: a NaN or a loss this far above a uniform guess is never noise",
@@ -266,26 +287,28 @@ def exploding_gradients(h: History) -> dict | None:
         seen.append(f"clipping fired on {span(clips, '.0%')} of the steps")
     grows = [growth(r) for r in recs]
     if max(grows) > THRESHOLDS["profile_growth"]:
-        seen.append(f"a unit gradient at h_T arrived {span(grows)} times as large "
-                    f"{cfg['seq_len']} steps back")
+        T = max(r["bptt_profile"][-1][0] for r in recs if growth(r))  # the chunk length
+        seen.append(f"a unit gradient at h_T arrived {span(grows)} times as large {T} steps "
+                    "back")
     seen = ", ".join(seen)
     suspects, next_ = [], []
     if max(grows) > THRESHOLDS["profile_growth"]:
         sigma = max(r.get("whh_sigma_max") or 0 for r in recs)
         suspects.append(f"recurrent weights that amplify the gradient through time: "
-                        f"whh_sigma_max {sigma:.3g} (init --recurrent-scale "
-                        f"{cfg['recurrent_scale']:g})")
-        if cfg["recurrent_scale"] > 1:
+                        f"whh_sigma_max {sigma:.3g}"
+                        f"{said(cfg, 'recurrent_scale', ' (init --recurrent-scale {:g})')}")
+        if cfg.get("recurrent_scale", 1) > 1:
             next_.append("--recurrent-scale 1")
-    suspects.append(f"learning rate {cfg['lr']:g} too high for the gradient scale")
-    next_ += ["--clip norm"] if cfg["clip"] == "none" else []
+    suspects.append(f"learning rate{said(cfg, 'lr', ' {:g}')} too high for the gradient scale")
+    next_ += ["--clip norm"] if cfg.get("clip") == "none" else []
     next_.append(lr_flag(cfg, 0.5))
-    next_ += [] if cfg["optimizer"] == "adam" else ["--optimizer adam --lr 0.002"]
+    next_ += [] if cfg.get("optimizer") == "adam" else ["--optimizer adam --lr 0.002"]
     reads = readings(recs, "grad_norm", "clip_rate", "whh_sigma_max")
     reads["bptt_growth"] = [sig(g) for g in grows]
-    return finding("exploding_gradients", "critical" if cfg["clip"] == "none" else "warning",
+    return finding("exploding_gradients", "critical" if cfg.get("clip") == "none" else "warning",
                    seen, recs, reads,
-                   f"a --clip-value far below the usual grad_norm (here {cfg['clip_value']:g}) "
+                   f"a --clip-value far below the usual grad_norm"
+                   f"{said(cfg, 'clip_value', ' (here {:g})')} "
                    "makes clipping fire on every step without any explosion", suspects, next_)
 
 
@@ -321,7 +344,7 @@ def saturation(h: History) -> dict | None:
             "most units sit on the tanh rails, where the tanh derivative passes on about "
             f"{recs[-1][gain]:.0%} of the gradient at each step")
     suspects, next_ = [], []
-    if cfg["recurrent_scale"] > 1 or cfg["input_scale"] > 1:
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
         suspects.append(f"initial weights too large (--recurrent-scale "
                         f"{cfg['recurrent_scale']:g} --input-scale {cfg['input_scale']:g})")
         next_.append("--recurrent-scale 1 --input-scale 1")
@@ -330,7 +353,7 @@ def saturation(h: History) -> dict | None:
         suspects.append(f"updates too large (update_ratio {ratio:.2g}) push units to the rails")
     suspects.append("learning rate too high, or clipping too loose")
     next_.append(lr_flag(cfg, min(0.25, THRESHOLDS["update_target"] / max(ratio, 1e-12))))
-    next_ += ["--clip norm"] if cfg["clip"] == "none" else []
+    next_ += ["--clip norm"] if cfg.get("clip") == "none" else []
     reads = readings(recs, sat, gain, "dh_norm", "dh_raw_norm")
     return finding("saturation", "critical" if first else "warning", seen, recs, reads,
                    "long healthy runs drift towards the rails while they learn (sat_ratio "
@@ -355,16 +378,16 @@ def vanishing_gradients(h: History) -> dict | None:
             f"{k} steps back (bptt_profile; whh_sigma_max "
             f"{span([r['whh_sigma_max'] for r in recs])}): nothing further back can be learned")
     suspects, next_ = [], []
-    if cfg["recurrent_scale"] < 1:
+    if cfg.get("recurrent_scale", 1) < 1:
         suspects.append(f"recurrent weights too small (--recurrent-scale "
                         f"{cfg['recurrent_scale']:g})")
         next_.append("--recurrent-scale 1")
     if min(r["mean_gain"] for r in recs) < THRESHOLDS["mean_gain"]:
         suspects.append("saturated units: the tanh derivative is small")
-    suspects.append(f"a recurrence too weak for --hidden {cfg['hidden']}")
-    if cfg["recurrent_init"] != "identity":
+    suspects.append(f"a recurrence too weak{said(cfg, 'hidden', ' for --hidden {}')}")
+    if cfg.get("recurrent_init") != "identity":
         next_.append("--recurrent-init identity")
-    next_ += gated_cell() + [f"--seq-len {max(cfg['seq_len'] // 2, k)}"]
+    next_ += gated_cell() + [change(cfg, "seq_len", lambda T: max(T // 2, k), "yours / 2")]
     reads = readings(recs, "whh_sigma_max", "mean_gain")
     reads[f"g_{k}"] = [sig(survives(r)) for r in recs]
     return finding("vanishing_gradients", "warning", seen, recs, reads,
@@ -383,24 +406,25 @@ def update_too_large(h: History) -> dict | None:
             f"{THRESHOLDS['update_large']:.1%} of their norm; train NLL jumped by up to "
             f"{jumps:.2f} between records")
     return update_finding("update_too_large", h, recs, seen, [
-        f"learning rate {h.cfg['lr']:g} too high"], ["--lr-schedule cosine"],
+        f"learning rate{said(h.cfg, 'lr', ' {:g}')} too high"], ["--lr-schedule cosine"],
         "the first records of any run have large ratios while the weights are small; the rule "
         "needs them on consecutive records")
 
 
 def update_too_small(h: History) -> dict | None:
     """Tiny updates while the loss crawls; records of a decayed schedule are not counted."""
-    lr_min = THRESHOLDS["lr_decayed"] * h.cfg["lr"]
+    lr_min = THRESHOLDS["lr_decayed"] * h.cfg.get("lr", 0)
     recs = streak(h, ("update_ratio", "train_nll"), lambda r: r["update_ratio"] <
-                  THRESHOLDS["update_small"] and r["lr"] >= lr_min)
+                  THRESHOLDS["update_small"] and r.get("lr", math.inf) >= lr_min)
     if recs is None or improvement([r["train_nll"] for r in recs]) > THRESHOLDS["crawl"]:
         return None
     seen = (f"update_ratio {span([r['update_ratio'] for r in recs])} at steps "
             f"{recs[0]['step']}-{recs[-1]['step']} while train NLL only went "
             f"{recs[0]['train_nll']:.3f} -> {recs[-1]['train_nll']:.3f}")
-    other = [] if h.cfg["optimizer"] == "adam" else ["--optimizer adam --lr 0.002"]
+    other = [] if h.cfg.get("optimizer") == "adam" else ["--optimizer adam --lr 0.002"]
     return update_finding("update_too_small", h, recs, seen, [
-        f"learning rate {h.cfg['lr']:g} too low for --optimizer {h.cfg['optimizer']}"], other,
+        f"learning rate{said(h.cfg, 'lr', ' {:g}')} too low"
+        f"{said(h.cfg, 'optimizer', ' for --optimizer {}')}"], other,
         "a schedule that anneals the lr makes small updates on purpose (records below "
         f"{THRESHOLDS['lr_decayed']:g} x --lr are not counted)")
 
@@ -432,17 +456,18 @@ def overfitting(h: History) -> dict | None:
             f"(step {best['step']}, kept in best.npz), while train NLL went "
             f"{best['train_nll']:.3f} -> {last[-1]['train_nll']:.3f}: the gap grew from "
             f"{gap0:.2f} to {last[-1]['eval_nll'] - last[-1]['train_nll']:.2f} nats")
-    next_ = [f"--dropout {min(cfg['dropout'] + 0.2, 0.5):g}",
-             f"--weight-decay {max(cfg['weight_decay'] * 10, 0.1):g}"]
-    if cfg["hidden"] > 32:
-        next_.append(f"--hidden {cfg['hidden'] // 2}")
+    next_ = [change(cfg, "dropout", lambda p: f"{min(p + 0.2, 0.5):g}", "yours + 0.2"),
+             change(cfg, "weight_decay", lambda w: f"{max(w * 10, 0.1):g}", "yours x 10")]
+    if cfg.get("hidden", math.inf) > 32:
+        next_.append(change(cfg, "hidden", lambda H: H // 2, "yours / 2"))
     next_.append("--corpus LARGER_TEXT")
     return finding("overfitting", "warning", seen, last,
                    {key: [sig(e[key]) for e in last] for key in ("eval_nll", "train_nll")},
-                   f"a small eval split (--eval-frac {cfg['eval_frac']:g}) makes eval NLL noisy; "
-                   f"{k} evals in a row are needed",
-                   [f"the model memorises the training text: --hidden {cfg['hidden']} x "
-                    f"--layers {cfg['layers']} for this much data, without regularisation"],
+                   f"a small eval split{said(cfg, 'eval_frac', ' (--eval-frac {:g})')} makes "
+                   f"eval NLL noisy; {k} evals in a row are needed",
+                   [f"the model memorises the training text: "
+                    f"{said(cfg, 'hidden', '--hidden {} x ')}--layers {cfg['layers']} for this "
+                    "much data, without regularisation"],
                    next_)
 
 
@@ -465,8 +490,9 @@ def plateau(h: History) -> dict | None:
                  "nothing beyond character frequencies was learned")
         suspects.insert(0, "the text has no structure beyond character frequencies, or the "
                            "model does not use its context")
-    next_ = [f"--hidden {cfg['hidden'] * 2}", f"--layers {cfg['layers'] + 1}"] + gated_cell()
-    if cfg["lr_schedule"] == "constant":
+    next_ = [change(cfg, "hidden", lambda H: H * 2, "yours x 2"),
+             f"--layers {cfg['layers'] + 1}"] + gated_cell()
+    if cfg.get("lr_schedule") == "constant":
         next_.append("--lr-schedule plateau")
     return finding("plateau", "info", seen, [recs[0], recs[-1]],
                    readings([recs[0], recs[-1]], "train_nll"),
@@ -486,10 +512,13 @@ class Watch:
     """Findings as a run trains: update() with each record returns the findings that first hold
     after it (each finding once). Cheap: every rule reads only the last few dozen records."""
 
-    def __init__(self, config: TrainConfig | dict, vocab_size: int,
+    def __init__(self, config: TrainConfig | dict, vocab_size: int | None,
                  unigram_eval_nll: float | None = None) -> None:
+        """config: a run's settings; a user's log may give only some (docs/format.md).
+        vocab_size None: unknown, the first train NLL stands for where training starts."""
         cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config)
-        self.history = History(cfg, math.log(vocab_size), unigram_eval_nll)
+        self.history = History(cfg, math.log(vocab_size) if vocab_size else None,
+                               unigram_eval_nll)
         self.fired: dict[str, dict] = {}
 
     @classmethod
@@ -503,7 +532,7 @@ class Watch:
     @classmethod
     def for_config(cls, doc: dict) -> Watch:
         """A Watch for a run whose config.json is doc."""
-        return cls(doc["config"], len(doc["vocab"]),
+        return cls(doc["config"], run_records.vocab_size(doc),
                    doc.get("corpus", {}).get("unigram_eval_nll"))
 
     def update(self, record: dict) -> list[dict]:
@@ -544,8 +573,10 @@ def diagnose(records: list[dict], config_doc: dict) -> dict:
 
 
 def diagnose_run(path: Path) -> dict:
-    """The triage of a run directory, also of one still training or stopped on a NaN."""
-    return diagnose(runs.read_metrics(path), runs.read_config(path))
+    """The triage of a run directory, also of one still training or stopped on a NaN, or of a
+    metrics.jsonl or .csv log from anywhere (docs/format.md)."""
+    doc, records = run_records.read_run(path)
+    return diagnose(records, doc)
 
 
 def write_triage(path: Path) -> dict:
