@@ -44,7 +44,7 @@ def test_limit_verdict_is_the_gap_to_the_floor_of_each_kept_run(limit):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cell", ["rnn"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_cell_reaches_the_floor_of_a_short_delay_and_the_run_says_so(cell, tmp_path):
     """A few hundred steps on synthetic:delay2 end within 0.1 nats of the floor; config.json,
     best.npz and the closing line all carry it."""
