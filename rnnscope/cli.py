@@ -31,7 +31,8 @@ class Parser(argparse.ArgumentParser):
 def train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     a = p.add_argument
-    a("--corpus", help=f"stdlib, tinyshakespeare or a text file path (default {d.corpus})")
+    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K} or synthetic:delay{K} "
+      f"(optionally :seed{{S}}), or a text file path (default {d.corpus})")
     a("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     a("--cell", choices=CELLS)
     a("--hidden", type=int, help=f"hidden units per layer (default {d.hidden})")
@@ -150,7 +151,11 @@ def build_parser() -> Parser:
                    help="plain lines instead of the live table")
     train_flags(p)
 
-    sub.add_parser("corpora", help="list the corpora and whether they are available")
+    p = sub.add_parser("corpora", help="list the corpora, whether they are available and "
+                       "their floors where known; --export writes one to a file")
+    p.add_argument("--export", nargs=2, metavar=("NAME", "FILE"),
+                   help="write the text of corpus NAME (any --corpus value) to FILE")
+    p.add_argument("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     sub.add_parser("c-header", help="print rnnscope.h, the C99 header that puts your own C "
                    "network on the panel (rnnscope c-header > rnnscope.h)")
     return parser
@@ -287,10 +292,18 @@ def interrupt(signum, frame):
 
 
 def cmd_corpora(args) -> int:
-    from .data import list_corpora
+    from .corpora import export_corpus, list_corpora
 
-    for c in list_corpora(os.environ.get("RNNSCOPE_DATA")):
-        print(f"{c['name']:16} {c['state']}\n{'':16} {c['description']}")
+    data_dir = args.data_dir or os.environ.get("RNNSCOPE_DATA")
+    if args.export:
+        name, file = args.export
+        c = export_corpus(name, file, data_dir)
+        floor = "" if c.floor_nll is None else f", floor {c.floor_nll:.4f} nats/char"
+        print(f"wrote {name} to {file}: {len(c.text):,} characters, SHA-256 {c.sha256}{floor}")
+        return 0
+    for c in list_corpora(data_dir):
+        floor = "" if c["floor_nll"] is None else f"floor {c['floor_nll']:.4f} nats/char, "
+        print(f"{c['name']:20} {floor}{c['state']}\n{'':20} {c['description']}")
     return 0
 
 

@@ -155,7 +155,7 @@ def nll(runs: list[RunData], x: str) -> Figure:
     ax.set(xlabel=XLABEL[x], ylabel="NLL (nats/char)")
     ax.legend(handles=run_handles(runs) + [style_handle("train (mean since last record)"),
                                            style_handle("eval split", **eval_style)]
-              + unigram_baselines(ax, runs))
+              + unigram_baselines(ax, runs) + floors(ax, runs))
     return fig
 
 
@@ -187,6 +187,21 @@ def unigram_baselines(ax, runs: list[RunData]) -> list:
             ax.axhline(base, color=run.colour, ls="-.", lw=0.8)
             drawn = True
     return [style_handle("unigram baseline (eval)", ls="-.", lw=0.8)] if drawn else []
+
+
+def floors(ax, runs: list[RunData]) -> list:
+    """The floor of a synthetic corpus (its entropy rate, the best any model can reach) as a
+    labelled line; its legend entry."""
+    drawn = False
+    for i, run in enumerate(runs):
+        floor = run.doc.get("corpus", {}).get("floor_nll")
+        if is_number(floor):
+            ax.axhline(floor, color=run.colour, ls=(0, (1, 1)), lw=1.5, gid=f"floor-{i}")
+            ax.annotate(f"floor {floor:.3f}", (1.0, floor), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=8, color=run.colour)
+            drawn = True
+    return [style_handle("floor: the source's entropy rate", ls=(0, (1, 1)), lw=1.5)] \
+        if drawn else []
 
 
 def nll_steps(runs: list[RunData]) -> Figure:

@@ -137,8 +137,13 @@ def last(run: RunData, key: str, fmt: str) -> str:
 
 
 def best_eval(run: RunData) -> str:
+    """The best eval NLL, and how far above the corpus's floor it is when that is known."""
     values = readings(run, "eval_nll")
-    return f"{min(values):.4g}" if values else "–"
+    floor = run.doc.get("corpus", {}).get("floor_nll")
+    if not values:
+        return "–"
+    return f"{min(values):.4g}" + (f" ({min(values) - floor:+.3f} from the floor {floor:.4g})"
+                                   if is_number(floor) else "")
 
 
 # ---- triage
