@@ -264,7 +264,8 @@ def name_value(v) -> str:
 def check_data(points: list[Point]) -> None:
     """Each point's corpus loads and its splits hold one chunk: the checks `train` makes
     before it creates a run, made for the whole grid before anything runs."""
-    from .data import check_trainable, load_corpus, split
+    from .corpora import load_corpus
+    from .data import check_trainable, split
 
     lengths = {}
     for p in points:
