@@ -1,14 +1,15 @@
-"""The benchmark engine: rnnscope's training step and forward+backward, against PyTorch's nn.RNN.
+"""The benchmark engine: rnnscope's training step and forward+backward, against PyTorch's.
 
-Every grid row times a few contestants, each a function that runs one step on random data of
-vocabulary 65 (batch 64, seq-len 64, float32, the hidden state carried from chunk to chunk):
+Every grid row (a cell, hidden size and number of layers) times a few contestants, each a
+function that runs one step on random data of vocabulary 65 (batch 64, seq-len 64, float32, the
+state carried from chunk to chunk):
 
   fwd_bwd        Model.loss_and_grads: forward, loss and hand-written BPTT
   train          train.update (gradients, clipping, Adam) with the panel off
   train_panel    the same, and on every log_every-th step the panel: per-parameter gradient
                  norms and panel.readings, as train.record does
-  torch_fwd_bwd  with --vs torch: one-hot input -> nn.RNN (tanh) -> Linear -> cross_entropy ->
-                 backward, gradients zeroed each step
+  torch_fwd_bwd  with --vs torch: one-hot input -> nn.RNN (tanh), nn.GRU or nn.LSTM -> Linear
+                 -> cross_entropy -> backward, gradients zeroed each step
   torch_train    the same plus clip_grad_norm_ and torch.optim.Adam
 
 Contestants that are compared run in one group, interleaved, so that a machine that gets busier
@@ -41,6 +42,8 @@ from __future__ import annotations
 import math
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -49,7 +52,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import panel
-from .config import TrainConfig
+from .cells import CELLS as CELL_MODULES
+from .config import CELLS, TrainConfig
 from .errors import RnnscopeError
 from .model import Model
 from .train import update
@@ -66,18 +70,31 @@ CHECK_SHAPE, CHECK_REPEATS = (64, 512), 5  # the check before every block: (B, H
 QUIET = 0.9  # a quiet block's checks run at least this share of the row's fastest check
 
 
-def run_bench(vs_torch: bool, rounds: int, quick: bool, grid: str | None = None) -> list[dict]:
-    """One row per grid point (the quick grid: one small row), each with the machine's context.
-    grid: rows as "HxL,HxL" (hidden x layers) instead of GRID."""
+def run_bench(vs_torch: bool, rounds: int, quick: bool, grid: str | None = None,
+              cells: str | None = None) -> list[dict]:
+    """One row per cell and grid point (the quick grid: one small row per cell), each with the
+    machine's context. grid: rows as "HxL,HxL" (hidden x layers) instead of GRID; cells:
+    "rnn,gru" instead of every cell."""
     if rounds < 1:
         raise RnnscopeError(f"--rounds must be at least 1, got {rounds}")
     points = parse_grid(grid) if grid else QUICK_GRID if quick else GRID
+    names = parse_cells(cells) if cells else CELLS
     torch = import_torch() if vs_torch else None
     context = machine_context(torch, QUICK_PEAK_SIZE if quick else PEAK_SIZE)
     batch, seq_len = (QUICK_BATCH, QUICK_SEQ_LEN) if quick else (BATCH, SEQ_LEN)
-    return [bench_row(TrainConfig(hidden=hidden, layers=layers, batch=batch, seq_len=seq_len,
-                                  dtype="float32").validate(), rounds, torch, context)
-            for hidden, layers in points]
+    return [bench_row(TrainConfig(cell=cell, hidden=hidden, layers=layers, batch=batch,
+                                  seq_len=seq_len, dtype="float32").validate(),
+                      rounds, torch, context)
+            for cell in names for hidden, layers in points]
+
+
+def parse_cells(cells: str) -> list[str]:
+    names = cells.split(",")
+    unknown = [n for n in names if n not in CELLS]
+    if unknown:
+        raise RnnscopeError(f"--cell {unknown[0]!r} is not known; use one or several of: "
+                            f"{', '.join(CELLS)} (comma-separated)")
+    return names
 
 
 def parse_grid(grid: str) -> list[tuple[int, int]]:
@@ -105,13 +122,71 @@ def import_torch():
 
 
 def machine_context(torch, peak_size: int) -> dict:
-    """What the numbers depend on: CPU, thread counts, library versions, the matmul peak."""
+    """What the numbers depend on: CPU, thread counts, library versions and the kernels they
+    run, the BLAS environment variables, the matmul peak."""
+    libraries = blas_libraries()
+    env = {var: os.environ[var] for var in BLAS_VARS if var in os.environ}
     context = {"cpu": cpu_name(), "cores": os.cpu_count(), "numpy": np.__version__,
-               "blas": blas_name(), "blas_threads": blas_threads(),
+               "blas": blas_name(), "blas_threads": blas_threads(), "blas_libraries": libraries,
+               "blas_env": env, "blas_notes": kernel_notes(env, libraries),
                "peak_gflops": round(matmul_peak(peak_size) / 1e9, 1), "peak_size": peak_size}
     if torch is not None:
-        context.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+        context.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                       torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                       torch_mkl=torch.backends.mkl.is_available(),
+                       torch_mkldnn=torch.backends.mkldnn.is_available())
     return context
+
+
+BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
+             "MKL_NUM_THREADS", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
+             "ATEN_CPU_CAPABILITY")  # the last four force MKL's or PyTorch's kernels
+OWN_KERNEL = ("import numpy, threadpoolctl; print(next(i['architecture'] for i in "
+              "threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas'))")
+
+
+def blas_libraries() -> list[dict]:
+    """The BLAS and OpenMP libraries loaded in this process, with the kernels (OpenBLAS: its
+    core type) and threads they run, from threadpoolctl (pip install threadpoolctl)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return [{"library": blas_name(), "kernel": "unknown: pip install threadpoolctl"}]
+    return [{"library": i["internal_api"], "version": i.get("version"),
+             "kernel": i.get("architecture"), "threads": i["num_threads"],
+             "file": os.path.basename(i["filepath"])} for i in threadpoolctl.threadpool_info()]
+
+
+def kernel_notes(env: dict, libraries: list[dict]) -> list[str]:
+    """What the environment does to OpenBLAS's choice of kernels: OPENBLAS_CORETYPE unset (it
+    picks the CPU's own), or set, and then whether it forces kernels other than those it would
+    pick on this CPU (asked of a fresh interpreter without the variable)."""
+    kernel = next((lib["kernel"] for lib in libraries if lib["library"] == "openblas"), None)
+    forced = env.get("OPENBLAS_CORETYPE")
+    if kernel is None:
+        return [] if forced is None else [f"OPENBLAS_CORETYPE={forced} is set, but NumPy's BLAS "
+                                          "is not an OpenBLAS this bench can query"]
+    if forced is None:
+        return [f"OPENBLAS_CORETYPE is unset: OpenBLAS picked its {kernel} kernels for this CPU "
+                "itself"]
+    own = own_kernel()
+    if own == kernel:
+        return [f"OPENBLAS_CORETYPE={forced} is set; OpenBLAS runs its {kernel} kernels, the "
+                "ones it picks for this CPU anyway"]
+    return [f"warning: OPENBLAS_CORETYPE={forced} forces OpenBLAS's {kernel} kernels; on this "
+            f"CPU it would pick {own or 'others'} by itself: unset it to time the machine's "
+            "own BLAS"]
+
+
+def own_kernel() -> str | None:
+    """The core type OpenBLAS picks on this CPU when OPENBLAS_CORETYPE is unset."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    try:
+        out = subprocess.run([sys.executable, "-c", OWN_KERNEL], env=env, capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
 
 
 def cpu_name() -> str:
@@ -157,13 +232,14 @@ def matmul_peak(n: int, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def flops_per_char(hidden: int, layers: int, vocab: int) -> int:
-    """FLOPs of forward+backward per character (2 per multiply-add), the one-hot input product
-    counted as dense, as PyTorch runs it. Per layer: 6 H^2 for Whh (forward, dh_next, dWhh);
-    for Wxh, 4 H V on layer 0 (forward, dWxh; no gradient to a one-hot input) and 6 H^2 above;
-    6 H V for the readout."""
-    return layers * 6 * hidden**2 + 4 * hidden * vocab + (layers - 1) * 6 * hidden**2 \
-        + 6 * hidden * vocab
+def flops_per_char(hidden: int, layers: int, vocab: int, blocks: int = 1) -> int:
+    """FLOPs of forward+backward per character (2 per multiply-add) of the matrix products, the
+    one-hot input product counted as dense, as PyTorch runs it; a cell with `blocks` gate
+    blocks (GRU 3, LSTM 4) has them `blocks` times as wide. Per layer: 6 H^2 for the recurrent
+    weights (forward, dh_next, their gradient); for the input weights, 4 H V on layer 0
+    (forward, gradient; none to a one-hot input) and 6 H^2 above; 6 H V for the readout."""
+    return blocks * (layers * 6 * hidden**2 + 4 * hidden * vocab
+                     + (layers - 1) * 6 * hidden**2) + 6 * hidden * vocab
 
 
 # ---- one grid row
@@ -278,15 +354,15 @@ def run_block(step: Callable[[], None], steps: int) -> np.ndarray:
 def summarize(cfg: TrainConfig, timings: Timings, context: dict) -> dict:
     """Medians of chars/s, ratios of paired rounds (all and quiet), shares of the matmul peak,
     panel overhead, the range of the checks (GFLOP/s)."""
-    flops = flops_per_char(cfg.hidden, cfg.layers, VOCAB)
+    flops = flops_per_char(cfg.hidden, cfg.layers, VOCAB, CELL_MODULES[cfg.cell].BLOCKS)
     peak = context["peak_gflops"] * 1e9
     times = {name: [t[:, 1:] for t in per_round]  # without the blocks' warm-up steps
              for name, per_round in timings.seconds.items()}
     rates = {name: np.array([t.size * cfg.batch * cfg.seq_len / t.sum() for t in per_round])
              for name, per_round in times.items()}
-    row = {"hidden": cfg.hidden, "layers": cfg.layers, "batch": cfg.batch, "seq_len": cfg.seq_len,
-           "vocab": VOCAB, "dtype": cfg.dtype, "rounds": len(rates["fwd_bwd"]),
-           "flops_per_char": flops}
+    row = {"cell": cfg.cell, "hidden": cfg.hidden, "layers": cfg.layers, "batch": cfg.batch,
+           "seq_len": cfg.seq_len, "vocab": VOCAB, "dtype": cfg.dtype,
+           "rounds": len(rates["fwd_bwd"]), "flops_per_char": flops}
     for name, per_round in rates.items():
         row[f"{name}_chars_per_s"] = round(float(np.median(per_round)))
     row["fwd_bwd_peak_share"] = round(row["fwd_bwd_chars_per_s"] * flops / peak, 3)
@@ -327,7 +403,7 @@ def panel_overhead(blocks: np.ndarray) -> float:
 
 
 def engine_fwd_bwd(cfg: TrainConfig, chunks) -> Callable[[], None]:
-    model = Model(VOCAB, cfg.hidden, cfg.layers, seed=cfg.seed, dtype=cfg.dtype)
+    model = Model(VOCAB, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed, dtype=cfg.dtype)
     h, n = model.zero_state(cfg.batch), 0
 
     def step() -> None:
@@ -342,7 +418,7 @@ def engine_train(cfg: TrainConfig, chunks) -> Callable[[bool], None]:
     """train.update as train.step calls it; with_panel, also the readings train.record takes on
     every log_every-th step. The panel on and off share one model, so that their comparison is
     not also one between two placements of the model's arrays in memory."""
-    model = Model(VOCAB, cfg.hidden, cfg.layers, seed=cfg.seed, dtype=cfg.dtype)
+    model = Model(VOCAB, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed, dtype=cfg.dtype)
     h, opt_state, deltas, n = model.zero_state(cfg.batch), {}, None, 0
     rng, panel_rng = np.random.default_rng([cfg.seed, 1]), np.random.default_rng([cfg.seed, 2])
 
@@ -363,12 +439,13 @@ def engine_train(cfg: TrainConfig, chunks) -> Callable[[bool], None]:
 def torch_step(torch, cfg: TrainConfig, chunks, train: bool) -> Callable[[], None]:
     """The same model in PyTorch; with train, also clip_grad_norm_ and Adam (as cfg says)."""
     torch.manual_seed(cfg.seed)
-    rnn = torch.nn.RNN(VOCAB, cfg.hidden, cfg.layers, nonlinearity="tanh")
+    rnn = torch_module(torch, cfg.cell)(VOCAB, cfg.hidden, cfg.layers)
     readout = torch.nn.Linear(cfg.hidden, VOCAB)
     params = [*rnn.parameters(), *readout.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.lr) if train else None
     data = [(torch.from_numpy(x), torch.from_numpy(y).reshape(-1)) for x, y in chunks]
-    h, n = torch.zeros(cfg.layers, cfg.batch, cfg.hidden), 0
+    zeros = torch.zeros(cfg.layers, cfg.batch, cfg.hidden)
+    h, n = (zeros, zeros) if cfg.cell == "lstm" else zeros, 0
 
     def step() -> None:
         nonlocal h, n
@@ -379,12 +456,18 @@ def torch_step(torch, cfg: TrainConfig, chunks, train: bool) -> Callable[[], Non
         out, h_n = rnn(torch.nn.functional.one_hot(x, VOCAB).float(), h)
         loss = torch.nn.functional.cross_entropy(readout(out).reshape(-1, VOCAB), y)
         loss.backward()
-        h = h_n.detach()
+        h = tuple(s.detach() for s in h_n) if isinstance(h_n, tuple) else h_n.detach()
         if train:
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_value)
             opt.step()
 
     return step
+
+
+def torch_module(torch, cell: str):
+    """PyTorch's module of the cell: nn.RNN (tanh), nn.GRU or nn.LSTM."""
+    return {"rnn": partial(torch.nn.RNN, nonlinearity="tanh"), "gru": torch.nn.GRU,
+            "lstm": torch.nn.LSTM}[cell]
 
 
 # ---- the table
@@ -394,26 +477,34 @@ def format_bench(rows: list[dict]) -> str:
     m = rows[0]["machine"]
     lines = [f"machine: {m['cpu']}, {m['cores']} cores",
              f"numpy {m['numpy']}, {m['blas']}, BLAS threads {m['blas_threads']}"]
+    for lib in m.get("blas_libraries", []):
+        lines.append(f"  {lib['library']} {lib.get('version') or ''}: kernel "
+                     f"{lib['kernel'] or '-'}, threads {lib.get('threads', '?')}")
+    if m.get("blas_env"):
+        lines.append("environment: " + ", ".join(f"{k}={v}" for k, v in m["blas_env"].items()))
+    lines += m.get("blas_notes", [])
     if "torch" in m:
-        lines.append(f"torch {m['torch']}, threads {m['torch_threads']}")
+        lines.append(f"torch {m['torch']}, threads {m['torch_threads']}, kernels "
+                     f"{m['torch_cpu_capability']}, MKL {m['torch_mkl']}, oneDNN "
+                     f"{m['torch_mkldnn']}")
     lines.append(f"float32 matmul peak ({m['peak_size']}^3): {m['peak_gflops']:.0f} GFLOP/s; "
                  f"batch {rows[0]['batch']}, seq-len {rows[0]['seq_len']}, vocab "
                  f"{rows[0]['vocab']}, {rows[0]['dtype']}, {rows[0]['rounds']} rounds; chars/s; "
                  "ratio over all rounds, quiet: over the rounds the machine ran at full speed")
     vs = "torch_fwd_bwd_chars_per_s" in rows[0]
-    head = ["H", "L"]
+    head = ["cell", "H", "L"]
     for what in ("fwd+bwd", "train"):
         head += [what] + (["torch", "ratio", "quiet"] if vs else []) + ["peak"]
     table = [head + ["panel_overhead"]]
     for r in rows:
-        cells = [r["hidden"], r["layers"]]
+        columns = [r["cell"], r["hidden"], r["layers"]]
         for what in ("fwd_bwd", "train"):
-            cells.append(r[f"{what}_chars_per_s"])
+            columns.append(r[f"{what}_chars_per_s"])
             if vs:
-                cells += [r[f"torch_{what}_chars_per_s"], f"{r[f'{what}_ratio']:.3f}x",
-                          quiet_cell(r, what)]
-            cells.append(f"{r[f'{what}_peak_share']:.0%}")
-        table.append(cells + [f"{r['panel_overhead']:+.3f}"])
+                columns += [r[f"torch_{what}_chars_per_s"], f"{r[f'{what}_ratio']:.3f}x",
+                            quiet_cell(r, what)]
+            columns.append(f"{r[f'{what}_peak_share']:.0%}")
+        table.append(columns + [f"{r['panel_overhead']:+.3f}"])
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
               for row in table]
@@ -432,6 +523,6 @@ def unsteady_warning(row: dict) -> str:
     low, high = row["check_gflops_range"]
     if low >= QUIET * high:
         return ""
-    return (f"warning: at hidden {row['hidden']} x {row['layers']} the machine's speed moved "
-            f"between {low:.0f} and {high:.0f} GFLOP/s (the check before each block): other work "
-            "shares these cores; trust the quiet ratios, or rerun when the machine is idle")
+    return (f"warning: at {row['cell']} {row['hidden']} x {row['layers']} the machine's speed "
+            f"moved between {low:.0f} and {high:.0f} GFLOP/s (the check before each block): other "
+            "work shares these cores; trust the quiet ratios, or rerun when the machine is idle")

@@ -122,13 +122,16 @@ def build_parser() -> Parser:
                    "gradients and name the mistake in your BPTT")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("bench", help="time the engine (and PyTorch's nn.RNN with --vs torch)")
+    p = sub.add_parser("bench", help="time the engine (and PyTorch's nn.RNN, nn.GRU, nn.LSTM "
+                       "with --vs torch)")
     p.add_argument("--vs", choices=("torch",))
     p.add_argument("--json", action="store_true")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     p.add_argument("--quick", action="store_true", help="one small grid row, for a smoke test")
     p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
                    "(256x1,512x1,512x2), e.g. 512x1")
+    p.add_argument("--cell", metavar="CELL,...", help=f"cells to time (default all: "
+                   f"{','.join(CELLS)}), e.g. gru,lstm")
 
     p = sub.add_parser("sweep", help="a grid of training runs, on this machine or Ray",
                        argument_default=argparse.SUPPRESS,
@@ -238,7 +241,7 @@ def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
 
     rows = run_bench(vs_torch=args.vs == "torch", rounds=args.rounds, quick=args.quick,
-                     grid=args.grid)
+                     grid=args.grid, cells=args.cell)
     print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
     return 0
 

@@ -22,8 +22,10 @@ from rich.text import Text
 
 from . import health, panel
 
+GATE_READINGS = tuple(f"gate.{g}.{what}" for g in "iforz" for what in ("mean", "left", "right"))
 SHOWN = ("train_nll", "eval_nll", "mean_abs_h", "sat_ratio", "mean_gain", "dh_norm",
-         "dh_raw_norm", "grad_norm", "clip_rate", "update_ratio", "whh_sigma_max", "bptt_profile")
+         "dh_raw_norm", "grad_norm", "clip_rate", "update_ratio", "whh_sigma_max", "bptt_profile",
+         "memory_steps", "mean_abs_c", "c_sat_ratio", *GATE_READINGS)  # those a record has
 LABELS = {"bptt_profile": "bptt gain/step"}  # shown as panel.scalar() makes it
 TREND = 10                                  # records in a trend sparkline
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -73,7 +75,7 @@ class Board:
 
     def add(self, rec: dict) -> None:
         for key, value in rec.items():
-            if key.split(".", 1)[-1] in SHOWN:
+            if health.reading_name(key) in SHOWN:
                 past = self.history.setdefault(key, deque(maxlen=TREND + 1))
                 past.append(panel.scalar(value))
 

@@ -27,7 +27,7 @@ def flag(key: str, value, earlier=()) -> str:
     """'' when reading `key` (per layer or not) is in its healthy range, else what is wrong:
     'nan', '>0.5', '<0.3', or 'x12' (grad_norm 12 times its median over `earlier` records).
     value and earlier are panel.scalar() values; None stands for NaN/inf, as in metrics.jsonl."""
-    name = key.split(".", 1)[1] if key.startswith("layer") else key
+    name = reading_name(key)
     if value is None or not math.isfinite(value):
         return "nan"
     low, high = HEALTHY.get(name, (None, None))
@@ -36,6 +36,11 @@ def flag(key: str, value, earlier=()) -> str:
     if high is not None and value > high:
         return f">{high:g}"
     return rise(value, earlier) if name == "grad_norm" else ""
+
+
+def reading_name(key: str) -> str:
+    """"layer1.gate.f.left" -> "gate.f.left"; a key without a layer is its own name."""
+    return key.split(".", 1)[1] if key.startswith("layer") else key
 
 
 def rise(value: float, earlier) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import CELLS, Init, layer_params
+from .cells.base import blocks, side_by_side
 from .config import DTYPES, INITS
 from .errors import RnnscopeError
 
@@ -120,17 +121,18 @@ class Model:
             dh, recurrent = du, {}
             dax = cell.backward(layer_params(P, l), tapes[l], dh, cell_work(work, l), recurrent)
             grads.update({f"{l}.{k}": g for k, g in recurrent.items()})
-            flat = dax.reshape(T * B, -1)
+            flat = dax.reshape(dax.shape[0], T * B, H)  # (blocks, N, H)
             if l == 0 and x.ndim == 2:  # one-hot: each position's dax lands in one row of dWx,
-                grads[f"0.{wx}"] = one_hot_columns(x.ravel(), self.vocab_size, self.dtype) @ flat
+                dWx = np.matmul(one_hot_columns(x.ravel(), self.vocab_size, self.dtype), flat)
+                grads[f"0.{wx}"] = side_by_side(dWx)
                 grads[f"0.{bx}"] = grads[f"0.{wx}"].sum(axis=0)  # so those rows sum to dbx
             else:
                 below = outputs[l - 1] if l else x
-                grads[f"{l}.{bx}"] = flat.sum(axis=0)
-                grads[f"{l}.{wx}"] = below.reshape(T * B, -1).T @ flat
+                grads[f"{l}.{bx}"] = flat.sum(axis=1).reshape(-1)
+                grads[f"{l}.{wx}"] = side_by_side(np.matmul(below.reshape(T * B, -1).T, flat))
             if l > 0:
                 du = work(f"{l - 1}.dh", (T, B, H))
-                np.dot(flat, P[f"{l}.{wx}"].T, out=du.reshape(-1, H))
+                input_gradient(flat, blocks(P[f"{l}.{wx}"], H), du.reshape(-1, H))
             probes.append(cell.probes(tapes[l], dh, dax))
         return probes[::-1]
 
@@ -215,18 +217,27 @@ def cell_work(alloc, l: int):
 
 
 def input_product(P: dict, names: tuple, u: np.ndarray, one_hot: bool):
-    """fill(ax): writes u @ Wx + bx into ax (T, B, width); for one-hot ids u (T, B) a row
-    lookup of Wx + bx."""
+    """fill(ax): writes u @ Wx + bx into ax (blocks, T, B, H), block k the product with columns
+    k*H:(k+1)*H; for one-hot ids u (T, B) a row lookup of Wx + bx."""
     Wx, bx = (P[n] for n in names)
 
     def fill(ax: np.ndarray) -> None:
+        K, T, B, H = ax.shape
         if one_hot:
-            np.take(Wx + bx, u, axis=0, out=ax, mode="clip")
+            np.take(blocks(Wx + bx, H), u, axis=1, out=ax, mode="clip")
         else:
-            np.dot(u.reshape(-1, u.shape[-1]), Wx, out=ax.reshape(-1, ax.shape[-1]))
-            ax += bx
+            np.matmul(u.reshape(T * B, -1), blocks(Wx, H), out=ax.reshape(K, T * B, H))
+            ax += bx.reshape(K, 1, 1, H)
 
     return fill
+
+
+def input_gradient(flat: np.ndarray, Wx: np.ndarray, out: np.ndarray) -> None:
+    """out (N, in) = sum over blocks k of flat[k] (N, H) @ Wx[k].T, Wx (K, in, H): the gradient
+    reaching the layer input."""
+    np.dot(flat[0], Wx[0].T, out=out)
+    for k in range(1, len(flat)):
+        out += flat[k] @ Wx[k].T
 
 
 def empty_aligned(shape: tuple, dtype) -> np.ndarray:

@@ -317,6 +317,56 @@ def whh_sigma(runs: list[RunData]) -> Figure:
     return fig
 
 
+GATE_COLOURS = {"i": "tab:blue", "f": "tab:orange", "o": "tab:green", "r": "tab:red",
+                "z": "tab:purple"}
+
+
+def recorded_gates(records: list[dict]) -> list[str]:
+    """The sigmoid gates whose saturation a run recorded, in GATE_COLOURS' order."""
+    keys = {k for r in records for k in r}
+    return [g for g in GATE_COLOURS if f"gate.{g}.left" in keys]
+
+
+def gate_saturation(runs: list[RunData]) -> Figure:
+    """Per run, each gate's fraction of left- against right-saturated entries, one point per
+    record, light to dark over training (Karpathy, Johnson and Fei-Fei 2015, who plot units)."""
+    fig, axes = grid(len(runs), panel_height=3.0, sharex=True, sharey=True)
+    for ax, run in zip(axes, runs, strict=True):
+        gates = recorded_gates(run.records)
+        for g in gates:
+            pts = [(r[f"gate.{g}.left"], r[f"gate.{g}.right"]) for r in run.records
+                   if is_number(r.get(f"gate.{g}.left")) and is_number(r.get(f"gate.{g}.right"))]
+            xs, ys = np.array(pts[::max(1, math.ceil(len(pts) / MAX_POINTS))]).T \
+                if pts else ([], [])
+            ax.plot(xs, ys, color=GATE_COLOURS[g], lw=0.8, alpha=0.6)
+            ax.scatter(xs, ys, s=9, color=[shade(GATE_COLOURS[g], f)
+                                            for f in np.linspace(0.25, 1, len(xs))])
+            ax.plot([], [], color=GATE_COLOURS[g], marker="o", label=f"gate {g}")
+        ax.plot([0, 1], [1, 0], color="0.6", ls=":", lw=0.8)  # left + right = 1: all saturated
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        ax.set_title(literal(run.label), color=run.colour)
+        if gates:
+            ax.legend(loc="upper right")
+        else:
+            tanh = run.doc["config"].get("cell", "rnn") == "rnn" and run.records
+            ax.text(0.5, 0.5, "no gates (tanh cell)" if tanh else "no readings recorded",
+                    transform=ax.transAxes, ha="center", va="center", color="0.4")
+    fig.supxlabel("fraction left-saturated (gate < 0.1)", fontsize=9)
+    fig.supylabel("fraction right-saturated (gate > 0.9)", fontsize=9)
+    return fig
+
+
+def memory_steps(runs: list[RunData]) -> Figure:
+    fig, ((ax,),) = new_figure()
+    fit_scale(ax, plot_each(ax, runs, "memory_steps", positive=True), log=True)
+    for run in runs:
+        if any("memory_steps" in r for r in run.records):
+            ax.axhline(run.doc["config"]["seq_len"], color=run.colour, ls=":", lw=1)
+    ax.set(xlabel=XLABEL["step"], ylabel="memory_steps: median unit's -1 / ln(mean keep gate)")
+    ax.legend(handles=run_handles(runs) + [style_handle("--seq-len (BPTT horizon)", ls=":")])
+    return fig
+
+
 # id, title, how to read it, function; in page order (a one-panel figure takes half the page)
 FIGURES = [
     ("nll-steps", "Loss against steps",
@@ -339,6 +389,13 @@ FIGURES = [
     ("whh-sigma", "Recurrent matrix scale",
      "Largest singular value of Whh: well above 1 risks exploding, well below 1 vanishing.",
      whh_sigma),
+    ("gate-saturation", "Gate saturation",
+     "Gated cells: how often each sigmoid gate sits below 0.1 (left) or above 0.9 (right), one "
+     "point per record, darker later. Points on the dotted line are always saturated: a gate "
+     "stuck there passes no gradient and no longer adapts.", gate_saturation),
+    ("memory-steps", "Memory time",
+     "Gated cells: the steps over which the median unit's state decays by e, from the mean of "
+     "its keep gate (LSTM f, GRU z); the dotted line is the chunk length.", memory_steps),
     ("bptt-profile", "Gradient through time",
      "How a gradient injected at the last step decays (vanishing) or grows (exploding) "
      "going back k steps, at a few points in training.", bptt_profile),

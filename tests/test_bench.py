@@ -10,7 +10,8 @@ import pytest
 from rnnscope import bench
 from rnnscope.cli import main
 
-ROW_KEYS = {"hidden", "layers", "batch", "seq_len", "vocab", "dtype", "rounds", "flops_per_char",
+ROW_KEYS = {"cell", "hidden", "layers", "batch", "seq_len", "vocab", "dtype", "rounds",
+            "flops_per_char",
             "fwd_bwd_chars_per_s", "train_chars_per_s", "train_panel_chars_per_s",
             "fwd_bwd_peak_share", "train_peak_share", "panel_overhead", "check_gflops_range",
             "machine"}
@@ -19,32 +20,75 @@ TORCH_KEYS = {f"{prefix}{key}" for prefix in ("fwd_bwd_", "train_") for key in
     | {"torch_fwd_bwd_chars_per_s", "torch_train_chars_per_s"}
 
 
-def test_quick_bench_gives_one_row_with_every_key():
+def test_quick_bench_gives_one_row_per_cell_with_every_key():
     rows = bench.run_bench(vs_torch=False, rounds=2, quick=True)
-    assert len(rows) == 1
-    row = rows[0]
-    assert set(row) == ROW_KEYS
-    assert row["rounds"] == 2 and row["dtype"] == "float32"
-    assert all(row[k] > 0 for k in ("fwd_bwd_chars_per_s", "train_chars_per_s",
-                                    "train_panel_chars_per_s"))
-    assert row["machine"]["peak_gflops"] > 0 and "torch" not in row["machine"]
-    assert "fwd+bwd" in bench.format_bench(rows)
+    assert [r["cell"] for r in rows] == ["rnn", "gru", "lstm"]
+    for row in rows:
+        assert set(row) == ROW_KEYS
+        assert row["rounds"] == 2 and row["dtype"] == "float32"
+        assert all(row[k] > 0 for k in ("fwd_bwd_chars_per_s", "train_chars_per_s",
+                                        "train_panel_chars_per_s"))
+        assert row["machine"]["peak_gflops"] > 0 and "torch" not in row["machine"]
+    assert "fwd+bwd" in bench.format_bench(rows) and "lstm" in bench.format_bench(rows)
 
 
-def test_quick_bench_against_torch_adds_the_ratios():
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_quick_bench_against_torch_adds_the_ratios(cell):
     pytest.importorskip("torch")
-    rows = bench.run_bench(vs_torch=True, rounds=1, quick=True)
-    assert set(rows[0]) == ROW_KEYS | TORCH_KEYS
-    assert rows[0]["machine"]["torch_threads"] >= 1
+    rows = bench.run_bench(vs_torch=True, rounds=1, quick=True, cells=cell)
+    assert set(rows[0]) == ROW_KEYS | TORCH_KEYS and rows[0]["cell"] == cell
+    machine = rows[0]["machine"]
+    assert machine["torch_threads"] >= 1 and machine["torch_cpu_capability"]
     low, high = rows[0]["fwd_bwd_ratio_range"]
     assert low <= rows[0]["fwd_bwd_ratio"] <= high
     assert "ratio" in bench.format_bench(rows)
 
 
 def test_cli_bench_quick_json_prints_the_rows(capsys):
-    assert main(["bench", "--quick", "--json"]) == 0
+    assert main(["bench", "--quick", "--json", "--cell", "lstm,rnn"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [set(r) for r in rows] == [ROW_KEYS]
+    assert [set(r) for r in rows] == [ROW_KEYS] * 2
+    assert [r["cell"] for r in rows] == ["lstm", "rnn"]
+
+
+def test_bench_refuses_an_unknown_cell(capsys):
+    assert main(["bench", "--quick", "--cell", "gru,transformer"]) == 2
+    assert "transformer" in capsys.readouterr().err
+
+
+def test_every_result_says_which_blas_kernels_ran_and_what_the_environment_set(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    context = bench.machine_context(None, 64)
+    assert context["blas_env"] == {"OMP_NUM_THREADS": "2"}
+    libraries = context["blas_libraries"]
+    assert libraries and all("kernel" in lib for lib in libraries)
+    openblas = [lib for lib in libraries if lib["library"] == "openblas"]
+    if openblas:  # NumPy's wheels: the core type OpenBLAS picked, and that nothing forced it
+        assert openblas[0]["kernel"]
+        assert "OPENBLAS_CORETYPE is unset" in context["blas_notes"][0]
+    text = bench.format_bench([{**row_of(context)}])
+    assert "OMP_NUM_THREADS=2" in text and "kernel" in text
+
+
+def test_a_forced_openblas_kernel_other_than_the_cpus_own_is_warned_about(monkeypatch):
+    libraries = [{"library": "openblas", "kernel": "Sandybridge"}]
+    monkeypatch.setattr(bench, "own_kernel", lambda: "Haswell")
+    forced = {"OPENBLAS_CORETYPE": "Sandybridge"}
+    assert bench.kernel_notes(forced, libraries)[0].startswith(
+        "warning: OPENBLAS_CORETYPE=Sandybridge forces OpenBLAS's Sandybridge kernels; on this "
+        "CPU it would pick Haswell")
+    monkeypatch.setattr(bench, "own_kernel", lambda: "Sandybridge")
+    assert "warning" not in bench.kernel_notes(forced, libraries)[0]
+    assert "unset" in bench.kernel_notes({}, libraries)[0]
+
+
+def row_of(context: dict) -> dict:
+    """A minimal bench row around a machine context, for format_bench."""
+    return {"cell": "rnn", "hidden": 8, "layers": 1, "batch": 2, "seq_len": 2, "vocab": 65,
+            "dtype": "float32", "rounds": 1, "fwd_bwd_chars_per_s": 1, "train_chars_per_s": 1,
+            "fwd_bwd_peak_share": 0.1, "train_peak_share": 0.1, "panel_overhead": 0.0,
+            "check_gflops_range": [1.0, 1.0], "machine": context}
 
 
 def test_bench_without_torch_installed_says_how_to_get_it(monkeypatch, capsys):
@@ -62,6 +106,7 @@ def test_flops_count_is_the_documented_one():
     H, V = 512, 65
     assert bench.flops_per_char(H, 1, V) == 6 * H**2 + 10 * H * V
     assert bench.flops_per_char(H, 2, V) == 18 * H**2 + 10 * H * V
+    assert bench.flops_per_char(H, 1, V, blocks=4) == 24 * H**2 + 16 * H * V + 6 * H * V
 
 
 def test_panel_overhead_is_the_recording_steps_extra_share_of_its_block():
@@ -72,7 +117,7 @@ def test_panel_overhead_is_the_recording_steps_extra_share_of_its_block():
 
 
 def test_a_machine_whose_speed_moves_gets_a_warning():
-    row = {"hidden": 512, "layers": 1, "check_gflops_range": [130.0, 180.0]}
+    row = {"cell": "rnn", "hidden": 512, "layers": 1, "check_gflops_range": [130.0, 180.0]}
     assert "moved between 130 and 180 GFLOP/s" in bench.unsteady_warning(row)
     assert bench.unsteady_warning({**row, "check_gflops_range": [170.0, 180.0]}) == ""
 

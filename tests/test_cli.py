@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnscope import load_run
+from rnnscope import load_run, runs
 from rnnscope.cli import main
 from rnnscope.corpora import load_corpus
 
@@ -169,3 +169,33 @@ def test_load_run_gives_a_working_model(trained):
     run = load_run(trained)
     logits, h = run.model.forward(np.zeros((3, 2), dtype=int))
     assert logits.shape == (3, 2, run.vocab.size) and h.shape == (1, 2, 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell, init", [("gru", ["--chrono-init"]),
+                                        ("lstm", ["--forget-bias", "2"])])
+def test_every_command_works_with_a_gated_cell(capsys, small_corpus, tmp_path, cell, init):
+    """train, resume, sample, doctor, compare, report, gradcheck and bench with --cell."""
+    run = tmp_path / cell
+    assert main(["train", "--corpus", str(small_corpus), "--cell", cell, *init, "--layers", "2",
+                 "--steps", "20", "--run-dir", str(run), *SMALL]) == 0
+    doc = (run / "config.json").read_text()
+    assert f'"cell": "{cell}"' in doc and '"forget_bias"' in doc and '"chrono_init"' in doc
+    assert main(["train", "--resume", str(run), "--corpus", str(small_corpus), "--steps", "40",
+                 "--quiet"]) == 0
+    assert [r["step"] for r in runs.read_metrics(run)] == [10, 20, 30, 40]
+    for argv in (["sample", run, "--length", "30", "--seed", "1"], ["doctor", run, "--json"],
+                 ["compare", run, run], ["report", run],
+                 ["gradcheck", "--cell", cell, "--layers", "2"],
+                 ["bench", "--quick", "--rounds", "1", "--cell", cell]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0 and out and not err, (argv, err)
+    assert (run / "report.html").exists()
+    state = load_run(run).model.zero_state(2)
+    assert (isinstance(state, tuple) and len(state) == 2) == (cell == "lstm")
+
+
+def test_gate_initialisations_are_refused_where_they_do_nothing(capsys):
+    assert_bad_input(capsys, "train", "--cell", "gru", "--forget-bias", "2",
+                     says="--forget-bias")
+    assert_bad_input(capsys, "train", "--chrono-init", says="--chrono-init")

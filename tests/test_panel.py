@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnscope import TrainConfig, runs
-from rnnscope.cells import rnn
+from rnnscope.cells import gru, lstm, rnn
 from rnnscope.cells.rnn import sigma_max
 from rnnscope.display import PlainDisplay
 from rnnscope.health import HEALTHY, flag
@@ -318,3 +318,94 @@ def test_large_init_saturates_and_small_init_stays_linear_with_a_decaying_profil
         g = dict(r["bptt_profile"])
         assert g[16] < 1e-4 * g[1]
         assert flag("bptt_profile", scalar(r["bptt_profile"])) == "<0.5"
+
+
+# ---- gated cells
+
+
+def test_gate_readings_of_hand_made_gates():
+    """Four units whose forget gate is 0.5, 0.9, 0.99 and 1 at every t and b."""
+    f = np.broadcast_to(np.array([0.5, 0.9, 0.99, 1.0]), (3, 2, 4))
+    reads = {name: fn({}, {"f": f, "i": f}, 0.95) for name, fn in lstm.READINGS.items()
+             if name.startswith(("gate.f", "memory"))}
+    assert reads["gate.f.mean"] == pytest.approx((0.5 + 0.9 + 0.99 + 1) / 4)
+    assert reads["gate.f.left"] == 0 and reads["gate.f.right"] == pytest.approx(0.5)
+    times = sorted([-1 / math.log(0.5), -1 / math.log(0.9), -1 / math.log(0.99), 1e4])
+    assert reads["memory_steps"] == pytest.approx((times[1] + times[2]) / 2)
+    assert gru.READINGS["memory_steps"]({}, {"z": np.zeros((2, 2, 3))}, 0.95) == 0.0
+
+
+def test_lstm_cell_state_readings():
+    c = np.array([[[0.1, -3.0], [2.0, 0.5]]])  # (T=1, B=2, H=2)
+    probe = {"c": c, "tanh_c": np.tanh(c)}
+    assert lstm.mean_abs_c({}, probe, 0.95) == pytest.approx(5.6 / 4)
+    assert lstm.c_sat_ratio({}, probe, 0.95) == 0.5  # tanh(-3) = -0.995, tanh(2) = 0.964
+
+
+def run_cell(cell, P, ax, state):
+    """SPEC 8's recurrence from state (a tuple of (B, H)) over the input projections ax
+    (steps, B, BLOCKS*H); the last state."""
+    H = state[0].shape[1]
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    for a in ax:
+        if cell == "gru":
+            (h,) = state
+            m = h @ P["Wh"] + P["bh"]
+            r, z = sig(a[:, :H] + m[:, :H]), sig(a[:, H:2 * H] + m[:, H:2 * H])
+            n = np.tanh(a[:, 2 * H:] + r * m[:, 2 * H:])
+            state = ((1 - z) * n + z * h,)
+        else:
+            h, c = state
+            zz = a + h @ P["Wh"]
+            i, f, o = sig(zz[:, :H]), sig(zz[:, H:2 * H]), sig(zz[:, 3 * H:])
+            c = f * c + i * np.tanh(zz[:, 2 * H:3 * H])
+            state = (o * np.tanh(c), c)
+    return state
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_bptt_profile_of_gated_cells_matches_finite_differences(cell):
+    """g_k is the norm of the gradient of v . h_T with respect to h_{T-k} (the LSTM's c_{T-k}
+    held), through the cell's full recurrence, from the states and gates of a real step."""
+    rng = np.random.default_rng(4)
+    T, B, H, eps = 8, 2, 4, 1e-6
+    model = Model(V, H, 1, cell=cell, seed=4, dtype="float64")
+    x, y = batch(rng, T, B)
+    unit = model.cell_module
+    h0 = model.state_of({s: rng.uniform(-0.8, 0.8, (1, B, H)) for s in unit.STATE})
+    probe = model.loss_and_grads(x, y, h0).probes[0]
+    P = {k.split(".", 1)[1]: v for k, v in model.params.items() if k.startswith("0.")}
+    Wx, bx = (P[name] for name in unit.INPUT)
+    ax = Wx[x] + bx
+    states = [tuple(np.asarray(part)[0] for part in (h0 if cell == "lstm" else (h0,)))]
+    for t in range(T):
+        states.append(run_cell(cell, P, ax[t:t + 1], states[t]))
+    np.testing.assert_allclose(np.array([s[0] for s in states[1:]]), probe["h"], atol=1e-12)
+    v = injected(5, B, H)
+    for k, g in bptt_profile(unit, P, probe, np.random.default_rng(5)):
+        grad = np.zeros((B, H))
+        for i in range(H):
+            e = eps * np.eye(H)[i]
+            up, down = (run_cell(cell, P, ax[T - k:], (states[T - k][0] + s * e,
+                                                       *states[T - k][1:])) for s in (1, -1))
+            grad[:, i] = ((up[0] - down[0]) * v).sum(axis=1) / (2 * eps)
+        assert g == pytest.approx(np.linalg.norm(grad, axis=1).mean(), rel=1e-6), (cell, k)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_run_records_gate_readings_and_not_the_tanh_cells(small_corpus, tmp_path, cell):
+    from rnnscope.triage import diagnose_run
+
+    path, recs = run(tmp_path, small_corpus, cell, cell=cell, layers=2)
+    gates = {"gru": "rz", "lstm": "ifo"}[cell]
+    own = [f"gate.{g}.{w}" for g in gates for w in ("mean", "left", "right")] + ["memory_steps"]
+    own += ["mean_abs_c", "c_sat_ratio"] if cell == "lstm" else []
+    for r in recs:
+        for name in [*own, *PER_LAYER[:2], "dh_norm", "dh_raw_norm", "bptt_profile"]:
+            assert {name, f"layer0.{name}", f"layer1.{name}"} <= set(r), name
+        assert not {"mean_gain", "whh_sigma_max", "layer0.mean_gain"} & set(r)
+        for l in range(2):
+            assert r[f"layer{l}.dh_raw_norm"] <= r[f"layer{l}.dh_norm"]
+            assert 0 <= r[f"layer{l}.gate.{gates[0]}.left"] <= 1
+        assert [k for k, _ in r["bptt_profile"]] == [1, 2, 4, 8, 16]
+    assert diagnose_run(path)["verdict"]  # the triage reads gated records without errors

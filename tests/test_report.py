@@ -19,7 +19,7 @@ from rnnscope.report import COMPARE, findings_html, write_report
 from rnnscope.train import Diverged, train
 
 FIGURE_IDS = ["nll-steps", "nll-chars", "saturation", "dh", "grad-norm", "update-ratio",
-              "bptt-profile", "whh-sigma"]
+              "bptt-profile", "whh-sigma", "gate-saturation", "memory-steps"]
 STEPS = 60
 
 
@@ -195,7 +195,8 @@ def test_several_runs_share_each_plot_with_a_legend_naming_them(reports):
     for fid in FIGURE_IDS:
         svg = element(html, fid, "figure")
         legends = [element(svg, m, "g") for m in re.findall(rf'id="({fid}-legend_\d+)"', svg)]
-        texts = svg_texts("".join(legends) if fid != "bptt-profile" else svg)
+        per_run_panels = fid in ("bptt-profile", "gate-saturation")  # titled by run
+        texts = svg_texts(svg if per_run_panels else "".join(legends))
         assert "small" in texts and "large" in texts, fid
 
 
@@ -295,3 +296,20 @@ def test_nll_plot_draws_a_synthetic_corpus_floor_as_a_labelled_line(run_dirs, re
     assert element(html, "overview", "section").count("from the floor 1.961") == 1
     assert not any("floor" in t for t in svg_texts(element(reports["small"], "nll-steps",
                                                            "figure")))
+
+
+def test_gated_runs_get_gate_saturation_and_memory_plots(small_corpus, tmp_path, run_dirs):
+    """An LSTM and a GRU run beside a tanh run: one saturation panel per run with a path per
+    recorded gate, memory_steps of the gated runs; the tanh run's panel says it has no gates."""
+    gated = [train(short_config(small_corpus, cell=cell), tmp_path / cell, display=quiet())
+             for cell in ("lstm", "gru")]
+    html = write_report([*gated, run_dirs["small"]], tmp_path / "gated.html").read_text()
+    texts = svg_texts(element(html, "gate-saturation", "figure"))
+    for gate in ("i", "f", "o", "r", "z"):
+        assert f"gate {gate}" in texts
+    assert "no gates (tanh cell)" in texts
+    memory = svg_texts(element(html, "memory-steps", "figure"))
+    assert "no readings recorded" not in memory
+    assert any("seq-len (BPTT horizon)" in text for text in memory)
+    lstm_sample = element(html, "sample-0", "div")
+    assert "No sample" not in lstm_sample

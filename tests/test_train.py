@@ -63,11 +63,12 @@ def test_checkpoints_load_without_pickle(small_corpus, tmp_path):
         assert all(z[k].dtype != object for k in z.files)
 
 
-@pytest.mark.parametrize("first", [20, 25])
-def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first):
+@pytest.mark.parametrize("first, cell", [(20, "rnn"), (25, "rnn"), (25, "gru"), (20, "lstm")])
+def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first, cell):
     """20 steps then resumed to 40 logs the same numbers as 40 steps, also when the first part
-    ends off the log cadence, with dropout (RNG state), a plateau schedule and epoch wraps."""
-    kw = dict(dropout=0.1, lr_schedule="plateau", batch=64)
+    ends off the log cadence, with dropout (RNG state), a plateau schedule and epoch wraps, and
+    with each cell's carried state (the LSTM's h and c)."""
+    kw = dict(dropout=0.1, lr_schedule="plateau", batch=64, cell=cell)
     whole = train(small_config(small_corpus, **kw), tmp_path / "whole", display=quiet())
     part = train(small_config(small_corpus, steps=first, **kw), tmp_path / "part",
                  display=quiet())

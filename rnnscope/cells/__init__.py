@@ -10,7 +10,9 @@ backward step through time. Nothing outside this package branches on a cell's na
 A cell is a module with:
 
     NAME      its name, the key in CELLS and the value of --cell
-    BLOCKS    how many H-wide blocks its pre-activation has: ax is (T, B, BLOCKS*H)
+    BLOCKS    how many H-wide blocks its pre-activation has: ax is (BLOCKS, T, B, H), gate
+              blocks first, so that every block of every step is one contiguous (B, H) array
+              (NumPy's elementwise passes run several times slower on column slices)
     STATE     the parts of its carried state: ("h",), or ("h", "c") for the LSTM
     INPUT     (weight, bias): the local names of the parameters the model applies to the layer
               input, ax = u @ P[weight] + P[bias]; the model computes their gradients from dax
@@ -21,7 +23,8 @@ A cell is a module with:
         seed). A layer's parameters are the model's "{l}.{local name}".
     forward(P, state0, T, fill, work) -> tape
         P: the layer's parameters by local name; state0: tuple of (B, H), one per STATE part;
-        fill(ax) writes the input projection into the (T, B, BLOCKS*H) array the cell hands it.
+        fill(ax) writes the input projection into the (BLOCKS, T, B, H) array the cell hands it:
+        ax[k] = u @ Wx[:, k*H:(k+1)*H] + bx[k*H:(k+1)*H].
         Runs the recurrence and returns the tape, a dict of the arrays the backward pass needs,
         with tape[s] (T+1, B, H) for every s in STATE: tape[s][0] is the carried state, tape[s][t]
         the state after step t. tape["h"][1:] is the layer's output.
@@ -29,7 +32,7 @@ A cell is a module with:
         dh (T, B, H): on entry the gradient reaching each h_t from the readout or the layer
         above, on exit the total gradient reaching it (through time too). Writes the gradients
         of the recurrent parameters (every local name but INPUT's) into grads and returns dax
-        (T, B, BLOCKS*H), the gradient of the input projection ax; it may add by-products the
+        (BLOCKS, T, B, H), the gradient of the input projection ax; it may add by-products the
         probes need to the tape (the LSTM's dh_raw). Gradients are of the loss
         the model's dh belongs to (the mean NLL); the gradient reaching state0 is not formed
         (truncated BPTT carries the state, not the gradient).

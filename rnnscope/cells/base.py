@@ -61,3 +61,15 @@ def chrono_bias(H: int, rng: np.random.Generator, tmax: int) -> np.ndarray:
     of the gate that keeps the old state (the LSTM's f, the GRU's z); its memory times then
     spread evenly over 1 to T_max steps."""
     return np.log(rng.uniform(1, max(tmax - 1, 1), H))
+
+
+def blocks(W: np.ndarray, H: int) -> np.ndarray:
+    """(rows, K*H) -> (K, rows, H), a view: the H-wide column blocks of W (one per gate) as a
+    stack of matrices."""
+    return W.reshape(W.shape[0], -1, H).transpose(1, 0, 2)
+
+
+def side_by_side(stack: np.ndarray) -> np.ndarray:
+    """(K, rows, H) -> (rows, K*H), the inverse of blocks (a copy unless K is 1)."""
+    K, rows, H = stack.shape
+    return stack.transpose(1, 0, 2).reshape(rows, K * H)

@@ -43,6 +43,8 @@ def memory_steps(g: str):
 
 def memory_time(g, P, probe, sat_threshold) -> float:
     keep = probe[g].mean(axis=(0, 1), dtype=np.float64)  # per unit
-    with np.errstate(divide="ignore"):
-        steps = -1 / np.log(keep)  # keep = 1: inf; keep = 0: 0
-    return float(np.median(np.minimum(steps, MEMORY_CAP)))
+    steps = np.full_like(keep, MEMORY_CAP)  # a gate at 1 keeps its state for ever
+    forgets = keep < 1
+    with np.errstate(divide="ignore"):  # keep = 0: -1 / -inf = 0 steps
+        steps[forgets] = np.minimum(-1 / np.log(keep[forgets]), MEMORY_CAP)
+    return float(np.median(steps))

@@ -1,13 +1,14 @@
 """The GRU cell (SPEC 8, PyTorch's conventions): parameters, loops through time, readings.
 
-    x = u @ Wx + bx                   (from the model, for all t)      blocks r, z, n  (B, 3H)
+    x = u @ Wx + bx                   (from the model, for all t)      blocks r, z, n
     m = h_{t-1} @ Wh + bh
     r = sigmoid(x_r + m_r);  z = sigmoid(x_z + m_z);  n = tanh(x_n + r * m_n)
     h_t = (1 - z) * n + z * h_{t-1}
 
 Parameters (local names): "Wx" (in x 3H), "Wh" (H x 3H), "bx", "bh" (3H). The tape: h (T+1, B, H)
-with h[0] the carried state; gates (T, B, 3H), the input projection on entry and r, z, n after
+with h[0] the carried state; gates (3, T, B, H), the input projection on entry and r, z, n after
 the forward pass; m_n (T, B, H), the recurrent part of the candidate (needed by its gradient).
+Blocks come first (the cell contract), so every gate of every step is a contiguous (B, H).
 
 Backward, per step (dh the total gradient reaching h_t):
     da_n = dh * (1 - z) * (1 - n**2)     gradient of the candidate's pre-activation: dh_raw
@@ -16,9 +17,9 @@ Backward, per step (dh the total gradient reaching h_t):
     dm   = [da_r, da_z, da_n * r]        gradient of m
     dh_{t-1} = dh * z + dm @ Wh.T;   dWh = sum_t h_{t-1}.T @ dm;   dbh = sum_t dm
     dx   = [da_r, da_z, da_n]            returned to the model (dWx, dbx, the layer below)
-One (T, B, 4H) array d holds [da_n * r | da_r, da_z, da_n] per step, so that d[..., H:] is dx
-and d[..., :3H] is dm with its blocks in the order n, r, z: both are views, and the per-step
-product and dWh each need one copy of Wh.T (or of dWh) with its blocks rotated.
+One (4, T, B, H) array d holds the blocks [da_n * r, da_r, da_z, da_n], so that d[1:] is dx and
+d[:3] is dm with its blocks in the order n, r, z: both are views; the per-step product uses a
+copy of Wh's blocks in that order.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .base import Init, Work, aligned, chrono_bias, input_matrix, recurrent_matrix, sigmoid
+from .base import (
+    Init,
+    Work,
+    aligned,
+    blocks,
+    chrono_bias,
+    input_matrix,
+    recurrent_matrix,
+    side_by_side,
+    sigmoid,
+)
 from .gates import gate_readings, memory_steps
 
 NAME = "gru"
@@ -51,61 +62,57 @@ def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str,
 def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
     (h0,) = state0
     B, H = h0.shape
-    h, gates, m_n = work("h", (T + 1, B, H)), work("gates", (T, B, 3 * H)), work("m_n", (T, B, H))
+    h, gates, m_n = work("h", (T + 1, B, H)), work("gates", (3, T, B, H)), work("m_n", (T, B, H))
     h[0] = h0
     fill(gates)
-    gates[..., :2 * H] += P["bh"][:2 * H]  # r and z add both biases into one sum
-    Wh, bh_n = aligned(work, "Wh", P["Wh"]), P["bh"][2 * H:]
-    m, s = work("m", (B, 3 * H)), work("s", (B, H))
+    gates[:2] += P["bh"][:2 * H].reshape(2, 1, 1, H)  # r and z add both biases into one sum
+    Wh, bh_n = aligned(work, "Wh", blocks(P["Wh"], H)), P["bh"][2 * H:]
+    m, s = work("m", (3, B, H)), work("s", (B, H))
+    r, z, n = gates
     with np.errstate(over="ignore"):
         for t in range(T):
-            np.dot(h[t], Wh, out=m)
-            rz, n = gates[t, :, :2 * H], gates[t, :, 2 * H:]
-            rz += m[:, :2 * H]
+            np.matmul(h[t], Wh, out=m)
+            rz = gates[:2, t]
+            rz += m[:2]
             sigmoid(rz, out=rz)
-            np.add(m[:, 2 * H:], bh_n, out=m_n[t])
-            np.multiply(rz[:, :H], m_n[t], out=s)
-            n += s
-            np.tanh(n, out=n)
-            np.subtract(h[t], n, out=h[t + 1])  # h_t = n + z * (h_{t-1} - n)
-            h[t + 1] *= rz[:, H:]
-            h[t + 1] += n
+            np.add(m[2], bh_n, out=m_n[t])
+            np.multiply(r[t], m_n[t], out=s)
+            n[t] += s
+            np.tanh(n[t], out=n[t])
+            np.subtract(h[t], n[t], out=h[t + 1])  # h_t = n + z * (h_{t-1} - n)
+            h[t + 1] *= z[t]
+            h[t + 1] += n[t]
     return {"h": h, "gates": gates, "m_n": m_n}
 
 
 def backward(P: dict, tape: dict, dh: np.ndarray, work: Work, grads: dict) -> np.ndarray:
-    """Writes grads["Wh"], grads["bh"]; returns dx (T, B, 3H), a view of d (module docstring)."""
-    h, gates, m_n, (T, B, H) = tape["h"], tape["gates"], tape["m_n"], dh.shape
-    d, back, s = work("d", (T, B, 4 * H)), work("back", (B, H)), work("s", (B, 3 * H))
+    """Writes grads["Wh"], grads["bh"]; returns dx (3, T, B, H), a view of d (module
+    docstring)."""
+    h, (r, z, n), m_n, (T, B, H) = tape["h"], tape["gates"], tape["m_n"], dh.shape
+    d, back, s = work("d", (4, T, B, H)), work("back", (B, H)), work("s", (3, B, H))
     WhT = rotated_WhT(P["Wh"], work)
     for t in range(T - 1, -1, -1):
-        r, z, n = (gates[t, :, k * H:(k + 1) * H] for k in range(3))
-        step_back(dh[t], r, z, n, m_n[t], h[t], WhT, d[t], s, back if t > 0 else None)
+        step_back(dh[t], r[t], z[t], n[t], m_n[t], h[t], WhT, d[:, t], s,
+                  back if t > 0 else None)
         if t > 0:
             dh[t - 1] += back
-    dm = d[..., :3 * H].reshape(-1, 3 * H)  # blocks n, r, z
-    dWh, dbh = h[:-1].reshape(-1, H).T @ dm, dm.sum(axis=0)
-    grads["Wh"] = np.concatenate([dWh[:, H:], dWh[:, :H]], axis=1)
-    grads["bh"] = np.concatenate([dbh[H:], dbh[:H]])
-    return d[..., H:]
+    dm = d[:3].reshape(3, T * B, H)  # blocks n, r, z
+    grads["Wh"] = side_by_side(np.matmul(h[:-1].reshape(-1, H).T, dm)[[1, 2, 0]])
+    grads["bh"] = dm.sum(axis=1)[[1, 2, 0]].reshape(-1)
+    return d[1:]
 
 
 def rotated_WhT(Wh: np.ndarray, work: Work) -> np.ndarray:
-    """Wh.T (3H, H) with its row blocks in the order n, r, z, the order of dm in d."""
-    H = Wh.shape[0]
-    WhT = work("WhT", (3 * H, H))
-    WhT[:H] = Wh[:, 2 * H:].T
-    WhT[H:] = Wh[:, :2 * H].T
-    return WhT
+    """(3, H, H): the blocks of Wh transposed, in the order n, r, z of dm in d."""
+    return aligned(work, "WhT", blocks(Wh, Wh.shape[0])[[2, 0, 1]].transpose(0, 2, 1))
 
 
 def step_back(dh, r, z, n, m_n, h_prev, WhT, d, s, back) -> None:
-    """One step of the backward recurrence (module docstring), all (B, H) but d (B, 4H) and
-    s (B, 3H, scratch): writes d = [da_n * r | da_r, da_z, da_n] and, unless back is None, back
-    = dh * z + dm @ Wh.T, the gradient reaching h_{t-1} through this step."""
-    H = dh.shape[1]
-    dm_n, da_r, da_z, da_n = (d[:, k * H:(k + 1) * H] for k in range(4))
-    s1, s2, s3 = (s[:, k * H:(k + 1) * H] for k in range(3))
+    """One step of the backward recurrence (module docstring), all (B, H) but d (4, B, H) and
+    s (3, B, H, scratch): writes d = [da_n * r, da_r, da_z, da_n] and, unless back is None,
+    back = dh * z + dm @ Wh.T, the gradient reaching h_{t-1} through this step."""
+    dm_n, da_r, da_z, da_n = d
+    s1, s2, s3 = s
     np.multiply(n, n, out=s1)
     np.subtract(1, s1, out=s1)            # 1 - n**2
     np.subtract(1, z, out=da_n)
@@ -122,16 +129,16 @@ def step_back(dh, r, z, n, m_n, h_prev, WhT, d, s, back) -> None:
     da_z *= s3
     da_z *= dh
     if back is not None:
-        np.dot(d[:, :3 * H], WhT, out=back)
+        np.matmul(d[:3], WhT, out=s)
+        np.sum(s, axis=0, out=back)
         np.multiply(dh, z, out=s1)
         back += s1
 
 
 def probes(tape: dict, dh: np.ndarray, dax: np.ndarray) -> dict:
     """SPEC's probes, r, z, n, and for through_time m_n and h_prev (each (T, B, H))."""
-    gates, H = tape["gates"], dh.shape[2]
-    r, z, n = (gates[..., k * H:(k + 1) * H] for k in range(3))
-    return {"h": tape["h"][1:], "dh": dh, "dh_raw": dax[..., 2 * H:], "r": r, "z": z, "n": n,
+    r, z, n = tape["gates"]
+    return {"h": tape["h"][1:], "dh": dh, "dh_raw": dax[2], "r": r, "z": z, "n": n,
             "m_n": tape["m_n"], "h_prev": tape["h"][:-1]}
 
 
@@ -140,8 +147,8 @@ def through_time(P: dict, probe: dict) -> Callable:
     Jacobian (through z, r and n as well as directly): step_back without the input. A probe
     from elsewhere needs m_n = h_prev @ Wh[:, 2H:] + bh[2H:] beside r, z, n and h_prev."""
     B, H = probe["h"].shape[1:]
-    WhT = rotated_WhT(P["Wh"], lambda name, shape: np.empty(shape, probe["h"].dtype))
-    d, s = np.empty((B, 4 * H), probe["h"].dtype), np.empty((B, 3 * H), probe["h"].dtype)
+    fresh = lambda name, shape: np.empty(shape, probe["h"].dtype)  # noqa: E731
+    WhT, d, s = rotated_WhT(P["Wh"], fresh), fresh("d", (4, B, H)), fresh("s", (3, B, H))
 
     def step(t: int, v: tuple) -> tuple:
         back = np.empty_like(v[0])

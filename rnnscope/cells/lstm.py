@@ -5,8 +5,9 @@
     c_t = f * c_{t-1} + i * g;   h_t = o * tanh(c_t)
 
 Parameters (local names): "Wx" (in x 4H), "Wh" (H x 4H), "b" (4H; PyTorch's bias_ih + bias_hh).
-The state is (h, c). The tape: h and c (T+1, B, H) with [0] the carried state; gates (T, B, 4H),
-the input projection on entry and i, f, g, o after the forward pass; tanh_c (T, B, H).
+The state is (h, c). The tape: h and c (T+1, B, H) with [0] the carried state; gates
+(4, T, B, H), the input projection on entry and i, f, g, o after the forward pass (blocks first,
+the cell contract: every gate of every step is a contiguous (B, H)); tanh_c (T, B, H).
 The forward pass computes all four blocks with one sigmoid, g as 2 * sigmoid(2 z_g) - 1: the g
 block of the input projection and of a copy of Wh are doubled first (exact in floating point).
 
@@ -24,7 +25,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .base import Init, Work, aligned, chrono_bias, input_matrix, recurrent_matrix, sigmoid
+from .base import (
+    Init,
+    Work,
+    aligned,
+    blocks,
+    chrono_bias,
+    input_matrix,
+    recurrent_matrix,
+    side_by_side,
+    sigmoid,
+)
 from .gates import gate_readings, memory_steps
 
 NAME = "lstm"
@@ -52,57 +63,55 @@ def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
     h0, c0 = state0
     B, H = h0.shape
     h, c = work("h", (T + 1, B, H)), work("c", (T + 1, B, H))
-    gates, tanh_c = work("gates", (T, B, 4 * H)), work("tanh_c", (T, B, H))
+    gates, tanh_c = work("gates", (4, T, B, H)), work("tanh_c", (T, B, H))
     h[0], c[0] = h0, c0
     fill(gates)
-    gates[..., 2 * H:3 * H] *= 2
-    Wh = aligned(work, "Wh", P["Wh"])
-    Wh[:, 2 * H:3 * H] *= 2
-    m, s = work("m", (B, 4 * H)), work("s", (B, H))
+    gates[2] *= 2
+    Wh = aligned(work, "Wh", blocks(P["Wh"], H))
+    Wh[2] *= 2
+    m, s = work("m", (4, B, H)), work("s", (B, H))
+    i, f, g, o = gates
     with np.errstate(over="ignore"):
         for t in range(T):
-            a = gates[t]
-            np.dot(h[t], Wh, out=m)
+            a = gates[:, t]
+            np.matmul(h[t], Wh, out=m)
             a += m
             sigmoid(a, out=a)
-            i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
-            g *= 2
-            g -= 1                        # tanh(z_g) = 2 sigmoid(2 z_g) - 1
-            np.multiply(f, c[t], out=c[t + 1])
-            np.multiply(i, g, out=s)
+            g[t] *= 2
+            g[t] -= 1                     # tanh(z_g) = 2 sigmoid(2 z_g) - 1
+            np.multiply(f[t], c[t], out=c[t + 1])
+            np.multiply(i[t], g[t], out=s)
             c[t + 1] += s
             np.tanh(c[t + 1], out=tanh_c[t])
-            np.multiply(o, tanh_c[t], out=h[t + 1])
+            np.multiply(o[t], tanh_c[t], out=h[t + 1])
     return {"h": h, "c": c, "gates": gates, "tanh_c": tanh_c}
 
 
 def backward(P: dict, tape: dict, dh: np.ndarray, work: Work, grads: dict) -> np.ndarray:
-    """Writes grads["Wh"]; returns dz (T, B, 4H), the gradient of u @ Wx + b; keeps dh_raw
+    """Writes grads["Wh"]; returns dz (4, T, B, H), the gradient of u @ Wx + b; keeps dh_raw
     (T, B, H) in the tape for the probes."""
     h, c, gates, tanh_c, (T, B, H) = tape["h"], tape["c"], tape["gates"], tape["tanh_c"], dh.shape
-    dz, dh_raw = work("dz", (T, B, 4 * H)), work("dh_raw", (T, B, H))
-    dc, back, s = work("dc", (B, H)), work("back", (B, H)), work("s", (B, H))
-    WhT = aligned(work, "WhT", P["Wh"].T)
+    dz, dh_raw = work("dz", (4, T, B, H)), work("dh_raw", (T, B, H))
+    dc, back, s = work("dc", (B, H)), work("back", (B, H)), work("s", (4, B, H))
+    WhT = aligned(work, "WhT", blocks(P["Wh"], H).transpose(0, 2, 1))
     dc[...] = 0
     for t in range(T - 1, -1, -1):
-        step_back(dh[t], dc, gates[t], tanh_c[t], c[t], WhT, dz[t], dh_raw[t], s,
+        step_back(dh[t], dc, gates[:, t], tanh_c[t], c[t], WhT, dz[:, t], dh_raw[t], s,
                   back if t > 0 else None)
         if t > 0:
             dh[t - 1] += back
-    grads["Wh"] = h[:-1].reshape(-1, H).T @ dz.reshape(-1, 4 * H)
+    grads["Wh"] = side_by_side(np.matmul(h[:-1].reshape(-1, H).T, dz.reshape(4, T * B, H)))
     tape["dh_raw"] = dh_raw
     return dz
 
 
 def step_back(dh, dc, a, tanh_c, c_prev, WhT, dz, dh_raw, s, back) -> None:
-    """One step of the backward recurrence (module docstring), all (B, H) but a and dz (B, 4H).
-    dc: on entry the gradient reaching c_t from step t+1, on exit the one reaching c_{t-1}.
-    Writes dz, dh_raw and, unless back is None, back = dz @ Wh.T, the gradient reaching
-    h_{t-1}; s is scratch."""
-    B, H = dh.shape
-    i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
-    dz_if, dz_i, dz_f, dz_g, dz_o = (dz[:, :2 * H], dz[:, :H], dz[:, H:2 * H],
-                                     dz[:, 2 * H:3 * H], dz[:, 3 * H:])
+    """One step of the backward recurrence (module docstring), all (B, H) but a, dz and s
+    (4, B, H; s is scratch) and WhT (4, H, H), the blocks of Wh transposed. dc: on entry the
+    gradient reaching c_t from step t+1, on exit the one reaching c_{t-1}. Writes dz, dh_raw
+    and, unless back is None, back = dz @ Wh.T, the gradient reaching h_{t-1}."""
+    i, f, g, o = a
+    dz_i, dz_f, dz_g, dz_o = dz
     np.multiply(tanh_c, tanh_c, out=dh_raw)
     np.subtract(1, dh_raw, out=dh_raw)
     dh_raw *= o
@@ -112,26 +121,26 @@ def step_back(dh, dc, a, tanh_c, c_prev, WhT, dz, dh_raw, s, back) -> None:
     dz_o *= o
     dz_o *= tanh_c
     dz_o *= dh
-    np.subtract(1, a[:, :2 * H], out=dz_if)
-    dz_if *= a[:, :2 * H]                 # i (1 - i), f (1 - f)
+    np.subtract(1, a[:2], out=dz[:2])
+    dz[:2] *= a[:2]                       # i (1 - i), f (1 - f)
     dz_i *= g
     dz_f *= c_prev
-    by_dc = dz_if.reshape(B, 2, H)        # a view: the two blocks are adjacent in each row
-    np.multiply(by_dc, dc[:, None, :], out=by_dc)
-    np.multiply(g, g, out=s)
-    np.subtract(1, s, out=dz_g)
+    dz[:2] *= dc
+    np.multiply(g, g, out=s[0])
+    np.subtract(1, s[0], out=dz_g)
     dz_g *= i
     dz_g *= dc
     dc *= f
     if back is not None:
-        np.dot(dz, WhT, out=back)
+        np.matmul(dz, WhT, out=s)
+        np.sum(s, axis=0, out=back)
 
 
 def probes(tape: dict, dh: np.ndarray, dax: np.ndarray) -> dict:
-    """SPEC's probes, i, f, g, o and c, and for through_time gates (T, B, 4H), tanh_c and
+    """SPEC's probes, i, f, g, o and c, and for through_time gates (4, T, B, H), tanh_c and
     c_prev (T, B, H)."""
-    gates, H = tape["gates"], dh.shape[2]
-    i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
+    gates = tape["gates"]
+    i, f, g, o = gates
     return {"h": tape["h"][1:], "dh": dh, "dh_raw": tape["dh_raw"], "i": i, "f": f, "g": g, "o": o,
             "c": tape["c"][1:], "gates": gates, "tanh_c": tape["tanh_c"],
             "c_prev": tape["c"][:-1]}
@@ -142,13 +151,13 @@ def through_time(P: dict, probe: dict) -> Callable:
     (h_{t-1}, c_{t-1}) through step t's full Jacobian: step_back without the input."""
     B, H = probe["h"].shape[1:]
     dtype = probe["h"].dtype
-    WhT = np.ascontiguousarray(P["Wh"].T)
-    dz, dh_raw, s = np.empty((B, 4 * H), dtype), np.empty((B, H), dtype), np.empty((B, H), dtype)
+    WhT = np.ascontiguousarray(blocks(P["Wh"], H).transpose(0, 2, 1))
+    dz, s, dh_raw = np.empty((4, B, H), dtype), np.empty((4, B, H), dtype), np.empty((B, H), dtype)
 
     def step(t: int, v: tuple) -> tuple:
         vh, vc = v
         dc, back = vc.copy(), np.empty_like(vh)
-        step_back(vh, dc, probe["gates"][t], probe["tanh_c"][t], probe["c_prev"][t], WhT, dz,
+        step_back(vh, dc, probe["gates"][:, t], probe["tanh_c"][t], probe["c_prev"][t], WhT, dz,
                   dh_raw, s, back)
         return back, dc
 

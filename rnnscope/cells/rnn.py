@@ -18,7 +18,7 @@ import numpy as np
 from .base import Init, Work, aligned, input_matrix, recurrent_matrix
 
 NAME = "rnn"
-BLOCKS = 1                      # ax is (T, B, H)
+BLOCKS = 1                      # ax is (1, T, B, H)
 STATE = ("h",)
 INPUT = ("Wxh", "bh")           # ax = u @ Wxh + bh
 GATES = ()
@@ -35,7 +35,7 @@ def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
     B, H = h0.shape
     h = work("h", (T + 1, B, H))
     h[0] = h0
-    fill(h[1:])
+    fill(h[1:][None])
     Whh, scratch = aligned(work, "Whh", P["Whh"]), work("scratch", (B, H))
     for t in range(1, T + 1):
         np.dot(h[t - 1], Whh, out=scratch)
@@ -45,7 +45,8 @@ def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
 
 
 def backward(P: dict, tape: dict, dh: np.ndarray, work: Work, grads: dict) -> np.ndarray:
-    """Backward through time of one layer, in place; returns dh_raw, the gradient of ax.
+    """Backward through time of one layer, in place; returns dh_raw (1, T, B, H), the gradient
+    of ax.
 
     dh: (T, B, H), on entry the gradient reaching h_t from the readout or the layer above (not
     through time), on exit the total gradient reaching h_t. Writes grads["Whh"].
@@ -66,11 +67,11 @@ def backward(P: dict, tape: dict, dh: np.ndarray, work: Work, grads: dict) -> np
             np.dot(dh_raw[t], WhhT, out=scratch)
             dh[t - 1] += scratch
     grads["Whh"] = np.dot(h[:-1].reshape(-1, H).T, dh_raw.reshape(-1, H))
-    return dh_raw
+    return dh_raw[None]
 
 
 def probes(tape: dict, dh: np.ndarray, dax: np.ndarray) -> dict:
-    return {"h": tape["h"][1:], "dh": dh, "dh_raw": dax}
+    return {"h": tape["h"][1:], "dh": dh, "dh_raw": dax[0]}
 
 
 def through_time(P: dict, probe: dict) -> Callable:
