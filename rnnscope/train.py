@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import panel, runs
+from .advice import format_diagnosis, headline
 from .config import TrainConfig
 from .data import (
     Vocab,
@@ -38,7 +39,7 @@ from .errors import RnnscopeError
 from .model import LossAndGrads, Model
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .report import write_report
-from .triage import Watch, format_diagnosis, headline, write_triage
+from .triage import Watch, write_triage
 
 DEFAULT_STEPS = 9_000  # about two minutes on a 2-core machine at the default size
 RESUMABLE = ("steps", "minutes", "data_dir", "corpus")  # settings a resumed run may change

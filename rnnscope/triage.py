@@ -1,26 +1,38 @@
 """Triage: read a run's panel records and say what holds the training back (SPEC section 4).
 
-One rule per finding id, each a short function of the History (the records so far) that returns
-a finding or None. Every number a rule compares against is in THRESHOLDS; docs/triage.md gives
-the calibration runs behind each one. A rule needs persistence: its condition must hold on
-`persist` consecutive records (`persist_evals` consecutive evals for overfitting, a whole
-`trend_window` of records for plateau), so one noisy reading never fires. Only a NaN/inf is
-believed at once.
-
-A finding is a dict:
+Detection only; the words are in rnnscope/advice.py. A rule is a short function of the History
+(the records so far) that returns a detection or None:
 
     {"id": "saturation", "severity": "info" | "warning" | "critical",
-     "evidence": {"seen": one sentence with the readings and steps,
-                  "steps": [the steps of the records that triggered it],
-                  "readings": {reading: [its value at each of those steps]},
-                  "caveat": when the finding may be a false positive},
-     "suspects": [what it usually means, most likely first],
-     "next": [rnnscope flags to try, first to try first, computed from the run's config]}
+     "recs": [the records that show it],
+     "readings": {reading: [its value at each of those records]},
+     "facts": {the numbers and names the words quote},
+     "suspects": [ids of the usual causes, most likely first (advice.SUSPECTS)],
+     "changes": [settings to try, first first: {"lr": 0.0005}, {"clip": "norm"}, ...]}
 
-The live Watch sees one record at a time and reports each finding once, when it first holds.
-diagnose() replays a whole run through a Watch: its findings are those that held at some point,
-except overfitting and plateau, which describe where a run ends up and must hold at its last
-record. The verdict is the most severe finding (ties broken by PRIORITY), "healthy" if none.
+Each rule is registered in RULES with the readings that decide it (a log without them gets "not
+measured" for that rule, never a guess), and every number it compares against is in THRESHOLDS;
+docs/triage.md gives the calibration runs behind each. A rule needs persistence: its condition
+must hold on `persist` consecutive records (`persist_evals` evals for overfitting, a whole
+`trend_window` for a trend), so one noisy reading never fires; only a NaN/inf is believed at once.
+And a rule fires only when its own story holds in the records: overfitting needs train NLL
+improving while eval NLL, above it, stalls; update_too_small needs the loss crawling, not
+recovering from a spike nor flat; saturation from the start waits while the units leave the rails.
+
+One story per run (diagnose): the rules' detections (held at some point; AT_END rules must hold
+at the last record) are
+  1. set aside when the end of the run explains them away: a saturation that resolved while the
+     loss fell; a plateau, a collapsing profile or small updates of a run that reached the
+     corpus's known floor (config.json `corpus.floor_nll`);
+  2. folded under their cause (FOLDS): a finding another one explains becomes a consequence
+     listed in its cause's evidence, and the cause takes the worst severity of what it explains;
+  3. given one consistent set of next steps: a change that moves a setting in the direction the
+     run's own history shows harmful, or against a change a more severe finding asks for, is
+     dropped.
+The verdict is the most severe finding left, ties broken by the order of RULES.
+
+The live Watch sees one record at a time and reports each finding once, when it first holds and
+no finding already reported explains it.
 """
 
 from __future__ import annotations
@@ -28,11 +40,13 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import runs
+from . import advice, runs
 from .config import CELLS, TrainConfig
+from .panel import GRAD_NORM_RISE, HEALTHY
 
 THRESHOLDS = {
     # persistence
@@ -43,13 +57,14 @@ THRESHOLDS = {
     # diverged
     "loss_above_uniform": 1.0,    # train NLL this many nats above ln(vocab), where runs start
     # exploding_gradients
-    "clip_rate": 0.5,             # clipping fires on more than half of the steps
+    "clip_rate": HEALTHY["clip_rate"][1],   # clipping fires on more than half of the steps
     "profile_growth": 1.0,        # g_T: a unit gradient at h_T arrives larger after T steps
-    "grad_spike": 10.0,           # grad_norm above this multiple of its median before
+    "grad_spike": GRAD_NORM_RISE,  # grad_norm above this multiple of its median before
     # saturation
-    "sat_ratio": 0.5,             # over half of the units beyond --sat-threshold ...
-    "mean_gain": 0.3,             # ... and the mean tanh derivative below this
+    "sat_ratio": HEALTHY["sat_ratio"][1],   # over half of the units beyond --sat-threshold ...
+    "mean_gain": HEALTHY["mean_gain"][0],   # ... and the mean tanh derivative below this
     "loss_rise": 0.02,            # saturation after the start: train NLL 2% worse over a window
+    "sat_leaving": 0.05,          # sat_ratio falling this much over the first streak: resolving
     # vanishing_gradients
     "vanish_k": 4,                # "a few steps" back through time ...
     "vanish_g": 0.03,             # ... less than this of a unit gradient survives
@@ -57,43 +72,52 @@ THRESHOLDS = {
     "update_large": 0.015,        # norm(delta theta) / norm(theta) per step
     "update_small": 4e-4,
     "update_target": 4e-3,        # the ratio of healthy Adam runs, used to suggest an --lr
+    "update_healthy": 2e-3,       # a run whose first records' ratio reached this started well
     "crawl": 0.05,                # update_too_small: train NLL fell less than 5% over the streak
     "lr_decayed": 0.5,            # records with lr below this fraction of --lr are not counted
+    "loss_spike": 0.2,            # a train NLL 20% above the median of the window before it
     # overfitting
     "gap_growth": 0.1,            # nats the eval - train gap grew since the best eval
     # plateau
     "plateau_gain": 0.005,        # train NLL improved less than 0.5% across the trend window
     "unigram_margin": 0.02,       # a best eval within 2% of the unigram baseline is "at" it
+    "floor_margin": 0.1,          # nats above corpus.floor_nll that count as "at the floor"
+    "gap_large": 0.15,            # eval NLL this many nats above train: generalisation limits
     # capacity_not_limiting (rnnscope compare)
     "early_lead": 0.05,           # nats the larger model's train NLL is lower early on
     "same_plateau": 0.03,         # nats between the two best eval NLLs
-    "similar_sat": 0.15,          # sat_ratio difference at the last matched step
-    "similar_grad": 2.0,          # grad_norm ratio at the last matched step
+    "differ_sat_ratio": 0.15,     # readings at the end that differ by more than these are named
+    "differ_mean_gain": 0.1,      # as suspects (absolute difference) ...
+    "differ_grad_norm": 2.0,      # ... or ratio
+    "differ_update_ratio": 2.0,
 }
 
-PRIORITY = ("diverged", "exploding_gradients", "saturation", "vanishing_gradients",
-            "update_too_large", "update_too_small", "overfitting", "plateau")
 SEVERITY = ("critical", "warning", "info")
-AT_END = ("overfitting", "plateau")  # findings about where a run ends up: must hold at the end
 
 
 @dataclass
 class History:
-    """The records of a run so far, with the views the rules read."""
-    cfg: dict                                   # TrainConfig fields
-    uniform: float                              # ln(vocab size): the NLL of a uniform guess
+    """The records of a run so far, with the views the rules read. `cfg` holds the run's
+    settings (TrainConfig fields); a log without config.json may have none of them, and its
+    vocabulary (so `uniform`) may be unknown."""
+    cfg: dict
+    uniform: float | None = None                # ln(vocab size): the NLL of a uniform guess
     unigram: float | None = None                # eval NLL of character frequencies, if known
+    floor: float | None = None                  # the corpus's entropy rate, if known (SPEC 9)
     records: list = field(default_factory=list)
     evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
     since_eval: list = field(default_factory=list)
     first_panel: int | None = None              # step of the first record with the panel
+    spikes: list = field(default_factory=list)  # steps whose train NLL stood out: jumped()
 
     def add(self, rec: dict) -> None:
-        self.records.append(rec)
         if self.first_panel is None and "sat_ratio" in rec:
             self.first_panel = rec["step"]
         if finite(rec.get("train_nll")):
+            if jumped(rec["train_nll"], self.records[-THRESHOLDS["trend_window"]:]):
+                self.spikes.append(rec["step"])
             self.since_eval.append(rec["train_nll"])
+        self.records.append(rec)
         if finite(rec.get("eval_nll")) and self.since_eval:
             # the train NLL beside an eval is the mean since the previous eval, not one interval;
             # "best" is the eval with the lowest NLL up to this one
@@ -105,6 +129,14 @@ class History:
             self.since_eval = []
 
 
+def jumped(nll: float, before: list) -> bool:
+    """A loss spike: nll `loss_spike` above the median train NLL of the records before it (at
+    least half a trend window of them)."""
+    values = [r["train_nll"] for r in before if finite(r.get("train_nll"))]
+    return len(values) >= THRESHOLDS["trend_window"] // 2 and \
+        nll > (1 + THRESHOLDS["loss_spike"]) * statistics.median(values)
+
+
 # ---- helpers
 
 
@@ -114,11 +146,6 @@ def finite(v) -> bool:
 
 def sig(v):
     return float(f"{v:.4g}") if finite(v) else v
-
-
-def span(values, fmt: str = ".3g") -> str:
-    lo, hi = format(min(values), fmt), format(max(values), fmt)
-    return lo if lo == hi else f"{lo}-{hi}"
 
 
 def streak(h: History, keys: tuple, holds) -> list | None:
@@ -139,13 +166,19 @@ def streak(h: History, keys: tuple, holds) -> list | None:
 def layer_keys(h: History, rec: dict, name: str) -> list[str]:
     """The keys of a per-layer reading for every layer; the aggregate's for one layer (the
     same value) or where the per-layer keys are absent."""
-    keys = [f"layer{l}.{name}" for l in range(h.cfg["layers"])]
+    keys = [f"layer{l}.{name}" for l in range(h.cfg.get("layers", 1))]
     return keys if len(keys) > 1 and all(key in rec for key in keys) else [name]
 
 
 def profile_at(profile: list, k: int) -> float:
     """g_k of a bptt_profile [[k, g_k], ...] at the largest recorded k not beyond k."""
     return [g for kk, g in profile if kk <= k][-1]
+
+
+def growth(r: dict) -> float:
+    """g_T of the through-time profile: 0 when the record has none."""
+    profile = r.get("bptt_profile")
+    return profile[-1][1] if profile and finite(profile[-1][1]) else 0.0
 
 
 def improvement(values: list) -> float:
@@ -155,19 +188,22 @@ def improvement(values: list) -> float:
     return (first - last) / first
 
 
+def trend(h: History) -> tuple[list, float] | None:
+    """(records, improvement of train NLL) over the last trend window; None while not full."""
+    w = THRESHOLDS["trend_window"]
+    recs = [r for r in h.records[-w:] if finite(r.get("train_nll"))]
+    return (recs, improvement([r["train_nll"] for r in recs])) if len(recs) == w else None
+
+
 def stalled(h: History, max_gain: float) -> tuple[list, float] | None:
     """(records, improvement) when the train NLL improved less than max_gain over the trend
     window and no eval in that window set a new best; None otherwise, or while the window is
     not full. Train NLL alone is not enough: on a varied corpus it rises and falls with the
     text the streams pass through, while eval NLL reads the same text every time."""
-    w = THRESHOLDS["trend_window"]
-    recs = [r for r in h.records[-w:] if finite(r.get("train_nll"))]
-    if len(recs) < w:
+    t = trend(h)
+    if t is None or t[1] >= max_gain or new_best_since(h, t[0][0]["step"]):
         return None
-    gain = improvement([r["train_nll"] for r in recs])
-    if gain >= max_gain or new_best_since(h, recs[0]["step"]):
-        return None
-    return recs, gain
+    return t
 
 
 def new_best_since(h: History, step: int) -> bool:
@@ -182,64 +218,86 @@ def new_best_since(h: History, step: int) -> bool:
     return h.evals[-1]["best"]["eval_nll"] < before * (1 - THRESHOLDS["plateau_gain"])
 
 
-def lr_flag(cfg: dict, factor: float) -> str:
-    return f"--lr {cfg['lr'] * factor:.2g}"
+def best_eval(h: History) -> float | None:
+    return h.evals[-1]["best"]["eval_nll"] if h.evals else None
+
+
+def last_gap(h: History) -> float:
+    """Eval NLL minus the train NLL beside it at the last eval (0 without an eval)."""
+    return h.evals[-1]["eval_nll"] - h.evals[-1]["train_nll"] if h.evals else 0.0
+
+
+def at_floor(h: History) -> bool:
+    """The best eval NLL is within `floor_margin` of the corpus's known floor."""
+    best = best_eval(h)
+    return h.floor is not None and best is not None and best - h.floor < THRESHOLDS[
+        "floor_margin"]
 
 
 def readings(recs: list, *keys) -> dict:
-    return {key: [sig(r.get(key)) for r in recs] for key in keys}
+    return {key: [sig(r.get(key)) for r in recs] for key in keys if any(key in r for r in recs)}
 
 
-def finding(id_: str, severity: str, seen: str, recs: list, reads: dict, caveat: str,
-            suspects: list, next_: list) -> dict:
-    return {"id": id_, "severity": severity,
-            "evidence": {"seen": seen, "steps": [r["step"] for r in recs], "readings": reads,
-                         "caveat": caveat},
-            "suspects": suspects, "next": list(dict.fromkeys(next_))}
+def values(recs: list, key: str) -> list:
+    return [r[key] for r in recs]
+
+
+def scaled(h: History, name: str, factor: float) -> dict:
+    """A change of a numeric setting to factor times the run's own value; ("x", factor) when
+    the run's value is not known (a log without config.json)."""
+    value = h.cfg.get(name)
+    return {name: value * factor if finite(value) else ("x", factor)}
 
 
 def gated_cell() -> list:
-    return ["--cell gru"] if "gru" in CELLS else []
+    return [{"cell": "gru"}] if "gru" in CELLS else []
+
+
+def detection(id_: str, severity: str, recs: list, reads: dict, facts: dict, suspects: list,
+              changes: list) -> dict:
+    return {"id": id_, "severity": severity, "recs": recs, "readings": reads, "facts": facts,
+            "suspects": suspects, "changes": changes}
 
 
 # ---- the rules
 
 
 def diverged(h: History) -> dict | None:
-    """A NaN/inf anywhere (at once), or the train NLL far above where every run starts."""
-    cfg, rec = h.cfg, h.records[-1]
+    """A NaN/inf anywhere (at once), or the train NLL far above where every run starts (ln V,
+    or the run's first train NLL when the vocabulary is not known)."""
+    rec = h.records[-1]
     # per-parameter readings (with a dot) may be inf for a weight that is still zero
     bad = sorted(k for k, v in rec.items() if v is None and "." not in k)
     if bad or "diverged" in rec:
-        evals = [e["step"] for e in h.evals]
-        kept = f"checkpoint.npz holds step {evals[-1]}, the last eval" if evals \
-            else "no checkpoint was written before it"
-        what = f"training stopped: {rec['diverged']}" if "diverged" in rec else \
-            f"{', '.join(bad)} became NaN/inf"
-        seen = f"at step {rec['step']} {what} (lr {rec.get('lr', cfg['lr']):g}); {kept}"
-        return divergence(h, seen, [rec], {k: [None] for k in bad})
-    limit = h.uniform + THRESHOLDS["loss_above_uniform"]
+        facts = {"kind": "nan", "step": rec["step"], "bad": bad, "stopped": rec.get("diverged"),
+                 "lr": rec.get("lr", h.cfg.get("lr")),
+                 "kept": h.evals[-1]["step"] if h.evals else None}
+        return divergence(h, [rec], {k: [None] for k in bad}, facts)
+    start = next((r["train_nll"] for r in h.records if finite(r.get("train_nll"))), None)
+    base = h.uniform if h.uniform is not None else start
+    if base is None:
+        return None
+    limit = base + THRESHOLDS["loss_above_uniform"]
     recs = streak(h, ("train_nll",), lambda r: r["train_nll"] > limit)
     if recs is None:
         return None
-    seen = (f"train NLL {span([r['train_nll'] for r in recs])} at steps {recs[0]['step']}-"
-            f"{recs[-1]['step']}, more than {THRESHOLDS['loss_above_uniform']:g} nats above "
-            f"the {h.uniform:.3f} of a uniform guess where training starts")
-    return divergence(h, seen, recs, readings(recs, "train_nll"))
+    facts = {"kind": "loss", "nll": values(recs, "train_nll"), "base": base,
+             "uniform": h.uniform is not None, "above": THRESHOLDS["loss_above_uniform"]}
+    return divergence(h, recs, readings(recs, "train_nll"), facts)
 
 
-def divergence(h: History, seen: str, recs: list, reads: dict) -> dict:
+def divergence(h: History, recs: list, reads: dict, facts: dict) -> dict:
     cfg = h.cfg
-    suspects = [f"learning rate {cfg['lr']:g} too high for --optimizer {cfg['optimizer']}"]
-    next_ = [lr_flag(cfg, 0.1)]
-    if cfg["clip"] == "none":
-        suspects.append("no gradient clipping (--clip none)")
-        next_.append("--clip norm")
-    if cfg["optimizer"] in ("sgd", "momentum"):
-        next_.append("--optimizer adam --lr 0.002")
-    return finding("diverged", "critical", seen, recs, reads,
-                   "none: a NaN or a loss this far above a uniform guess is never noise",
-                   suspects, next_)
+    suspects, changes = ["lr_high"], [scaled(h, "lr", 0.1)]
+    if cfg.get("clip") in ("none", "elementwise"):
+        suspects.append(f"clip_{cfg['clip']}")
+        changes.append({"clip": "norm"})
+    if cfg.get("optimizer") in ("sgd", "momentum"):
+        changes.append({"optimizer": "adam", "lr": 0.002})
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
+        suspects.append("init_large")
+        changes.append({"recurrent_scale": 1, "input_scale": 1})
+    return detection("diverged", "critical", recs, reads, facts, suspects, changes)
 
 
 def exploding_gradients(h: History) -> dict | None:
@@ -251,90 +309,101 @@ def exploding_gradients(h: History) -> dict | None:
     usual = statistics.median(before) if len(before) >= k else math.inf
 
     def explodes(r):
-        return (r["clip_rate"] > THRESHOLDS["clip_rate"] or growth(r) > THRESHOLDS[
+        return ((r.get("clip_rate") or 0) > THRESHOLDS["clip_rate"] or growth(r) > THRESHOLDS[
             "profile_growth"] or r["grad_norm"] > THRESHOLDS["grad_spike"] * usual)
 
-    recs = streak(h, ("grad_norm", "clip_rate"), explodes)
+    recs = streak(h, ("grad_norm",), explodes)
     if recs is None:
         return None
-    norms, clips = ([r[key] for r in recs] for key in ("grad_norm", "clip_rate"))
-    seen = [f"at steps {recs[0]['step']}-{recs[-1]['step']} grad_norm was {span(norms)}"]
-    if max(norms) > THRESHOLDS["grad_spike"] * usual:
-        seen.append(f"up to {max(norms) / usual:.0f} times its median {usual:.3g} before")
-    if max(clips) > THRESHOLDS["clip_rate"]:
-        seen.append(f"clipping fired on {span(clips, '.0%')} of the steps")
     grows = [growth(r) for r in recs]
-    if max(grows) > THRESHOLDS["profile_growth"]:
-        seen.append(f"a unit gradient at h_T arrived {span(grows)} times as large "
-                    f"{cfg['seq_len']} steps back")
-    seen = ", ".join(seen)
-    suspects, next_ = [], []
-    if max(grows) > THRESHOLDS["profile_growth"]:
-        sigma = max(r.get("whh_sigma_max") or 0 for r in recs)
-        suspects.append(f"recurrent weights that amplify the gradient through time: "
-                        f"whh_sigma_max {sigma:.3g} (init --recurrent-scale "
-                        f"{cfg['recurrent_scale']:g})")
-        if cfg["recurrent_scale"] > 1:
-            next_.append("--recurrent-scale 1")
-    suspects.append(f"learning rate {cfg['lr']:g} too high for the gradient scale")
-    next_ += ["--clip norm"] if cfg["clip"] == "none" else []
-    next_.append(lr_flag(cfg, 0.5))
-    next_ += [] if cfg["optimizer"] == "adam" else ["--optimizer adam --lr 0.002"]
+    clips = [r.get("clip_rate") or 0 for r in recs]
+    amplifies = max(grows) > THRESHOLDS["profile_growth"]
+    facts = {"norms": values(recs, "grad_norm"), "usual": usual, "clips": clips,
+             "grows": grows, "amplifies": amplifies,
+             "clipping": max(clips) > THRESHOLDS["clip_rate"],
+             "spiked": max(values(recs, "grad_norm")) > THRESHOLDS["grad_spike"] * usual,
+             "sigma": max((r.get("whh_sigma_max") or 0 for r in recs), default=0)}
+    suspects, changes = [], []
+    if amplifies:
+        suspects.append("recurrence_amplifies")
+        if cfg.get("recurrent_scale", 1) > 1:
+            changes.append({"recurrent_scale": 1})
+    suspects.append("lr_high_for_gradients")
+    changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
+    changes.append(scaled(h, "lr", 0.5))
+    changes += [] if cfg.get("optimizer") == "adam" else [{"optimizer": "adam", "lr": 0.002}]
     reads = readings(recs, "grad_norm", "clip_rate", "whh_sigma_max")
     reads["bptt_growth"] = [sig(g) for g in grows]
-    return finding("exploding_gradients", "critical" if cfg["clip"] == "none" else "warning",
-                   seen, recs, reads,
-                   f"a --clip-value far below the usual grad_norm (here {cfg['clip_value']:g}) "
-                   "makes clipping fire on every step without any explosion", suspects, next_)
+    return detection("exploding_gradients", "critical" if cfg.get("clip") == "none" else
+                     "warning", recs, reads, facts, suspects, changes)
 
 
-def growth(r: dict) -> float:
-    """g_T of the through-time profile: 0 when the record has none."""
-    profile = r.get("bptt_profile")
-    return profile[-1][1] if profile and finite(profile[-1][1]) else 0.0
+def saturated_layers(h: History, r: dict) -> list[tuple[str, str]]:
+    """The (sat_ratio, mean_gain) keys of each layer on the tanh rails in record r."""
+    pairs = zip(layer_keys(h, r, "sat_ratio"), layer_keys(h, r, "mean_gain"), strict=True)
+    return [(s, g) for s, g in pairs if r.get(s) is not None and r.get(g) is not None and
+            r[s] > THRESHOLDS["sat_ratio"] and r[g] < THRESHOLDS["mean_gain"]]
 
 
 def saturation(h: History) -> dict | None:
     """Units on the tanh rails in some layer, on `persist` consecutive records that are either
-    the run's first (a broken start) or end a trend window over which the loss got worse.
-    A run that drifts towards the rails while it still learns is not flagged."""
+    the run's first (a broken start; not while that layer is leaving the rails with the loss
+    falling) or end a trend window over which the loss got worse. A run that drifts towards the
+    rails while it still learns is not flagged."""
     cfg = h.cfg
-
-    def saturated(r) -> list:  # the (sat_ratio, mean_gain) keys of each saturated layer
-        pairs = zip(layer_keys(h, r, "sat_ratio"), layer_keys(h, r, "mean_gain"), strict=True)
-        return [(s, g) for s, g in pairs if r[s] is not None and r[g] is not None and
-                r[s] > THRESHOLDS["sat_ratio"] and r[g] < THRESHOLDS["mean_gain"]]
-
-    recs = streak(h, ("sat_ratio", "mean_gain"), saturated)
+    recs = streak(h, ("sat_ratio", "mean_gain"), lambda r: saturated_layers(h, r))
     if recs is None:
         return None
-    sat, gain = saturated(recs[-1])[0]
+    sat, gain = saturated_layers(h, recs[-1])[0]
     first = recs[0]["step"] == h.first_panel
+    if first and leaving(recs, sat):
+        return None
     t = None if first else stalled(h, -THRESHOLDS["loss_rise"])
     if not first and t is None:
         return None
-    when = "from the first record" if first else \
-        f"while train NLL got {-t[1]:.0%} worse over the last {len(t[0])} records"
-    seen = (f"{when}, {sat} {span([r[sat] for r in recs])} and {gain} "
-            f"{span([r[gain] for r in recs])} at steps {recs[0]['step']}-{recs[-1]['step']}: "
-            "most units sit on the tanh rails, where the tanh derivative passes on about "
-            f"{recs[-1][gain]:.0%} of the gradient at each step")
-    suspects, next_ = [], []
-    if cfg["recurrent_scale"] > 1 or cfg["input_scale"] > 1:
-        suspects.append(f"initial weights too large (--recurrent-scale "
-                        f"{cfg['recurrent_scale']:g} --input-scale {cfg['input_scale']:g})")
-        next_.append("--recurrent-scale 1 --input-scale 1")
-    ratio = statistics.median(r.get("update_ratio") or 0 for r in recs)
-    if ratio > THRESHOLDS["update_large"]:
-        suspects.append(f"updates too large (update_ratio {ratio:.2g}) push units to the rails")
-    suspects.append("learning rate too high, or clipping too loose")
-    next_.append(lr_flag(cfg, min(0.25, THRESHOLDS["update_target"] / max(ratio, 1e-12))))
-    next_ += ["--clip norm"] if cfg["clip"] == "none" else []
-    reads = readings(recs, sat, gain, "dh_norm", "dh_raw_norm")
-    return finding("saturation", "critical" if first else "warning", seen, recs, reads,
-                   "long healthy runs drift towards the rails while they learn (sat_ratio "
-                   "0.24 -> 0.65 in 12 minutes); this rule only fires from the start or while "
-                   "the loss rises", suspects, next_ + gated_cell())
+    ratios = [r["update_ratio"] for r in recs if finite(r.get("update_ratio"))]
+    ratio = statistics.median(ratios) if ratios else None
+    facts = {"first": first, "worse": None if first else -t[1], "window": None if first else
+             len(t[0]), "sat": sat, "gain": gain, "sats": values(recs, sat),
+             "gains": values(recs, gain), "ratio": ratio}
+    suspects, changes = [], []
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
+        suspects.append("init_large")
+        changes.append({"recurrent_scale": 1, "input_scale": 1})
+    if ratio is not None and ratio > THRESHOLDS["update_large"]:
+        suspects.append("updates_push_to_rails")
+    suspects.append("lr_high_or_clip_loose")
+    factor = THRESHOLDS["update_target"] / ratio if ratio else 1.0
+    changes.append(scaled(h, "lr", min(0.25, factor)))
+    changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
+    return detection("saturation", "critical" if first else "warning", recs,
+                     readings(recs, sat, gain, "dh_norm", "dh_raw_norm"), facts, suspects,
+                     changes + gated_cell())
+
+
+def leaving(recs: list, sat: str) -> bool:
+    """The layer's sat_ratio fell by `sat_leaving` over the records while the train NLL fell:
+    units leaving the rails on their own."""
+    nll = [r["train_nll"] for r in recs if finite(r.get("train_nll"))]
+    return recs[0][sat] - recs[-1][sat] > THRESHOLDS["sat_leaving"] and \
+        len(nll) > 1 and nll[-1] < nll[0]
+
+
+def saturation_resolved(h: History, det: dict) -> dict | None:
+    """Facts of a saturation from the start that is over by the end: the layer's last `persist`
+    records are off the rails and the train NLL fell below its level while saturated."""
+    sat, gain = det["facts"]["sat"], det["facts"]["gain"]
+    k = THRESHOLDS["persist"]
+    last = [r for r in h.records if r.get(sat) is not None and r.get(gain) is not None][-k:]
+    nll = [r["train_nll"] for r in h.records if finite(r.get("train_nll"))]
+    during = [r["train_nll"] for r in det["recs"] if finite(r.get("train_nll"))]
+    if (not det["facts"]["first"] or len(last) < k or last[0]["step"] <= det["recs"][-1]["step"]
+            or any((sat, gain) in saturated_layers(h, r) for r in last) or not during
+            or nll[-1] >= min(during)):
+        return None
+    return {"why": "resolved", "sat": sat, "from": det["facts"]["sats"][0],
+            "to": last[-1][sat], "step": last[-1]["step"], "nll_from": during[0],
+            "nll_to": nll[-1]}
 
 
 def vanishing_gradients(h: History) -> dict | None:
@@ -345,30 +414,26 @@ def vanishing_gradients(h: History) -> dict | None:
         g = [profile_at(r[key], k) for key in layer_keys(h, r, "bptt_profile")]
         return min((v for v in g if finite(v)), default=math.inf)
 
-    recs = streak(h, ("bptt_profile", "whh_sigma_max", "mean_gain"),
-                  lambda r: survives(r) < THRESHOLDS["vanish_g"])
+    recs = streak(h, ("bptt_profile",), lambda r: survives(r) < THRESHOLDS["vanish_g"])
     if recs is None:
         return None
-    seen = (f"at steps {recs[0]['step']}-{recs[-1]['step']} only "
-            f"{span([survives(r) for r in recs])} of a unit gradient injected at h_T is left "
-            f"{k} steps back (bptt_profile; whh_sigma_max "
-            f"{span([r['whh_sigma_max'] for r in recs])}): nothing further back can be learned")
-    suspects, next_ = [], []
-    if cfg["recurrent_scale"] < 1:
-        suspects.append(f"recurrent weights too small (--recurrent-scale "
-                        f"{cfg['recurrent_scale']:g})")
-        next_.append("--recurrent-scale 1")
-    if min(r["mean_gain"] for r in recs) < THRESHOLDS["mean_gain"]:
-        suspects.append("saturated units: the tanh derivative is small")
-    suspects.append(f"a recurrence too weak for --hidden {cfg['hidden']}")
-    if cfg["recurrent_init"] != "identity":
-        next_.append("--recurrent-init identity")
-    next_ += gated_cell() + [f"--seq-len {max(cfg['seq_len'] // 2, k)}"]
+    gains = [r["mean_gain"] for r in recs if finite(r.get("mean_gain"))]
+    sigmas = [r["whh_sigma_max"] for r in recs if finite(r.get("whh_sigma_max"))]
+    facts = {"k": k, "g": [survives(r) for r in recs], "sigmas": sigmas}
+    suspects, changes = [], []
+    if cfg.get("recurrent_scale", 1) < 1:
+        suspects.append("recurrence_small")
+        changes.append({"recurrent_scale": 1})
+    if gains and min(gains) < THRESHOLDS["mean_gain"]:
+        suspects.append("units_saturated")
+    suspects.append("recurrence_weak")
+    if cfg.get("recurrent_init") != "identity":
+        changes.append({"recurrent_init": "identity"})
+    seq_len = cfg.get("seq_len")
+    changes += gated_cell() + ([{"seq_len": max(seq_len // 2, k)}] if seq_len else [])
     reads = readings(recs, "whh_sigma_max", "mean_gain")
-    reads[f"g_{k}"] = [sig(survives(r)) for r in recs]
-    return finding("vanishing_gradients", "warning", seen, recs, reads,
-                   "text without long-range structure (random characters) teaches a model to "
-                   "ignore the past; its profile then decays without harm", suspects, next_)
+    reads[f"g_{k}"] = [sig(g) for g in facts["g"]]
+    return detection("vanishing_gradients", "warning", recs, reads, facts, suspects, changes)
 
 
 def update_too_large(h: History) -> dict | None:
@@ -376,106 +441,272 @@ def update_too_large(h: History) -> dict | None:
     if recs is None:
         return None
     nll = [r["train_nll"] for r in recs if finite(r.get("train_nll"))]
-    jumps = max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0)
-    seen = (f"update_ratio {span([r['update_ratio'] for r in recs])} at steps {recs[0]['step']}-"
-            f"{recs[-1]['step']}: each step moves the weights by over "
-            f"{THRESHOLDS['update_large']:.1%} of their norm; train NLL jumped by up to "
-            f"{jumps:.2f} between records")
-    return update_finding("update_too_large", h, recs, seen, [
-        f"learning rate {h.cfg['lr']:g} too high"], ["--lr-schedule cosine"],
-        "the first records of any run have large ratios while the weights are small; the rule "
-        "needs them on consecutive records")
+    facts = {"ratios": values(recs, "update_ratio"), "large": THRESHOLDS["update_large"],
+             "jumps": max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0)}
+    return update_detection("update_too_large", h, recs, facts, ["lr_high"],
+                            [{"lr_schedule": "cosine"}])
 
 
 def update_too_small(h: History) -> dict | None:
-    """Tiny updates while the loss crawls; records of a decayed schedule are not counted."""
-    lr_min = THRESHOLDS["lr_decayed"] * h.cfg["lr"]
+    """Tiny updates while the loss crawls: it moved less than `crawl` over the streak, the run's
+    updates were never of a healthy size (the median ratio of its first `persist` records is
+    below `update_healthy`: updates that shrank after healthy ones come from weights that grew,
+    a converged loss or Adam's memory of a spike, not from too low an lr), and no loss spike in
+    the trend window before is being recovered from. Records of a decayed schedule are not
+    counted."""
+    lr = h.cfg.get("lr")
+    lr_min = THRESHOLDS["lr_decayed"] * lr if finite(lr) else 0.0
     recs = streak(h, ("update_ratio", "train_nll"), lambda r: r["update_ratio"] <
-                  THRESHOLDS["update_small"] and r["lr"] >= lr_min)
-    if recs is None or improvement([r["train_nll"] for r in recs]) > THRESHOLDS["crawl"]:
+                  THRESHOLDS["update_small"] and r.get("lr", math.inf) >= lr_min)
+    if recs is None or abs(improvement(values(recs, "train_nll"))) > THRESHOLDS["crawl"]:
         return None
-    seen = (f"update_ratio {span([r['update_ratio'] for r in recs])} at steps "
-            f"{recs[0]['step']}-{recs[-1]['step']} while train NLL only went "
-            f"{recs[0]['train_nll']:.3f} -> {recs[-1]['train_nll']:.3f}")
-    other = [] if h.cfg["optimizer"] == "adam" else ["--optimizer adam --lr 0.002"]
-    return update_finding("update_too_small", h, recs, seen, [
-        f"learning rate {h.cfg['lr']:g} too low for --optimizer {h.cfg['optimizer']}"], other,
-        "a schedule that anneals the lr makes small updates on purpose (records below "
-        f"{THRESHOLDS['lr_decayed']:g} x --lr are not counted)")
+    start = statistics.median([r["update_ratio"] for r in h.records if finite(
+        r.get("update_ratio"))][:THRESHOLDS["persist"]])
+    window = h.records[-THRESHOLDS["trend_window"]:]
+    if start >= THRESHOLDS["update_healthy"] or any(s >= window[0]["step"] for s in h.spikes):
+        return None
+    facts = {"ratios": values(recs, "update_ratio"), "nll": values(recs, "train_nll"),
+             "start": start}
+    other = [] if h.cfg.get("optimizer") == "adam" else [{"optimizer": "adam", "lr": 0.002}]
+    return update_detection("update_too_small", h, recs, facts, ["lr_low"], other)
 
 
-def update_finding(id_: str, h: History, recs: list, seen: str, suspects: list, more: list,
-                   caveat: str) -> dict:
-    """The update_too_* finding: an --lr that scales the median ratio to the healthy one."""
-    ratio = statistics.median(r["update_ratio"] for r in recs)
-    next_ = [lr_flag(h.cfg, THRESHOLDS["update_target"] / ratio)] + more
-    return finding(id_, "warning", seen, recs, readings(recs, "update_ratio", "train_nll", "lr"),
-                   caveat, suspects, next_)
+def update_detection(id_: str, h: History, recs: list, facts: dict, suspects: list,
+                     more: list) -> dict:
+    """The update_too_* detection: first an --lr that scales the median ratio to the healthy
+    one."""
+    ratio = statistics.median(values(recs, "update_ratio"))
+    return detection(id_, "warning", recs, readings(recs, "update_ratio", "train_nll", "lr"),
+                     facts, suspects,
+                     [scaled(h, "lr", THRESHOLDS["update_target"] / ratio)] + more)
 
 
 def overfitting(h: History) -> dict | None:
-    """On `persist_evals` consecutive evals: no new best eval NLL, and the eval - train gap
-    grown by `gap_growth` nats since the best eval."""
+    """On `persist_evals` consecutive evals: no new best eval NLL, eval NLL above the train NLL
+    beside it, the gap grown by `gap_growth` nats since the best eval, and the train NLL lower
+    than at the best eval: the model learns the training text and not the eval text."""
     k = THRESHOLDS["persist_evals"]
     if len(h.evals) <= k:
         return None
     best = h.evals[-k - 1]["best"]
     gap0 = best["eval_nll"] - best["train_nll"]
     last = h.evals[-k:]
-    if not all(e["eval_nll"] > best["eval_nll"] and e["eval_nll"] - e["train_nll"] - gap0 >
-               THRESHOLDS["gap_growth"] for e in last):
+    if not (all(e["eval_nll"] > best["eval_nll"] and e["eval_nll"] > e["train_nll"] and
+                e["eval_nll"] - e["train_nll"] - gap0 > THRESHOLDS["gap_growth"] for e in last)
+            and last[-1]["train_nll"] < best["train_nll"]):
         return None
     cfg = h.cfg
-    seen = (f"eval NLL {last[0]['eval_nll']:.3f} -> {last[-1]['eval_nll']:.3f} at steps "
-            f"{last[0]['step']}-{last[-1]['step']}, above its best {best['eval_nll']:.3f} "
-            f"(step {best['step']}, kept in best.npz), while train NLL went "
-            f"{best['train_nll']:.3f} -> {last[-1]['train_nll']:.3f}: the gap grew from "
-            f"{gap0:.2f} to {last[-1]['eval_nll'] - last[-1]['train_nll']:.2f} nats")
-    next_ = [f"--dropout {min(cfg['dropout'] + 0.2, 0.5):g}",
-             f"--weight-decay {max(cfg['weight_decay'] * 10, 0.1):g}"]
-    if cfg["hidden"] > 32:
-        next_.append(f"--hidden {cfg['hidden'] // 2}")
-    next_.append("--corpus LARGER_TEXT")
-    return finding("overfitting", "warning", seen, last,
-                   {key: [sig(e[key]) for e in last] for key in ("eval_nll", "train_nll")},
-                   f"a small eval split (--eval-frac {cfg['eval_frac']:g}) makes eval NLL noisy; "
-                   f"{k} evals in a row are needed",
-                   [f"the model memorises the training text: --hidden {cfg['hidden']} x "
-                    f"--layers {cfg['layers']} for this much data, without regularisation"],
-                   next_)
+    facts = {"evals": values(last, "eval_nll"), "best": best["eval_nll"],
+             "best_step": best["step"], "best_train": best["train_nll"], "gap0": gap0,
+             "gap": last[-1]["eval_nll"] - last[-1]["train_nll"], "train": last[-1]["train_nll"],
+             "eval_frac": cfg.get("eval_frac"), "k": k}
+    return detection("overfitting", "warning", last, {key: [sig(e[key]) for e in last] for key
+                                                      in ("eval_nll", "train_nll")},
+                     facts, ["memorises"], regularise(h) + smaller(h) + [{"corpus": "LARGER_TEXT"}])
+
+
+def regularise(h: History) -> list:
+    cfg = h.cfg
+    return [{"dropout": min(cfg.get("dropout", 0) + 0.2, 0.5)},
+            {"weight_decay": max(cfg.get("weight_decay", 0) * 10, 0.1)}]
+
+
+def smaller(h: History) -> list:
+    hidden = h.cfg.get("hidden")
+    return [{"hidden": hidden // 2}] if hidden and hidden > 32 else []
 
 
 def plateau(h: History) -> dict | None:
     """Stalled: the train NLL improved less than `plateau_gain` over the trend window and no
-    eval in it set a new best, in a run of at least `min_records` records."""
+    eval in it set a new best, in a run of at least `min_records` records. At the corpus's
+    known floor it is success and set aside; at the unigram baseline there was nothing beyond
+    character frequencies to learn (or the model does not use its context); with eval NLL far
+    above train, generalisation, not capacity, is what to work on."""
     t = stalled(h, THRESHOLDS["plateau_gain"])
     if t is None or len(h.records) < THRESHOLDS["min_records"]:
         return None
     recs, gain = t
-    first = recs[0]["step"]
+    best = best_eval(h)
+    gap = last_gap(h)
+    baseline = h.unigram is not None and best is not None and \
+        best > h.unigram * (1 - THRESHOLDS["unigram_margin"]) and \
+        (h.floor is None or h.unigram - h.floor < THRESHOLDS["floor_margin"])
+    wide = gap > THRESHOLDS["gap_large"]
+    facts = {"gain": gain, "nll": values([recs[0], recs[-1]], "train_nll"), "best": best,
+             "unigram": h.unigram if baseline else None, "floor": h.floor,
+             "gap": gap if wide else None}
+    suspects = (["no_structure"] if baseline else []) + (
+        ["far_above_floor"] if h.floor is not None and not at_floor(h) else [])
     cfg = h.cfg
-    seen = (f"train NLL {recs[0]['train_nll']:.3f} -> {recs[-1]['train_nll']:.3f} over steps "
-            f"{first}-{recs[-1]['step']} ({gain:+.1%}), no new best eval in that stretch, "
-            "and no other reading out of range")
-    suspects = ["the model has learned what this size and recipe can learn"]
-    best = h.evals[-1]["best"]["eval_nll"] if h.evals else None
-    if h.unigram and best and best > h.unigram * (1 - THRESHOLDS["unigram_margin"]):
-        seen += (f"; the best eval NLL {best:.3f} is at the unigram baseline {h.unigram:.3f}: "
-                 "nothing beyond character frequencies was learned")
-        suspects.insert(0, "the text has no structure beyond character frequencies, or the "
-                           "model does not use its context")
-    next_ = [f"--hidden {cfg['hidden'] * 2}", f"--layers {cfg['layers'] + 1}"] + gated_cell()
-    if cfg["lr_schedule"] == "constant":
-        next_.append("--lr-schedule plateau")
-    return finding("plateau", "info", seen, [recs[0], recs[-1]],
-                   readings([recs[0], recs[-1]], "train_nll"),
-                   "the loss may already be near what the data allow (text with little "
-                   "structure), or the run is still young: compare with a larger model",
-                   suspects, next_)
+    if wide:
+        suspects.append("generalisation")
+        changes = regularise(h) + [{"corpus": "LARGER_TEXT"}]
+    else:
+        suspects.append("learned_what_it_can")
+        changes = [scaled(h, "hidden", 2), {"layers": cfg.get("layers", 1) + 1}] + gated_cell()
+    if cfg.get("lr_schedule") == "constant":
+        changes.append({"lr_schedule": "plateau"})
+    det = detection("plateau", "info", [recs[0], recs[-1]],
+                    readings([recs[0], recs[-1]], "train_nll"), facts, suspects, changes)
+    if at_floor(h):
+        det["set_aside"] = {"why": "at_floor", "best": best, "floor": h.floor}
+    return det
 
 
-RULES = (diverged, exploding_gradients, saturation, vanishing_gradients, update_too_large,
-         update_too_small, overfitting, plateau)
+@dataclass(frozen=True)
+class Rule:
+    detect: Callable[[History], dict | None]
+    needs: tuple[str, ...]        # the readings that decide it; without them: "not measured"
+    at_end: bool = False          # where a run ends up: must hold at its last record
+    resolved: Callable[[History, dict], dict | None] | None = None  # over by the end: why
+
+
+RULES = {  # in priority order: ties of severity are broken by it
+    "diverged": Rule(diverged, ("train_nll",)),
+    "exploding_gradients": Rule(exploding_gradients, ("grad_norm",)),
+    "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
+    "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
+    "update_too_large": Rule(update_too_large, ("update_ratio",)),
+    "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
+    "overfitting": Rule(overfitting, ("train_nll", "eval_nll"), at_end=True),
+    "plateau": Rule(plateau, ("train_nll",), at_end=True),
+}
+PRIORITY = tuple(RULES)
+AT_FLOOR = ("vanishing_gradients", "update_too_small")  # nothing lost when the floor is reached
+
+
+# ---- one story: set aside, folded under a cause, consistent next steps
+
+
+def overlapping(h: History, cause: dict, other: dict) -> bool:
+    """The cause held no later than the other finding's last record."""
+    return cause["recs"][0]["step"] <= other["recs"][-1]["step"]
+
+
+def nothing_to_learn(h: History, cause: dict, other: dict) -> bool:
+    return cause["facts"]["unigram"] is not None
+
+
+def not_nothing_to_learn(h: History, cause: dict, other: dict) -> bool:
+    return other["facts"]["unigram"] is None
+
+
+# (cause, the ids it explains ("*": any), when it explains them, whether its severity becomes the
+# worst of theirs). A divergence explains every other reading; large updates push units onto the
+# rails; units on the rails pass on little gradient through time; any finding explains a
+# plateau, except one at the unigram baseline, where a collapsing profile is what text with
+# nothing to learn produces.
+FOLDS = (
+    ("diverged", "*", overlapping, True),
+    ("update_too_large", ("saturation",), overlapping, True),
+    ("saturation", ("vanishing_gradients",), overlapping, True),
+    ("plateau", ("vanishing_gradients",), nothing_to_learn, False),
+    ("*", ("plateau",), not_nothing_to_learn, True),
+)
+
+
+def explained_by(h: History, det: dict, dets: list) -> tuple[dict, bool] | None:
+    """The first detection (most severe first) that explains det, with whether the severity
+    passes up."""
+    for cause in dets:
+        for cause_id, ids, when, inherit in FOLDS:
+            if cause is not det and cause_id in ("*", cause["id"]) and \
+                    (ids == "*" or det["id"] in ids) and when(h, cause, det):
+                return cause, inherit
+    return None
+
+
+def fold(h: History, dets: list) -> list:
+    """The detections no other one explains, each with the ones it explains (and what those
+    explain) as det["consequences"], its severity the worst of those that pass it up."""
+    dets = sorted(dets, key=rank)
+    parent = {d["id"]: explained_by(h, d, dets) for d in dets}
+    tops = []
+    for d in dets:
+        chain, up, inherit = {d["id"]}, parent[d["id"]], True
+        while up is not None and up[0]["id"] not in chain:
+            cause, passes = up
+            chain.add(cause["id"])
+            inherit &= passes
+            root, up = cause, parent[cause["id"]]
+        if len(chain) == 1:
+            tops.append(d)
+            continue
+        root.setdefault("consequences", []).append(d)
+        if not inherit:  # explained as harmless: no more severe than what explains it
+            d["severity"] = max(d["severity"], root["severity"], key=SEVERITY.index)
+        elif SEVERITY.index(d["severity"]) < SEVERITY.index(root["severity"]):
+            root["severity"] = d["severity"]
+    return sorted(tops, key=rank)
+
+
+def harmful_moves(h: History, dets: list) -> set:
+    """(setting, +1 | -1) moves the run's own records show to be harmful: a higher lr after a
+    loss spike or a finding of too large a step; a lower lr after steps found too small; a
+    larger recurrence after it amplified or saturated; a smaller one after it vanished; a larger
+    model where eval NLL is far above train."""
+    ids = {d["id"] for d in dets}
+    moves = set()
+    if h.spikes or ids & {"diverged", "exploding_gradients", "saturation", "update_too_large"}:
+        moves.add(("lr", 1))
+    if "update_too_small" in ids:
+        moves.add(("lr", -1))
+    if ids & {"exploding_gradients", "saturation"}:
+        moves.add(("recurrent_scale", 1))
+    if "vanishing_gradients" in ids:
+        moves.add(("recurrent_scale", -1))
+    if "overfitting" in ids or last_gap(h) > THRESHOLDS["gap_large"]:
+        moves.add(("hidden", 1))
+    return moves
+
+
+def moves(h: History, change: dict) -> set:
+    """(setting, direction) of each setting a change moves: +1/-1 for a number against the
+    run's own value, the new value for a choice. An lr that comes with another optimizer is a
+    new recipe, not a move of this one's lr."""
+    out = set()
+    for name, value in change.items():
+        old = h.cfg.get(name)
+        if name == "lr" and change.get("optimizer", h.cfg.get("optimizer")) != \
+                h.cfg.get("optimizer"):
+            continue
+        if isinstance(value, tuple):          # ("x", factor): relative to an unknown value
+            out.add((name, 1 if value[1] > 1 else -1))
+        elif isinstance(value, (int, float)) and finite(old):
+            out.add((name, (value > old) - (value < old)))
+        else:
+            out.add((name, value))
+    return out
+
+
+def consistent(h: History, tops: list, everything: list) -> None:
+    """Drop, in place, each change that moves a setting in a direction the run's history shows
+    harmful, or against (or to another value than) a change a more severe finding asks for."""
+    harmful, taken = harmful_moves(h, everything), {}
+    for d in tops:
+        kept = []
+        for change in d["changes"]:
+            m = moves(h, change)
+            if any(mv in harmful or taken.get(mv[0], mv[1]) != mv[1] for mv in m):
+                continue
+            kept.append(change)
+            taken.update(dict(m))
+        d["changes"] = kept
+
+
+def rank(d: dict) -> tuple:
+    """Most severe first, then the fixed priority of the finding ids."""
+    return SEVERITY.index(d["severity"]), PRIORITY.index(d["id"])
+
+
+def not_measured(h: History) -> list[dict]:
+    """The rules whose deciding readings no record carries, with the readings missing."""
+    out = []
+    for id_, rule in RULES.items():
+        if not any(all(r.get(key) is not None for key in rule.needs) for r in h.records):
+            missing = [k for k in rule.needs if not any(k in r for r in h.records)]
+            out.append({"id": id_, "missing": missing or list(rule.needs)})
+    return out
 
 
 # ---- watching a run, diagnosing a run
@@ -483,13 +714,16 @@ RULES = (diverged, exploding_gradients, saturation, vanishing_gradients, update_
 
 class Watch:
     """Findings as a run trains: update() with each record returns the findings that first hold
-    after it (each finding once). Cheap: every rule reads only the last few dozen records."""
+    after it and that no finding already reported explains (each once). Cheap: every rule reads
+    only the last few dozen records."""
 
-    def __init__(self, config: TrainConfig | dict, vocab_size: int,
-                 unigram_eval_nll: float | None = None) -> None:
+    def __init__(self, config: TrainConfig | dict, vocab_size: int | None = None,
+                 unigram_eval_nll: float | None = None, floor_nll: float | None = None) -> None:
         cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config)
-        self.history = History(cfg, math.log(vocab_size), unigram_eval_nll)
-        self.fired: dict[str, dict] = {}
+        uniform = math.log(vocab_size) if vocab_size else None
+        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll)
+        self.held: dict[str, dict] = {}       # detections, each as it first held
+        self.reported: set[str] = set()
 
     @classmethod
     def for_run(cls, path: Path) -> Watch:
@@ -501,45 +735,63 @@ class Watch:
 
     @classmethod
     def for_config(cls, doc: dict) -> Watch:
-        """A Watch for a run whose config.json is doc."""
-        return cls(doc["config"], len(doc["vocab"]),
-                   doc.get("corpus", {}).get("unigram_eval_nll"))
+        """A Watch for a run whose config.json is doc (a log's may lack config and vocab)."""
+        corpus = doc.get("corpus", {})
+        return cls(doc.get("config", {}), len(doc.get("vocab", ())),
+                   corpus.get("unigram_eval_nll"), corpus.get("floor_nll"))
 
     def update(self, record: dict) -> list[dict]:
-        self.history.add(record)
+        h = self.history
+        h.add(record)
+        for id_, rule in RULES.items():
+            if id_ not in self.held:
+                det = rule.detect(h)
+                if det is not None and "set_aside" not in det:
+                    self.held[id_] = det
         new = []
-        for rule in RULES:
-            name = rule.__name__
-            if name in self.fired or (name == "plateau" and self.fired):
+        for top in fold(h, [dict(d) for d in self.held.values()]):
+            if top["id"] not in self.reported:
+                self.reported.add(top["id"])
+                self.reported.update(c["id"] for c in consequences(top))
+                new.append(top)
+        consistent(h, new, list(self.held.values()))
+        return [advice.finding(d, h.cfg) for d in new]
+
+    def result(self) -> dict:
+        """{"verdict", "findings", "set_aside", "not_measured"} of the run so far (module
+        docstring: one story per run)."""
+        h = self.history
+        dets, set_aside = [], []
+        for id_, rule in RULES.items():
+            det = (rule.detect(h) if h.records else None) if rule.at_end else self.held.get(id_)
+            if det is None:
                 continue
-            f = rule(self.history)
-            if f is not None:
-                self.fired[name] = f
-                new.append(f)
-        return sorted(new, key=rank)
+            det = dict(det)
+            why = det.get("set_aside") or (rule.resolved(h, det) if rule.resolved else None)
+            if why is None and id_ in AT_FLOOR and at_floor(h):
+                why = {"why": "at_floor", "best": best_eval(h), "floor": h.floor}
+            if why is not None:
+                set_aside.append(advice.set_aside(det, why))
+            else:
+                dets.append(det)
+        tops = fold(h, dets)
+        consistent(h, tops, dets)
+        findings = [advice.finding(d, h.cfg) for d in tops]
+        return {"verdict": findings[0]["id"] if findings else "healthy", "findings": findings,
+                "set_aside": set_aside, "not_measured": not_measured(h)}
 
-    def findings(self) -> list[dict]:
-        """The findings of the run so far, most severe first (see the module docstring)."""
-        out = [f for f in self.fired.values() if f["id"] not in AT_END]
-        for rule in (overfitting, plateau):
-            f = rule(self.history) if self.history.records else None
-            if f is not None and (rule is overfitting or not out):
-                out.append(f)
-        return sorted(out, key=rank)
 
-
-def rank(f: dict) -> tuple:
-    """Most severe first, then the fixed priority of the finding ids."""
-    return SEVERITY.index(f["severity"]), PRIORITY.index(f["id"])
+def consequences(det: dict) -> list:
+    return det.get("consequences", [])
 
 
 def diagnose(records: list[dict], config_doc: dict) -> dict:
-    """{"verdict", "findings"} for the records of a run whose config.json is config_doc."""
+    """{"verdict", "findings", "set_aside", "not_measured"} for the records of a run whose
+    config.json is config_doc."""
     watch = Watch.for_config(config_doc)
     for rec in records:
         watch.update(rec)
-    found = watch.findings()
-    return {"verdict": found[0]["id"] if found else "healthy", "findings": found}
+    return watch.result()
 
 
 def diagnose_run(path: Path) -> dict:
@@ -552,31 +804,3 @@ def write_triage(path: Path) -> dict:
     result = diagnose_run(path)
     runs.write_text(Path(path) / runs.TRIAGE, json.dumps(result, indent=2) + "\n")
     return result
-
-
-# ---- words
-
-
-def headline(f: dict) -> str:
-    """One line for the live panel: id, severity, what was seen, what to try first."""
-    return f"{f['id']} ({f['severity']}): {f['evidence']['seen']}; try {f['next'][0]}"
-
-
-def format_finding(f: dict) -> str:
-    ev = f["evidence"]
-    lines = [f"{f['id']} ({f['severity']})", f"  seen: {ev['seen']}",
-             f"  usually means: {'; '.join(f['suspects'])}",
-             f"  try first: {f['next'][0]}"]
-    if len(f["next"]) > 1:
-        lines.append(f"  then: {'   '.join(f['next'][1:])}")
-    lines.append(f"  may be a false positive when: {ev['caveat']}")
-    return "\n".join(lines)
-
-
-def format_diagnosis(result: dict) -> str:
-    """The doctor's words: the verdict, then each finding."""
-    if not result["findings"]:
-        return "verdict: healthy: learning, and no reading is out of range; keep training"
-    head = f"verdict: {result['verdict']} ({len(result['findings'])} finding" \
-        f"{'s' if len(result['findings']) > 1 else ''})"
-    return "\n\n".join([head] + [format_finding(f) for f in result["findings"]])
