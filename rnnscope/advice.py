@@ -89,6 +89,11 @@ def seen_vanishing_gradients(f: dict, recs: list) -> str:
 
 
 def seen_update_too_large(f: dict, recs: list) -> str:
+    if f["grown"]:
+        return (f"from the first record whh_sigma_max {span(f['grown'])} at steps {steps(recs)}, "
+                f"{min(f['grown']) / f['scale']:.0f} times its initial {f['scale']:g}: the first "
+                f"{f['first']} steps were large enough to blow the recurrent weights up "
+                f"(update_ratio {span(f['ratios'])} of the grown weights)")
     return (f"update_ratio {span(f['ratios'])} at steps {steps(recs)}: each step moves the "
             f"weights by over {f['large']:.1%} of their norm; train NLL jumped by up to "
             f"{f['jumps']:.2f} between records")
@@ -136,7 +141,8 @@ CAVEAT = {
     "vanishing_gradients": "text without long-range structure (random characters) teaches a "
                            "model to ignore the past; its profile then decays without harm",
     "update_too_large": "the first records of any run have large ratios while the weights are "
-                        "small; the rule needs them on consecutive records",
+                        "small; the rule needs them on consecutive records, or recurrent weights "
+                        "ten times their initial size from the first record",
     "update_too_small": "a schedule that anneals the lr makes small updates on purpose (records "
                         "below half the --lr are not counted); updates that shrank after "
                         "healthy ones are not counted against the lr",

@@ -72,6 +72,7 @@ THRESHOLDS = {
     "update_large": 0.015,        # norm(delta theta) / norm(theta) per step
     "update_small": 4e-4,
     "update_target": 4e-3,        # the ratio of healthy Adam runs, used to suggest an --lr
+    "weights_grew": HEALTHY["whh_sigma_max"][1],  # whh_sigma_max this many times its init
     "update_healthy": 2e-3,       # a run whose first records' ratio reached this started well
     "crawl": 0.05,                # update_too_small: train NLL fell less than 5% over the streak
     "lr_decayed": 0.5,            # records with lr below this fraction of --lr are not counted
@@ -437,14 +438,27 @@ def vanishing_gradients(h: History) -> dict | None:
 
 
 def update_too_large(h: History) -> dict | None:
+    """update_ratio above `update_large` on `persist` records; or, from the first records,
+    whh_sigma_max `weights_grew` times its initial scale: the first steps were so large that
+    they blew the recurrent weights up, and the ratio, measured against the grown weights,
+    no longer shows it."""
+    scale = max(h.cfg.get("recurrent_scale", 1), 1)
     recs = streak(h, ("update_ratio",), lambda r: r["update_ratio"] > THRESHOLDS["update_large"])
+    grown = None
     if recs is None:
-        return None
+        recs = streak(h, ("update_ratio", "whh_sigma_max"), lambda r: r["whh_sigma_max"] >
+                      THRESHOLDS["weights_grew"] * scale)
+        if recs is None or recs[0]["step"] != h.first_panel:
+            return None
+        grown = values(recs, "whh_sigma_max")
     nll = [r["train_nll"] for r in recs if finite(r.get("train_nll"))]
     facts = {"ratios": values(recs, "update_ratio"), "large": THRESHOLDS["update_large"],
-             "jumps": max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0)}
-    return update_detection("update_too_large", h, recs, facts, ["lr_high"],
-                            [{"lr_schedule": "cosine"}])
+             "jumps": max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0),
+             "grown": grown, "scale": scale, "first": recs[0]["step"]}
+    factor = 0.1 if grown else THRESHOLDS["update_target"] / statistics.median(facts["ratios"])
+    reads = readings(recs, "update_ratio", "whh_sigma_max" if grown else "train_nll", "lr")
+    return detection("update_too_large", "warning", recs, reads, facts, ["lr_high"],
+                     [scaled(h, "lr", factor), {"lr_schedule": "cosine"}])
 
 
 def update_too_small(h: History) -> dict | None:
@@ -473,8 +487,8 @@ def update_too_small(h: History) -> dict | None:
 
 def update_detection(id_: str, h: History, recs: list, facts: dict, suspects: list,
                      more: list) -> dict:
-    """The update_too_* detection: first an --lr that scales the median ratio to the healthy
-    one."""
+    """The update_too_small detection: first an --lr that scales the median ratio to the
+    healthy one."""
     ratio = statistics.median(values(recs, "update_ratio"))
     return detection(id_, "warning", recs, readings(recs, "update_ratio", "train_nll", "lr"),
                      facts, suspects,

@@ -160,9 +160,8 @@ def story(f: dict, records: list, doc: dict, tops: list) -> list[str]:
         if any(f is t for t in tops) and any(t["id"] == "plateau" and "unigram baseline" in
                                              t["evidence"]["seen"] for t in tops):
             return ["a collapsing profile reported apart from a plateau with nothing to learn"]
-    if rid == "update_too_large" and not all(r > T["update_large"] for r in
-                                             reads["update_ratio"]):
-        return ["update_ratio not above update_large at every cited step"]
+    if rid == "update_too_large":
+        return too_large(records, ev, doc.get("config", {}))
     if rid == "update_too_small":
         return crawling(records, recs, reads)
     if rid == "overfitting":
@@ -174,6 +173,19 @@ def story(f: dict, records: list, doc: dict, tops: list) -> list[str]:
                 best - floor < T["floor_margin"]:
             return [f"a plateau reported at the floor ({best:.3f} vs {floor:.3f})"]
     return []
+
+
+def too_large(records: list, ev: dict, cfg: dict) -> list[str]:
+    """Update ratios above update_large, or recurrent weights blown up from the first record."""
+    reads = ev["readings"]
+    if all(r > T["update_large"] for r in reads["update_ratio"]):
+        return []
+    sigma = reads.get("whh_sigma_max") or [0]
+    first = next(r["step"] for r in records if "sat_ratio" in r or "update_ratio" in r)
+    if ev["steps"][0] == first and all(s > T["weights_grew"] * max(cfg.get(
+            "recurrent_scale", 1), 1) for s in sigma):
+        return []
+    return ["neither update_ratio above update_large nor weights blown up from the first record"]
 
 
 def resolved_saturation(records: list, recs: list, sat: str, gain: str) -> list[str]:

@@ -297,6 +297,19 @@ def test_large_updates_explain_a_saturated_start():
     assert result["findings"][0]["next"][0] == "--lr 0.0004"
 
 
+def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
+    # Adam --lr 0.03 here: whh_sigma_max 31 at the first record, the ratio of the grown weights
+    # only 0.004-0.009, 99% of the units on the rails
+    records = [record(i, update_ratio=0.006, whh_sigma_max=31.0, sat_ratio=0.99,
+                      mean_gain=0.005) for i in range(1, 30)]
+    result = judged(records)
+    assert explained(result) == {"update_too_large": ["saturation"]}
+    f = result["findings"][0]
+    assert "31 times its initial 1" in f["evidence"]["seen"] and f["next"][0] == "--lr 0.0002"
+    assert found([record(i, update_ratio=0.006, whh_sigma_max=31.0 if i > 3 else 2.0)
+                  for i in range(1, 30)]) == []  # grown later: not the first steps
+
+
 def test_saturation_explains_a_collapsed_profile():
     records = [record(i, **BROKEN["saturation"], bptt_profile=COLLAPSED)
                for i in range(1, K + 1)]

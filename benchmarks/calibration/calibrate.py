@@ -94,6 +94,7 @@ RECIPES = {
     "two-layers-h96-stdlib": (HEALTHY, "--layers 2 --hidden 96 --steps 500"),
     "adam-lr0.03-shakespeare": (("update_too_large", "saturation"), f"{SHAKESPEARE} --lr 0.03 "
                                                                     "--steps 1500"),
+    "adam-lr0.03-stdlib": (("update_too_large", "saturation"), "--lr 0.03 --steps 1500"),
     "random-letters-h256": (("plateau",), "--corpus {letters} --steps 1500"),
     "h256-shakespeare-10k": (HEALTHY, f"{SHAKESPEARE} --hidden 256 --eval-frac 0.1 "
                                       "--steps 10100"),
