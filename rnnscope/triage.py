@@ -543,7 +543,7 @@ def plateau(h: History) -> dict | None:
     best = best_eval(h)
     gap = last_gap(h)
     baseline = h.unigram is not None and best is not None and \
-        best > h.unigram * (1 - THRESHOLDS["unigram_margin"]) and \
+        abs(best - h.unigram) < THRESHOLDS["unigram_margin"] * h.unigram and \
         (h.floor is None or h.unigram - h.floor < THRESHOLDS["floor_margin"])
     wide = gap > THRESHOLDS["gap_large"]
     facts = {"gain": gain, "nll": values([recs[0], recs[-1]], "train_nll"), "best": best,
