@@ -1,10 +1,11 @@
 """Where the time of one forward+backward goes: the per-step recurrent products against the rest.
 
-    python benchmarks/breakdown.py [--hidden 512] [--layers 1] [--steps 20]
+    python benchmarks/breakdown.py [--cell rnn] [--hidden 512] [--layers 1] [--steps 20]
 
-Times Model.loss_and_grads at batch 64, seq-len 64, vocabulary 65, float32, and inside it the two
-cell functions (the recurrence loops; rnn_backward includes the one large dWhh product), then
-one bare (B, H) @ (H, H) product and one (H, T*B) @ (T*B, H) product for scale.
+Times Model.loss_and_grads at batch 64, seq-len 64, vocabulary 65, float32, and inside it the
+cell's forward and backward (the recurrence loops; the backward includes the one large product
+of the recurrent weight gradient), then one bare (B, H) @ (H, H) product and one
+(H, T*B) @ (T*B, H) product for scale.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from collections import defaultdict
 
 import numpy as np
 
-from rnnscope import model as model_module
 from rnnscope.bench import BATCH, SEQ_LEN, VOCAB, matmul_peak
+from rnnscope.cells import CELLS
 from rnnscope.model import Model, empty_aligned
 
 
 def timed(fn, totals: dict, name: str):
     def wrapper(*args):
         t0 = time.perf_counter()
-        fn(*args)
+        out = fn(*args)
         totals[name] += time.perf_counter() - t0
+        return out
     return wrapper
 
 
@@ -40,6 +42,7 @@ def best_ms(fn, repeats: int = 50) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cell", choices=CELLS, default="rnn")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
@@ -47,10 +50,11 @@ def main() -> None:
     H, steps = args.hidden, args.steps
     rng = np.random.default_rng(0)
     x, y = (rng.integers(0, VOCAB, (SEQ_LEN, BATCH)) for _ in range(2))
-    model = Model(VOCAB, H, args.layers)
+    model = Model(VOCAB, H, args.layers, cell=args.cell)
     totals: dict[str, float] = defaultdict(float)
-    for name in ("rnn_forward", "rnn_backward"):
-        setattr(model_module, name, timed(getattr(model_module, name), totals, name))
+    cell = CELLS[args.cell]
+    for name in ("forward", "backward"):
+        setattr(cell, name, timed(getattr(cell, name), totals, f"{args.cell}.{name}"))
     model.loss_and_grads(x, y)
     totals.clear()
     t0 = time.perf_counter()
@@ -66,7 +70,7 @@ def main() -> None:
         a[...] = rng.standard_normal(a.shape)
     per_step = best_ms(lambda: np.dot(h, W, out=out))
     dW = best_ms(lambda: np.dot(big.T, big2, out=W), 10)  # not big.T @ big: NumPy halves that
-    print(f"hidden {H}, {args.layers} layer(s): forward+backward {total:.1f} ms "
+    print(f"{args.cell}, hidden {H}, {args.layers} layer(s): forward+backward {total:.1f} ms "
           f"({BATCH * SEQ_LEN / total * 1e3:,.0f} chars/s)")
     for name, ms in parts.items():
         print(f"  {name:16} {ms:6.1f} ms  {ms / total:4.0%}")

@@ -355,7 +355,7 @@ def engine_train(cfg: TrainConfig, chunks) -> Callable[[bool], None]:
         h, deltas = u.out.h_last, u.deltas
         if due:
             panel.readings(u.out.probes, model.params, u.norms, u.deltas, cfg.sat_threshold,
-                           panel_rng)
+                           panel_rng, cfg.cell)
 
     return step
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from . import cells
 from .errors import RnnscopeError
 
-CELLS = ("rnn",)
+CELLS = tuple(cells.CELLS)
 OPTIMIZERS = ("adam", "sgd", "momentum", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 CLIPS = ("norm", "elementwise", "none")

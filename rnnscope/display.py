@@ -3,7 +3,7 @@
 The display only reads what the loop hands it (step counts and the panel records); it never
 computes a reading itself. Both displays show the same rows (`Board`): each shown reading's
 latest value, its per-layer values when the model has several layers, its trend over the last
-TREND records and a flag when it is outside its healthy range (panel.HEALTHY).
+TREND records and a flag when it is outside its healthy range (rnnscope/health.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 from rich.text import Text
 
-from . import panel
+from . import health, panel
 
 SHOWN = ("train_nll", "eval_nll", "mean_abs_h", "sat_ratio", "mean_gain", "dh_norm",
          "dh_raw_norm", "grad_norm", "clip_rate", "update_ratio", "whh_sigma_max", "bptt_profile")
@@ -58,7 +58,7 @@ def fmt(v) -> str:
 class Row(NamedTuple):
     key: str
     value: float | None
-    flag: str                               # '' when healthy, else panel.flag()'s text
+    flag: str                               # '' when healthy, else health.flag()'s text
     layers: list[tuple[float | None, str]]  # (value, flag) of each layer, when more than one
     trend: list[float | None]               # the last TREND values, oldest first
 
@@ -90,7 +90,7 @@ class Board:
 
     def latest(self, key: str) -> tuple[float | None, str]:
         *earlier, value = self.history[key]
-        return value, panel.flag(key, value, earlier)
+        return value, health.flag(key, value, earlier)
 
 
 def sparkline(values: list[float | None]) -> str:

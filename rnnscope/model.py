@@ -1,10 +1,16 @@
-"""The character model: one-hot input, stacked tanh layers, softmax readout, loss and gradients.
+"""The character model: one-hot input, stacked recurrent layers, softmax readout, loss, gradients.
 
 Time-major, row-vector convention (SPEC section 1). x, y: (T, B) ints; N = T*B targets.
-Layer l has "{l}.Wxh" (in x H), "{l}.Whh" (H x H), "{l}.bh" (H);
-the readout "Why" (H x V), "by" (V).
-The input of layer 0 is one-hot, so u_t @ Wxh is a row lookup Wxh[x_t]; the input of layer l > 0
-is h of layer l-1 (after dropout, when training with dropout).
+Layer l's parameters are "{l}.{name}" with the names of its cell (rnnscope/cells: the tanh cell
+has "{l}.Wxh" (in x H), "{l}.Whh" (H x H), "{l}.bh" (H)); the readout "Why" (H x V), "by" (V).
+The model does what every cell shares: the input product ax = u @ Wx + bx of all steps at once
+(the input of layer 0 is one-hot, so it is a row lookup of Wx + bx; the input of layer l > 0 is
+the output h of layer l-1, after dropout when training with dropout), the input-weight gradients
+as single large products, stacking, dropout, readout, loss and the reused work buffers; the
+cell runs the recurrence and its backward pass (the cell contract: rnnscope/cells/__init__.py).
+
+A state (h0, h_last, zero_state) is in the cell's form: an (L, B, H) array of h for a cell whose
+state is h alone, a tuple of such arrays, one per part, for the LSTM's (h, c).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cells import rnn_backward, rnn_forward
-from .config import CELLS, DTYPES, INITS
+from .cells import CELLS, Init, layer_params
+from .config import DTYPES, INITS
 from .errors import RnnscopeError
 
 ALIGN = 64  # bytes, a cache line
+State = np.ndarray | tuple  # (L, B, H), or a tuple of them for a cell with several parts
 
 
 @dataclass
@@ -28,94 +35,93 @@ class LossAndGrads:
     loss, grads and h_last are the caller's to keep."""
     loss: float                 # mean NLL over the T*B targets, nats/char
     grads: dict[str, np.ndarray]
-    h_last: np.ndarray          # (L, B, H), pass as h0 for the next chunk
-    probes: list[dict]          # per layer {"h", "dh", "dh_raw"}, each (T, B, H)
+    h_last: State               # pass as h0 for the next chunk
+    probes: list[dict]          # per layer {"h", "dh", "dh_raw", gates...}, each (T, B, H)
 
 
 class Model:
-    """A stack of `num_layers` tanh RNN layers over a `vocab_size` alphabet."""
+    """A stack of `num_layers` recurrent layers of cell `cell` over a `vocab_size` alphabet.
+    forget_bias and chrono_init (T_max, None: off) initialise the gated cells' gate biases."""
 
     def __init__(self, vocab_size: int, hidden_size: int = 256, num_layers: int = 1,
                  cell: str = "rnn", seed: int = 0, dtype: str = "float32",
                  recurrent_init: str = "orthogonal", recurrent_scale: float = 1.0,
-                 input_scale: float = 1.0) -> None:
+                 input_scale: float = 1.0, forget_bias: float = 1.0,
+                 chrono_init: int | None = None) -> None:
         check_model_args(vocab_size, hidden_size, num_layers, cell, dtype, recurrent_init)
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
-        self.cell, self.dtype = cell, np.dtype(dtype)
-        self.params = init_params(vocab_size, hidden_size, num_layers, np.random.default_rng(seed),
-                                  self.dtype, recurrent_init, recurrent_scale, input_scale)
+        self.cell, self.cell_module, self.dtype = cell, CELLS[cell], np.dtype(dtype)
+        init = Init(recurrent_init, recurrent_scale, input_scale, forget_bias, chrono_init)
+        self.params = init_params(self.cell_module, vocab_size, hidden_size, num_layers,
+                                  np.random.default_rng(seed), self.dtype, init)
         self._buffers: dict[str, np.ndarray] = {}  # loss_and_grads' work arrays, by name
 
-    def zero_state(self, batch: int) -> np.ndarray:
-        return np.zeros((self.num_layers, batch, self.hidden_size), dtype=self.dtype)
+    def zero_state(self, batch: int) -> State:
+        shape = (self.num_layers, batch, self.hidden_size)
+        return from_parts([np.zeros(shape, self.dtype) for _ in self.cell_module.STATE])
 
-    def forward(self, x: np.ndarray, h0: np.ndarray | None = None):
-        """Logits (T, B, V) and h_last (L, B, H), without keeping anything for a backward pass.
+    def forward(self, x: np.ndarray, h0: State | None = None):
+        """Logits (T, B, V) and h_last, without keeping anything for a backward pass.
         Works in fresh arrays, so it never disturbs the probes of the last loss_and_grads."""
-        hs, _ = self._layers(x, self._state(h0, x.shape[1]), 0.0, None, self._fresh)
-        logits = self._readout(hs[-1][1:], self._fresh)
-        return logits.reshape(*x.shape, -1), last_states(hs)
+        tapes, _, outputs = self._layers(x, self._state(h0, x.shape[1]), 0.0, None,
+                                         self._fresh)
+        logits = self._readout(outputs[-1], self._fresh)
+        return logits.reshape(*x.shape, -1), self._last_state(tapes)
 
-    def loss(self, x: np.ndarray, y: np.ndarray, h0: np.ndarray | None = None):
+    def loss(self, x: np.ndarray, y: np.ndarray, h0: State | None = None):
         """(mean NLL, h_last) without gradients: for evaluation."""
         logits, h_last = self.forward(x, h0)
         return nll(logits.reshape(-1, self.vocab_size), y.ravel())[0], h_last
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, h0: np.ndarray | None = None,
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, h0: State | None = None,
                        dropout: float = 0.0, rng: np.random.Generator | None = None
                        ) -> LossAndGrads:
         """Forward, loss and hand-written truncated BPTT over one (T, B) chunk."""
         P, T, B, H = self.params, x.shape[0], x.shape[1], self.hidden_size
-        work = self._buffer
-        hs, masks = self._layers(x, self._state(h0, B), dropout, rng, work)
-        top = hs[-1][1:] if masks[-1] is None else hs[-1][1:] * masks[-1]
-        loss, dlogits = nll(self._readout(top, work), y.ravel())
-        grads = {"Why": top.reshape(-1, H).T @ dlogits, "by": dlogits.sum(axis=0)}
+        cell, work = self.cell_module, self._buffer
+        wx, bx = cell.INPUT
+        tapes, masks, outputs = self._layers(x, self._state(h0, B), dropout, rng, work)
+        loss, dlogits = nll(self._readout(outputs[-1], work), y.ravel())
+        grads = {"Why": outputs[-1].reshape(-1, H).T @ dlogits, "by": dlogits.sum(axis=0)}
         du = work(f"{self.num_layers - 1}.dh", (T, B, H))  # gradient reaching a layer's output
         np.dot(dlogits, P["Why"].T, out=du.reshape(-1, H))
         probes = []
         for l in reversed(range(self.num_layers)):
             if masks[l] is not None:
                 du *= masks[l]
-            dh, dh_raw = du, work(f"{l}.dh_raw", (T, B, H))
-            grads[f"{l}.Whh"] = np.empty((H, H), self.dtype)
-            rnn_backward(dh, hs[l], aligned_copy(P[f"{l}.Whh"].T, work("WhhT", (H, H))),
-                         dh_raw, grads[f"{l}.Whh"], work("scratch", (B, H)))
-            flat = dh_raw.reshape(-1, H)
-            if l == 0:  # each position's dh_raw lands in one row of dWxh, so those rows sum to dbh
-                grads["0.Wxh"] = one_hot_columns(x.ravel(), self.vocab_size, self.dtype) @ flat
-                grads["0.bh"] = grads["0.Wxh"].sum(axis=0)
+            dh, recurrent = du, {}
+            dax = cell.backward(layer_params(P, l), tapes[l], dh, cell_work(work, l), recurrent)
+            grads.update({f"{l}.{k}": g for k, g in recurrent.items()})
+            flat = dax.reshape(T * B, -1)
+            if l == 0:  # each position's dax lands in one row of dWx, so those rows sum to dbx
+                grads[f"0.{wx}"] = one_hot_columns(x.ravel(), self.vocab_size, self.dtype) @ flat
+                grads[f"0.{bx}"] = grads[f"0.{wx}"].sum(axis=0)
             else:
-                grads[f"{l}.bh"] = flat.sum(axis=0)
-                below = hs[l - 1][1:] if masks[l - 1] is None else hs[l - 1][1:] * masks[l - 1]
-                grads[f"{l}.Wxh"] = below.reshape(-1, H).T @ flat
+                grads[f"{l}.{bx}"] = flat.sum(axis=0)
+                grads[f"{l}.{wx}"] = outputs[l - 1].reshape(-1, H).T @ flat
                 du = work(f"{l - 1}.dh", (T, B, H))
-                np.dot(flat, P[f"{l}.Wxh"].T, out=du.reshape(-1, H))
-            probes.append({"h": hs[l][1:], "dh": dh, "dh_raw": dh_raw})
+                np.dot(flat, P[f"{l}.{wx}"].T, out=du.reshape(-1, H))
+            probes.append(cell.probes(tapes[l], dh, dax))
         probes.reverse()
-        return LossAndGrads(loss, {k: grads[k] for k in P}, last_states(hs), probes)
+        return LossAndGrads(loss, {k: grads[k] for k in P}, self._last_state(tapes), probes)
 
-    def _layers(self, x, h0, dropout, rng, alloc):
-        """Run every layer over the chunk. Returns, per layer, its states hs (T+1, B, H) with
-        hs[0] = h0[l] (see cells.py) and its dropout mask; alloc(name, shape) gives arrays."""
-        P, T, B, H = self.params, x.shape[0], x.shape[1], self.hidden_size
+    def _layers(self, x, state0, dropout, rng, alloc):
+        """Run every layer over the chunk. Returns, per layer, the cell's tape, the dropout mask
+        of its output and the output after dropout (T, B, H); state0: per layer, a tuple of
+        (B, H); alloc(name, shape) gives arrays."""
         check_ids(x, self.vocab_size)
-        hs, masks, u = [], [], None
+        cell, T = self.cell_module, x.shape[0]
+        tapes, masks, outputs = [], [], []
         for l in range(self.num_layers):
-            h = alloc(f"{l}.hs", (T + 1, B, H))
-            h[0] = h0[l]
-            if l == 0:  # one-hot input: the input product is a row lookup of Wxh + bh
-                np.take(P["0.Wxh"] + P["0.bh"], x, axis=0, out=h[1:], mode="clip")
-            else:
-                np.dot(u.reshape(-1, H), P[f"{l}.Wxh"], out=h[1:].reshape(-1, H))
-                h[1:] += P[f"{l}.bh"]
-            rnn_forward(h, aligned_copy(P[f"{l}.Whh"], alloc("Whh", (H, H))),
-                        alloc("scratch", (B, H)))
-            mask = dropout_mask(h[1:].shape, dropout, rng, self.dtype)
-            hs.append(h)
+            P = layer_params(self.params, l)
+            fill = input_product(P, cell.INPUT, outputs[-1] if l else x, one_hot=l == 0)
+            tape = cell.forward(P, state0[l], T, fill, cell_work(alloc, l))
+            h = tape["h"][1:]
+            mask = dropout_mask(h.shape, dropout, rng, self.dtype)
+            tapes.append(tape)
             masks.append(mask)
-            u = h[1:] if mask is None else h[1:] * mask
-        return hs, masks
+            outputs.append(h if mask is None else h * mask)
+        return tapes, masks, outputs
 
     def _readout(self, h: np.ndarray, alloc) -> np.ndarray:
         """h (T, B, H) -> logits (T*B, V)."""
@@ -134,13 +140,61 @@ class Model:
     def _fresh(self, name: str, shape: tuple) -> np.ndarray:
         return empty_aligned(shape, self.dtype)
 
-    def _state(self, h0, batch):
-        if h0 is None:
-            return self.zero_state(batch)
+    def _state(self, h0: State | None, batch: int) -> list[tuple]:
+        """Per layer, the tuple of the state's parts (B, H)."""
+        parts = as_parts(self.zero_state(batch) if h0 is None else h0)
+        names = self.cell_module.STATE
         expected = (self.num_layers, batch, self.hidden_size)
-        if h0.shape != expected:
-            raise ValueError(f"h0 has shape {h0.shape}, expected (L, B, H) = {expected}")
-        return h0.astype(self.dtype, copy=False)
+        if len(parts) != len(names):
+            raise ValueError(f"h0 has {len(parts)} part(s), expected the {self.cell} state "
+                             f"({', '.join(names)}), each (L, B, H) = {expected}")
+        for name, part in zip(names, parts, strict=True):
+            if np.shape(part) != expected:
+                raise ValueError(f"h0's {name} has shape {np.shape(part)}, expected (L, B, H) "
+                                 f"= {expected}")
+        parts = [np.asarray(p).astype(self.dtype, copy=False) for p in parts]
+        return [tuple(p[l] for p in parts) for l in range(self.num_layers)]
+
+    def state_parts(self, state: State) -> dict[str, np.ndarray]:
+        """{part: (L, B, H)} of a state in the cell's form (as a checkpoint stores it)."""
+        return dict(zip(self.cell_module.STATE, as_parts(state), strict=True))
+
+    def state_of(self, parts: dict[str, np.ndarray]) -> State:
+        """The state in the cell's form from {part: (L, B, H)}, the inverse of state_parts."""
+        return from_parts([parts[s] for s in self.cell_module.STATE])
+
+    def _last_state(self, tapes: list[dict]) -> State:
+        """Every layer's last state, fresh arrays, in the cell's form."""
+        return from_parts([np.stack([tape[s][-1] for tape in tapes])
+                           for s in self.cell_module.STATE])
+
+
+def as_parts(state: State) -> tuple:
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
+
+
+def from_parts(parts: list[np.ndarray]) -> State:
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def cell_work(alloc, l: int):
+    """The work-array function a cell gets for layer l: its names in their own namespace."""
+    return lambda name, shape: alloc(f"{l}.cell.{name}", shape)
+
+
+def input_product(P: dict, names: tuple, u: np.ndarray, one_hot: bool):
+    """fill(ax): writes u @ Wx + bx into ax (T, B, width); for one-hot ids u (T, B) a row
+    lookup of Wx + bx."""
+    Wx, bx = (P[n] for n in names)
+
+    def fill(ax: np.ndarray) -> None:
+        if one_hot:
+            np.take(Wx + bx, u, axis=0, out=ax, mode="clip")
+        else:
+            np.dot(u.reshape(-1, u.shape[-1]), Wx, out=ax.reshape(-1, ax.shape[-1]))
+            ax += bx
+
+    return fill
 
 
 def empty_aligned(shape: tuple, dtype) -> np.ndarray:
@@ -151,17 +205,6 @@ def empty_aligned(shape: tuple, dtype) -> np.ndarray:
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = -raw.ctypes.data % ALIGN
     return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-def aligned_copy(a: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """a copied into the aligned array out (of a's shape): a contiguous, aligned operand."""
-    np.copyto(out, a)
-    return out
-
-
-def last_states(hs: list[np.ndarray]) -> np.ndarray:
-    """(L, B, H): every layer's last state, a fresh array."""
-    return np.stack([h[-1] for h in hs])
 
 
 def check_ids(x: np.ndarray, vocab_size: int) -> None:
@@ -201,28 +244,17 @@ def dropout_mask(shape, p: float, rng: np.random.Generator | None, dtype) -> np.
     return ((rng.random(shape) >= p) / (1 - p)).astype(dtype)
 
 
-def init_params(V: int, H: int, L: int, rng: np.random.Generator, dtype, recurrent_init: str,
-                recurrent_scale: float, input_scale: float) -> dict[str, np.ndarray]:
-    """Input weights std input_scale/sqrt(fan_in); Whh by scheme times recurrent_scale;
-    readout std 1/sqrt(H); biases zero."""
+def init_params(cell, V: int, H: int, L: int, rng: np.random.Generator, dtype,
+                init: Init) -> dict[str, np.ndarray]:
+    """Every layer's parameters as its cell draws them, then the readout: Why std 1/sqrt(H),
+    by zero."""
     params = {}
     for l in range(L):
-        fan_in = V if l == 0 else H
-        params[f"{l}.Wxh"] = rng.normal(0, input_scale / np.sqrt(fan_in), (fan_in, H))
-        params[f"{l}.Whh"] = recurrent_scale * recurrent_matrix(recurrent_init, H, rng)
-        params[f"{l}.bh"] = np.zeros(H)
+        layer = cell.init(V if l == 0 else H, H, rng, init)
+        params.update({f"{l}.{k}": v for k, v in layer.items()})
     params["Why"] = rng.normal(0, 1 / np.sqrt(H), (H, V))
     params["by"] = np.zeros(V)
     return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
-
-
-def recurrent_matrix(scheme: str, H: int, rng: np.random.Generator) -> np.ndarray:
-    if scheme == "identity":
-        return np.eye(H)
-    if scheme == "normal":
-        return rng.normal(0, 1 / np.sqrt(H), (H, H))
-    q, r = np.linalg.qr(rng.normal(size=(H, H)))
-    return q * np.sign(np.diag(r))  # sign fix makes q uniformly (Haar) distributed
 
 
 def check_model_args(vocab_size, hidden_size, num_layers, cell, dtype, recurrent_init) -> None:

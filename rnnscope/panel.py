@@ -1,28 +1,31 @@
 """The instrument panel: readings of one training step, computed from what the step produced.
 
-Every reading is a small function registered in one of the tables below; `readings()` runs them
-on a log step. Nothing here re-runs a forward or backward pass, except the through-time profile,
-which walks the recurrence alone (a (B, H) @ (H, H) per time step) once per record.
+Every reading is a small function registered in a table: PROBE_READINGS here, which every cell
+has, and each cell's own READINGS (rnnscope/cells: the tanh cell's mean_gain and whh_sigma_max,
+the gated cells' gate readings); `readings()` runs them on a log step. A reading a cell does not
+define is not recorded for it. Nothing here re-runs a forward or backward pass, except the
+through-time profile, which walks the recurrence alone through the cell's own backward step
+(one (B, H) @ (H, BLOCKS*H) product per time step) once per record.
 
 N = T*B targets per chunk. Per-layer readings are keyed `layer{l}.{name}`; the un-prefixed key
-is the mean over layers (for `whh_sigma_max`, the largest over layers; for `bptt_profile`, the
-mean over layers of g_k).
+aggregates the layers as AGGREGATES says (the mean unless listed; for `bptt_profile`, the mean
+over layers of g_k).
 
 What a record covers: `train_nll` and `clip_rate` are means over the steps of the interval
 since the previous record, and `steps` is [first, last] of that interval; every other reading
 is of the record's own step (the last of the interval): its probes, its gradient before
 clipping, its update and the weights after it.
 
-HEALTHY holds the range in which a reading is unremarkable; the display flags a reading outside
-it (`flag`). docs/panel.md gives the runs that calibrate each bound.
+The healthy range of each reading is in rnnscope/health.py.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 
 import numpy as np
+
+from .cells import CELLS, layer_params
 
 # ---- per-layer readings of the probes: h, dh, dh_raw are (T, B, H); dh is of the mean loss.
 # Elementwise work stays in the training dtype (a float64 copy of the probes would cost more than
@@ -35,10 +38,6 @@ def mean_abs_h(h, dh, dh_raw, sat_threshold):
 
 def sat_ratio(h, dh, dh_raw, sat_threshold):
     return float(np.count_nonzero(np.abs(h) > sat_threshold) / h.size)
-
-
-def mean_gain(h, dh, dh_raw, sat_threshold):
-    return float(1.0 - np.mean(np.square(h)))
 
 
 def dh_norm(h, dh, dh_raw, sat_threshold):
@@ -58,66 +57,37 @@ def row_norm_of_sum(g: np.ndarray) -> float:
 
 
 PROBE_READINGS = {f.__name__: f for f in
-                  (mean_abs_h, sat_ratio, mean_gain, dh_norm, dh_raw_norm)}
+                  (mean_abs_h, sat_ratio, dh_norm, dh_raw_norm)}
 
 
-# ---- per-layer readings of the recurrent weights
+# ---- the through-time profile, through the cell's own backward step
 
 
-LANCZOS_STEPS = 32  # 3e-5 relative error at worst on H = 512 test matrices (docs/panel.md)
-
-
-def whh_sigma_max(Whh: np.ndarray, h: np.ndarray, rng) -> float:
-    """Largest singular value of Whh: the largest singular value of Whh restricted to a Krylov
-    basis of Whh.T @ Whh (Lanczos). It converges from below and is exact once the basis spans
-    the space; a few matrix-vector products instead of an O(H^3) decomposition."""
-    W = Whh.astype(np.float64, copy=False)
-    if not np.isfinite(W).all():
-        return float("nan")
-    Q = krylov_basis(W, LANCZOS_STEPS)
-    return float(np.linalg.svd(W @ Q.T, compute_uv=False)[0])
-
-
-def krylov_basis(W: np.ndarray, k: int) -> np.ndarray:
-    """Orthonormal rows (j, H), j <= k, spanning v, (W.T W) v, ..., (W.T W)^(j-1) v.
-    v is fixed (seed 0) so the reading needs no state and no draw from the panel rng; the basis
-    stops early when the space closes (at once for a multiple of an orthogonal matrix)."""
-    H = W.shape[1]
-    Q = np.zeros((min(k, H), H))
-    v = np.random.default_rng(0).standard_normal(H)
-    closed = 1e-12 * np.vdot(W, W)  # ||W.T W q|| <= ||W||_F^2 for a unit q
-    for j in range(len(Q)):
-        for _ in range(2):  # Gram-Schmidt twice keeps the basis orthogonal in floating point
-            v -= (Q[:j] @ v) @ Q[:j]
-        norm = np.linalg.norm(v)
-        if j > 0 and norm <= closed:
-            return Q[:j]
-        Q[j] = v / norm
-        v = (W @ Q[j]) @ W
-    return Q
-
-
-def bptt_profile(Whh: np.ndarray, h: np.ndarray, rng) -> list[list[float]]:
+def bptt_profile(cell, P: dict, probe: dict, rng) -> list[list[float]]:
     """[[k, g_k]]: mean over the batch of the norm of the gradient reaching h_{T-k} from a random
-    unit vector injected at h_T, through the recurrence alone: v <- (v * (1 - h_t**2)) @ Whh.T.
-    k = 1, 2, 4, ... and T itself. Each row of v is kept at unit norm and its log-norm summed
+    unit vector injected at h_T, through the recurrence alone (the cell's through_time step:
+    for the tanh cell v <- (v * (1 - h_t**2)) @ Whh.T; for the LSTM the gradient travels as
+    (dh, dc), injected as (v, 0), and g_k is the norm of its dh part). k = 1, 2, 4, ... and T
+    itself. Each row of v is kept at unit norm (over all its parts) and its log-norm summed
     apart, so that g_k far below or above 1 neither underflows nor overflows (float64 range)."""
+    h = probe["h"]
     T, B, H = h.shape
     v = rng.standard_normal((B, H)).astype(h.dtype)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
+    vs = (v,) + tuple(np.zeros_like(v) for _ in cell.STATE[1:])
     log_g = np.zeros(B)  # log of the norm each row would have without the rescaling
-    WhhT = np.ascontiguousarray(Whh.T)  # a contiguous copy makes the T products ~1.5x faster
+    step = cell.through_time(P, probe)
     ks = profile_steps(T)
     out = []
     for k in range(1, T + 1):
-        v *= 1 - h[T - k] ** 2
-        v = v @ WhhT
-        norm = np.linalg.norm(v, axis=1)
+        vs = step(T - k, vs)
+        norms = [np.linalg.norm(part, axis=1) for part in vs]
+        norm = np.hypot.reduce(norms, axis=0)  # of all parts together; for one part, its own
         with np.errstate(divide="ignore"):  # a row that is exactly 0 stays 0: log_g = -inf
+            if k in ks:
+                out.append([k, float(np.exp(log_g + np.log(norms[0])).mean())])
             log_g += np.log(norm)
-        v /= np.where(norm > 0, norm, 1)[:, None]
-        if k in ks:
-            out.append([k, float(np.exp(log_g).mean())])
+        vs = tuple(part / np.where(norm > 0, norm, 1)[:, None] for part in vs)
     return out
 
 
@@ -126,25 +96,28 @@ def profile_steps(T: int) -> set[int]:
     return ks | {T}
 
 
-WEIGHT_READINGS = {f.__name__: f for f in (whh_sigma_max, bptt_profile)}
-
-
 # ---- the panel
+
+AGGREGATES = {"whh_sigma_max": max}  # over layers; the mean for every other scalar reading
 
 
 def readings(probes: list[dict], params: dict[str, np.ndarray], grad_norms: dict[str, float],
-             deltas: dict[str, np.ndarray], sat_threshold: float, rng) -> dict:
-    """All readings of one step. grad_norms: per-parameter gradient norms before clipping."""
+             deltas: dict[str, np.ndarray], sat_threshold: float, rng, cell: str = "rnn") -> dict:
+    """All readings of one step of a model of cell `cell`. grad_norms: per-parameter gradient
+    norms before clipping."""
+    unit = CELLS[cell]
     rec: dict = {}
     for l, probe in enumerate(probes):
+        P = layer_params(params, l)
         for name, fn in PROBE_READINGS.items():
             rec[f"layer{l}.{name}"] = fn(probe["h"], probe["dh"], probe["dh_raw"], sat_threshold)
-        for name, fn in WEIGHT_READINGS.items():
-            rec[f"layer{l}.{name}"] = fn(params[f"{l}.Whh"], probe["h"], rng)
+        for name, fn in unit.READINGS.items():
+            rec[f"layer{l}.{name}"] = fn(P, probe, sat_threshold)
+        rec[f"layer{l}.bptt_profile"] = bptt_profile(unit, P, probe, rng)
     L = len(probes)
-    for name in PROBE_READINGS:
-        rec[name] = float(np.mean([rec[f"layer{l}.{name}"] for l in range(L)]))
-    rec["whh_sigma_max"] = max(rec[f"layer{l}.whh_sigma_max"] for l in range(L))
+    for name in [*PROBE_READINGS, *unit.READINGS]:
+        rec[name] = float(AGGREGATES.get(name, np.mean)([rec[f"layer{l}.{name}"]
+                                                         for l in range(L)]))
     profiles = np.array([[g for _, g in rec[f"layer{l}.bptt_profile"]] for l in range(L)])
     ks = [k for k, _ in rec["layer0.bptt_profile"]]
     rec["bptt_profile"] = [[k, float(g)] for k, g in zip(ks, profiles.mean(0), strict=True)]
@@ -172,20 +145,6 @@ def grad_norms(grads: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(np.linalg.norm(g)) for name, g in grads.items()}
 
 
-# ---- health: the range in which a reading is unremarkable, for the display's flags
-
-HEALTHY = {                       # reading: (low, high), None where unbounded
-    "sat_ratio": (None, 0.5),
-    "mean_gain": (0.3, None),
-    "clip_rate": (None, 0.5),
-    "grad_norm": (None, 100.0),
-    "update_ratio": (1e-4, 1e-2),
-    "whh_sigma_max": (None, 10.0),
-    "bptt_profile": (0.5, 1.1),   # on the gain per time step g_T ** (1/T), see scalar()
-}
-GRAD_NORM_RISE = 10.0  # grad_norm is flagged above this multiple of its median at earlier records
-
-
 def scalar(value):
     """A reading as one number. bptt_profile [[k, g_k], ..., [T, g_T]] becomes g_T ** (1/T), the
     geometric-mean gain of a gradient per time step (the injected vector has norm 1): below 1 it
@@ -195,28 +154,6 @@ def scalar(value):
         T, g_T = value[-1]
         value = None if g_T is None else g_T ** (1 / T)
     return value if value is None or math.isfinite(value) else None
-
-
-def flag(key: str, value, earlier=()) -> str:
-    """'' when reading `key` (per layer or not) is in its healthy range, else what is wrong:
-    'nan', '>0.5', '<0.3', or 'x12' (grad_norm 12 times its median over `earlier` records).
-    value and earlier are scalar() values; None stands for NaN/inf, as in metrics.jsonl."""
-    name = key.split(".", 1)[1] if key.startswith("layer") else key
-    if value is None or not math.isfinite(value):
-        return "nan"
-    low, high = HEALTHY.get(name, (None, None))
-    if low is not None and value < low:
-        return f"<{low:g}"
-    if high is not None and value > high:
-        return f">{high:g}"
-    return rise(value, earlier) if name == "grad_norm" else ""
-
-
-def rise(value: float, earlier) -> str:
-    """'x12' when value is over GRAD_NORM_RISE times the median of the earlier values, else ''."""
-    past = [v for v in earlier if v is not None and math.isfinite(v)]
-    typical = statistics.median(past) if past else 0.0
-    return f"x{value / typical:.0f}" if typical > 0 and value > GRAD_NORM_RISE * typical else ""
 
 
 class Interval:

@@ -22,9 +22,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, LogFormatter
 
+from .health import HEALTHY
+
 MAX_POINTS = 500                        # a longer series is thinned to about this many points
 PROFILES_PER_RUN = 4                    # bptt_profile curves drawn per run
-UPDATE_BAND = (10 ** -3.5, 10 ** -2.5)  # a decade around the usual ~1e-3 update ratio
 PALETTE = [to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
 STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
          "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 8}
@@ -235,15 +236,17 @@ def update_ratio(runs: list[RunData]) -> Figure:
                                if k.startswith("update_ratio.")))
     fig, axes = grid(len(names), sharey=True)
     for ax, key in zip(axes, names or ["update_ratio"], strict=True):
-        ax.axhspan(*UPDATE_BAND, color="tab:green", alpha=0.12, lw=0)
+        ax.axhspan(*HEALTHY["update_ratio"], color="tab:green", alpha=0.12, lw=0)
         ax.axhline(1e-3, color="0.4", ls="--", lw=0.8)
         fit_scale(ax, plot_each(ax, runs, key, positive=True), log=True)
         ax.set_title(key.removeprefix("update_ratio."))
     fig.supxlabel(XLABEL["step"], fontsize=9)
     fig.supylabel("update ratio ‖Δθ‖ / ‖θ‖ of one step", fontsize=9)
-    band = Patch(color="tab:green", alpha=0.25, label="3e-4 to 3e-3, around the usual 1e-3")
-    fig.legend(handles=run_handles(runs) + [band], loc="outside upper center",
-               ncols=min(4, len(runs) + 1))
+    low, high = HEALTHY["update_ratio"]
+    band = Patch(color="tab:green", alpha=0.25, label=f"healthy range {low:g} to {high:g}")
+    usual = style_handle("the usual 1e-3", ls="--", lw=0.8)
+    fig.legend(handles=run_handles(runs) + [band, usual], loc="outside upper center",
+               ncols=min(4, len(runs) + 2))
     return fig
 
 
@@ -308,8 +311,8 @@ FIGURES = [
      "Triangles mark records whose interval clipped; dotted lines are the clipping "
      "thresholds.", grad_norm),
     ("update-ratio", "Update ratio per parameter",
-     "Size of each step relative to the parameter; healthy training sits near the shaded "
-     "1e-3 band.", update_ratio),
+     "Size of each step relative to the parameter; the shaded band is the healthy range of "
+     "the global ratio (rnnscope/health.py), the dashed line the usual 1e-3.", update_ratio),
     ("whh-sigma", "Recurrent matrix scale",
      "Largest singular value of Whh: well above 1 risks exploding, well below 1 vanishing.",
      whh_sigma),

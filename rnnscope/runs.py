@@ -3,7 +3,8 @@
     config.json      {"rnnscope_version", "config": TrainConfig fields, "corpus": {name, chars,
                       sha256}, "vocab": chars}
     metrics.jsonl    one panel record per line
-    checkpoint.npz   "param/{name}", "opt/{key}", "state/h" arrays and "meta" (a JSON string):
+    checkpoint.npz   "param/{name}", "opt/{key}", "state/{part}" arrays ("state/h", and
+                     "state/c" for the LSTM) and "meta" (a JSON string):
                      step, data cursor, RNG states, schedule and interval state, best eval NLL
     best.npz         the same layout, params at the best eval NLL
 """
@@ -126,18 +127,18 @@ def keep_records(path: Path, keep) -> None:
     write_text(path / METRICS, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
 
 
-def save_checkpoint(file: Path, params: dict, opt_state: dict, h: np.ndarray | None,
-                    meta: dict) -> None:
+def save_checkpoint(file: Path, params: dict, opt_state: dict, state: dict, meta: dict) -> None:
+    """state: the carried state by part, {"h": (L, B, H)[, "c": ...]} (Model.state_parts)."""
     arrays = {f"param/{k}": v for k, v in params.items()}
     arrays.update({f"opt/{k}": v for k, v in opt_state.items()})
-    if h is not None:
-        arrays["state/h"] = h
+    arrays.update({f"state/{k}": v for k, v in state.items()})
     arrays["meta"] = np.array(json.dumps(meta))
     atomic_write(Path(file), lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(file: Path) -> tuple[dict, dict, np.ndarray | None, dict]:
-    """(params, opt_state, h, meta); any damage is one clear error, never a pickle load."""
+def load_checkpoint(file: Path) -> tuple[dict, dict, dict, dict]:
+    """(params, opt_state, state by part, meta); any damage is one clear error, never a pickle
+    load."""
     try:
         with np.load(file, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -150,7 +151,8 @@ def load_checkpoint(file: Path) -> tuple[dict, dict, np.ndarray | None, dict]:
                             f"({type(e).__name__}); use best.npz or start a new run") from None
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
     opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-    return params, opt, arrays.get("state/h"), meta
+    state = {k[6:]: v for k, v in arrays.items() if k.startswith("state/")}
+    return params, opt, state, meta
 
 
 @dataclass

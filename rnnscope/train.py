@@ -36,7 +36,7 @@ from .data import (
 )
 from .display import Display, PlainDisplay
 from .errors import RnnscopeError
-from .model import LossAndGrads, Model
+from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .report import write_report
 from .triage import Watch, write_triage
@@ -58,7 +58,7 @@ class Session:
     vocab: Vocab
     streams: np.ndarray                 # (B, L) train streams
     eval_streams: np.ndarray            # (B', L') eval streams
-    h: np.ndarray                       # (layers, B, H) state carried to the next chunk
+    h: State                            # carried to the next chunk, in the cell's form
     rng: np.random.Generator            # dropout masks
     panel_rng: np.random.Generator      # the through-time profile's random vectors
     opt_state: dict = field(default_factory=dict)
@@ -184,7 +184,7 @@ def record(s: Session, lr: float, elapsed: float, u: Update) -> dict:
     rec["grad_norm"] = u.grad_norm
     if u.norms is not None:
         rec.update(panel.readings(u.out.probes, s.model.params, u.norms, u.deltas,
-                                  s.cfg.sat_threshold, s.panel_rng))
+                                  s.cfg.sat_threshold, s.panel_rng, s.cfg.cell))
     return rec
 
 
@@ -314,8 +314,8 @@ def save(s: Session, name: str, elapsed: float, meta: dict) -> None:
         raise Diverged(f"training diverged by step {s.step}: parameter {bad[0]} overflowed to "
                        f"NaN/inf; the last good checkpoint is kept in {s.path}; try a lower "
                        "--lr or --clip norm")
-    runs.save_checkpoint(s.path / name, s.model.params, s.opt_state, s.h,
-                         {**meta, "elapsed_s": elapsed})
+    runs.save_checkpoint(s.path / name, s.model.params, s.opt_state,
+                         s.model.state_parts(s.h), {**meta, "elapsed_s": elapsed})
 
 
 def resume_session(path: Path, given: TrainConfig) -> Session:
@@ -333,16 +333,20 @@ def resume_session(path: Path, given: TrainConfig) -> Session:
     if corpus.sha256 != doc["corpus"]["sha256"]:
         raise RnnscopeError(f"corpus {cfg.corpus!r} is not the text the run in {path} was "
                             "trained on (SHA-256 differs); resume with the original corpus")
-    params, opt_state, h, meta = runs.load_checkpoint(path / runs.CHECKPOINT)
+    params, opt_state, state, meta = runs.load_checkpoint(path / runs.CHECKPOINT)
     model = runs.model_for(cfg, vocab.size)
     runs.check_params(model, params, path / runs.CHECKPOINT)
     for k in model.params:
         model.params[k][...] = params[k]
+    missing = [part for part in model.cell_module.STATE if part not in state]
+    if missing:
+        raise RnnscopeError(f"checkpoint {path / runs.CHECKPOINT} has no state/{missing[0]}; "
+                            "restore the run's files together or start a new run")
     train_ids, eval_ids = split(vocab.encode(corpus.text), cfg.eval_frac)
     runs.keep_records(path, lambda r: r["step"] <= meta["step"] and not r.get("final"))
     s = Session(cfg, path, model, vocab, make_streams(train_ids, cfg.batch),
-                eval_streams(eval_ids, cfg.batch, cfg.seq_len), h, generator(meta["rng"]),
-                generator(meta["panel_rng"]), opt_state, meta["sched"],
+                eval_streams(eval_ids, cfg.batch, cfg.seq_len), model.state_of(state),
+                generator(meta["rng"]), generator(meta["panel_rng"]), opt_state, meta["sched"],
                 panel.Interval(meta["interval"]), meta["step"], meta["epoch"], meta["chunk"],
                 meta["chars"], meta["elapsed_s"],
                 math.inf if meta["best_eval"] is None else meta["best_eval"])

@@ -46,9 +46,9 @@ from pathlib import Path
 
 from . import advice, runs
 from .config import CELLS, TrainConfig
-from .panel import GRAD_NORM_RISE, HEALTHY
+from .health import GRAD_NORM_RISE, HEALTHY
 
-THRESHOLDS = {
+THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, one table
     # persistence
     "persist": 5,                 # consecutive records a per-record condition must hold on
     "persist_evals": 3,           # consecutive evals for overfitting
@@ -57,20 +57,20 @@ THRESHOLDS = {
     # diverged
     "loss_above_uniform": 1.0,    # train NLL this many nats above ln(vocab), where runs start
     # exploding_gradients
-    "clip_rate": HEALTHY["clip_rate"][1],   # clipping fires on more than half of the steps
+    "clip_rate": HEALTHY["clip_rate"][1],  # clipping fires on more than half of the steps
     "profile_growth": 1.0,        # g_T: a unit gradient at h_T arrives larger after T steps
     "grad_spike": GRAD_NORM_RISE,  # grad_norm above this multiple of its median before
     # saturation
-    "sat_ratio": HEALTHY["sat_ratio"][1],   # over half of the units beyond --sat-threshold ...
-    "mean_gain": HEALTHY["mean_gain"][0],   # ... and the mean tanh derivative below this
+    "sat_ratio": HEALTHY["sat_ratio"][1],  # over half of the units beyond --sat-threshold ...
+    "mean_gain": HEALTHY["mean_gain"][0],  # ... and the mean tanh derivative below this
     "loss_rise": 0.02,            # saturation after the start: train NLL 2% worse over a window
     "sat_leaving": 0.05,          # sat_ratio falling this much over the first streak: resolving
     # vanishing_gradients
     "vanish_k": 4,                # "a few steps" back through time ...
     "vanish_g": 0.03,             # ... less than this of a unit gradient survives
     # update_too_large / update_too_small
-    "update_large": 0.015,        # norm(delta theta) / norm(theta) per step
-    "update_small": 4e-4,
+    "update_large": HEALTHY["update_ratio"][1],  # norm(delta theta) / norm(theta) per step
+    "update_small": HEALTHY["update_ratio"][0],
     "update_target": 4e-3,        # the ratio of healthy Adam runs, used to suggest an --lr
     "weights_grew": HEALTHY["whh_sigma_max"][1],  # whh_sigma_max this many times its init
     "update_healthy": 2e-3,       # a run whose first records' ratio reached this started well

@@ -48,8 +48,8 @@ def test_run_directory_has_config_checkpoint_and_best(small_corpus, tmp_path):
     assert doc["config"]["hidden"] == 16 and doc["rnnscope_version"]
     assert doc["corpus"]["chars"] == 20_000 and len(doc["corpus"]["sha256"]) == 64
     assert doc["vocab"] == build_vocab(small_corpus.read_text()).chars
-    params, opt, h, meta = runs.load_checkpoint(path / "checkpoint.npz")
-    assert meta["step"] == 40 and h.shape == (1, 4, 16)
+    params, opt, state, meta = runs.load_checkpoint(path / "checkpoint.npz")
+    assert meta["step"] == 40 and set(state) == {"h"} and state["h"].shape == (1, 4, 16)
     assert set(opt) >= {"m.Why", "v.Why", "t"}
     best = load_run(path, runs.BEST)
     assert best.meta["best_eval"] == min(r["eval_nll"] for r in runs.read_metrics(path)

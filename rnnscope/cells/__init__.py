@@ -1,0 +1,68 @@
+"""The recurrent cells, one module each, behind one interface (the cell contract).
+
+The model (rnnscope/model.py) does everything that is the same for every cell: the input
+product ax = u @ Wx + bx for all time steps at once (a row lookup for the one-hot layer 0), the
+stacking, dropout, the readout, the loss, the input-weight gradients (single large products over
+all steps) and the work buffers. The cell does the rest: the recurrence and its backward pass,
+in the per-step loops. The panel (rnnscope/panel.py) asks the cell for its readings and for one
+backward step through time. Nothing outside this package branches on a cell's name.
+
+A cell is a module with:
+
+    NAME      its name, the key in CELLS and the value of --cell
+    BLOCKS    how many H-wide blocks its pre-activation has: ax is (T, B, BLOCKS*H)
+    STATE     the parts of its carried state: ("h",), or ("h", "c") for the LSTM
+    INPUT     (weight, bias): the local names of the parameters the model applies to the layer
+              input, ax = u @ P[weight] + P[bias]; the model computes their gradients from dax
+    GATES     the gate activations its probes carry, each (T, B, H)
+
+    init(fan_in, H, rng, init: Init) -> {local name: array}
+        one layer's parameters in float64, drawn from rng in a fixed order (reproducible by
+        seed). A layer's parameters are the model's "{l}.{local name}".
+    forward(P, state0, T, fill, work) -> tape
+        P: the layer's parameters by local name; state0: tuple of (B, H), one per STATE part;
+        fill(ax) writes the input projection into the (T, B, BLOCKS*H) array the cell hands it.
+        Runs the recurrence and returns the tape, a dict of the arrays the backward pass needs,
+        with tape[s] (T+1, B, H) for every s in STATE: tape[s][0] is the carried state, tape[s][t]
+        the state after step t. tape["h"][1:] is the layer's output.
+    backward(P, tape, dh, work, grads) -> dax
+        dh (T, B, H): on entry the gradient reaching each h_t from the readout or the layer
+        above, on exit the total gradient reaching it (through time too). Writes the gradients
+        of the recurrent parameters (every local name but INPUT's) into grads and returns dax
+        (T, B, BLOCKS*H), the gradient of the input projection ax. Gradients are of the loss
+        the model's dh belongs to (the mean NLL); the gradient reaching state0 is not formed
+        (truncated BPTT carries the state, not the gradient).
+    probes(tape, dh, dax) -> {"h", "dh", "dh_raw", *GATES, ...}, each (T, B, H): SPEC 2's
+        probes; docs/panel.md defines dh_raw per cell. A cell may add the arrays its
+        through_time step needs.
+    through_time(P, probe) -> step(t, v) -> v
+        one backward step through the recurrence alone (the full recurrent Jacobian, no input,
+        no readout): v is a tuple of (B, H), one per STATE part, the gradient reaching the state
+        after step t (probe index t); step returns the gradient reaching the state before it.
+        The panel's bptt_profile walks it.
+    READINGS  {name: fn(P, probe, sat_threshold) -> float}: the cell's own per-layer readings
+        (the panel adds the ones every cell has). A reading a cell does not define is not
+        recorded for it.
+
+All work arrays come from work(name, shape), per layer, reused from call to call and aligned to
+a cache line; a cell allocates nothing else inside its loops.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from . import rnn
+from .base import Init, Work
+
+__all__ = ["CELLS", "Init", "Work", "layer_params"]
+
+CELLS: dict[str, ModuleType] = {"rnn": rnn}
+
+
+def layer_params(params: dict[str, np.ndarray], l: int) -> dict[str, np.ndarray]:
+    """Layer l's parameters by local name: "0.Whh" -> "Whh" (the same arrays, not copies)."""
+    prefix = f"{l}."
+    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
