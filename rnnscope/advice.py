@@ -1,4 +1,4 @@
-"""The triage's words: a detection of rnnscope/triage.py as the finding a user reads.
+"""The triage's words: a detection of rnnscope/rules.py as the finding a user reads.
 
 A finding (the shape of `rnnscope doctor --json`, SPEC section 4):
 

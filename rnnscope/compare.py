@@ -28,7 +28,8 @@ from pathlib import Path
 
 from . import runs
 from .advice import format_finding
-from .triage import THRESHOLDS, diagnose, finite
+from .rules import THRESHOLDS, finite
+from .triage import diagnose
 
 COLUMNS = ("train_nll", "eval_nll", "sat_ratio", "mean_gain", "grad_norm", "update_ratio")
 ROWS = 12  # matched steps shown: evenly spaced, always the first and the last

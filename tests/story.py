@@ -14,7 +14,7 @@ import math
 import shlex
 import statistics
 
-from rnnscope.triage import RULES, SEVERITY, THRESHOLDS
+from rnnscope.rules import RULES, SEVERITY, THRESHOLDS
 
 T = THRESHOLDS
 TOO_LARGE_A_STEP = {"diverged", "exploding_gradients", "update_too_large", "saturation"}

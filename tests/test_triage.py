@@ -1,8 +1,8 @@
-"""The triage (rnnscope/triage.py, words in rnnscope/advice.py): each rule on hand-made records,
-its own story checked before it fires, consequences folded under their cause, one consistent set
-of next steps, then each finding on a short real run built to show it, and doctor on runs that
-stopped on a NaN or are still being written. Every diagnosis here also passes the story
-invariants of tests/story.py."""
+"""The triage (rules in rnnscope/rules.py, one story in triage.py, words in advice.py): each
+rule on hand-made records, its own story checked before it fires, consequences folded under
+their cause, one consistent set of next steps, then each finding on a short real run built to
+show it, and doctor on runs that stopped on a NaN or are still being written. Every diagnosis
+here also passes the story invariants of tests/story.py."""
 
 import json
 import math
@@ -17,17 +17,9 @@ from rnnscope.advice import format_diagnosis
 from rnnscope.cli import main
 from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
+from rnnscope.rules import PRIORITY, THRESHOLDS, History
 from rnnscope.train import train
-from rnnscope.triage import (
-    PRIORITY,
-    THRESHOLDS,
-    History,
-    Watch,
-    consistent,
-    diagnose,
-    diagnose_run,
-    write_triage,
-)
+from rnnscope.triage import Watch, consistent, diagnose, diagnose_run, write_triage
 
 K = THRESHOLDS["persist"]
 VOCAB = 30

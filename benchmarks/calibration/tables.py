@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from rnnscope.triage import THRESHOLDS, History, diagnose, profile_at, stalled
+from rnnscope.rules import THRESHOLDS, History, profile_at, stalled
+from rnnscope.triage import diagnose
 
 K = THRESHOLDS["persist"]
 COLUMNS = ("step", "train_nll", "eval_nll", "sat_ratio", "mean_gain", "dh_raw/dh", "grad_norm",
