@@ -60,7 +60,7 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "update_target": 4e-3,        # the ratio of healthy Adam runs, used to suggest an --lr
     "weights_grew": HEALTHY["whh_sigma_max"][1],  # whh_sigma_max this many times its init
     "update_healthy": 2e-3,       # a run whose first records' ratio reached this started well
-    "crawl": 0.05,                # update_too_small: train NLL fell less than 5% over the streak
+    "crawl": 0.05,                # update_too_small: train NLL moved less than 5% over the streak
     "lr_decayed": 0.5,            # records with lr below this fraction of --lr are not counted
     "loss_spike": 0.2,            # a train NLL 20% above the median of the window before it
     # overfitting
@@ -94,12 +94,10 @@ class History:
     records: list = field(default_factory=list)
     evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
     since_eval: list = field(default_factory=list)
-    first_panel: int | None = None              # step of the first record with the panel
+    firsts: dict = field(default_factory=dict)  # keys: the step of the first record with them
     spikes: list = field(default_factory=list)  # steps whose train NLL stood out: jumped()
 
     def add(self, rec: dict) -> None:
-        if self.first_panel is None and "sat_ratio" in rec:
-            self.first_panel = rec["step"]
         if finite(rec.get("train_nll")):
             if jumped(rec["train_nll"], self.records[-THRESHOLDS["trend_window"]:]):
                 self.spikes.append(rec["step"])
@@ -114,6 +112,16 @@ class History:
             e["best"] = e if e["eval_nll"] < best["eval_nll"] else best
             self.evals.append(e)
             self.since_eval = []
+
+    def first(self, keys: tuple) -> int | None:
+        """The step of the run's first record that carries all of keys (None while none)."""
+        if keys not in self.firsts:
+            step = next((r["step"] for r in self.records if all(
+                r.get(k) is not None for k in keys)), None)
+            if step is None:
+                return None
+            self.firsts[keys] = step
+        return self.firsts[keys]
 
 
 def jumped(nll: float, before: list) -> bool:
@@ -342,7 +350,7 @@ def saturation(h: History) -> dict | None:
     if recs is None:
         return None
     sat, gain = saturated_layers(h, recs[-1])[0]
-    first = recs[0]["step"] == h.first_panel
+    first = recs[0]["step"] == h.first(("sat_ratio", "mean_gain"))
     if first and leaving(recs, sat):
         return None
     t = None if first else stalled(h, -THRESHOLDS["loss_rise"])
@@ -434,7 +442,7 @@ def update_too_large(h: History) -> dict | None:
     if recs is None:
         recs = streak(h, ("update_ratio", "whh_sigma_max"), lambda r: r["whh_sigma_max"] >
                       THRESHOLDS["weights_grew"] * scale)
-        if recs is None or recs[0]["step"] != h.first_panel:
+        if recs is None or recs[0]["step"] != h.first(("update_ratio", "whh_sigma_max")):
             return None
         grown = values(recs, "whh_sigma_max")
     nll = [r["train_nll"] for r in recs if finite(r.get("train_nll"))]

@@ -181,7 +181,8 @@ def too_large(records: list, ev: dict, cfg: dict) -> list[str]:
     if all(r > T["update_large"] for r in reads["update_ratio"]):
         return []
     sigma = reads.get("whh_sigma_max") or [0]
-    first = next(r["step"] for r in records if "sat_ratio" in r or "update_ratio" in r)
+    first = next(r["step"] for r in records if finite(r.get("update_ratio")) and
+                 finite(r.get("whh_sigma_max")))
     if ev["steps"][0] == first and all(s > T["weights_grew"] * max(cfg.get(
             "recurrent_scale", 1), 1) for s in sigma):
         return []
