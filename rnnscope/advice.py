@@ -56,8 +56,9 @@ def seen_diverged(f: dict, recs: list) -> str:
         return f"at step {f['step']} {what}{lr}; {kept}"
     base = f"the {f['base']:.3f} of a uniform guess where training starts" if f["uniform"] \
         else f"its first train NLL {f['base']:.3f}"
-    return (f"train NLL {span(f['nll'])} at steps {steps(recs)}, more than {f['above']:g} nats "
-            f"above {base}")
+    nats = "nat" if f["above"] == 1 else "nats"
+    return (f"train NLL {span(f['nll'])} at steps {steps(recs)}, more than {f['above']:g} "
+            f"{nats} above {base}")
 
 
 def seen_exploding_gradients(f: dict, recs: list) -> str:
