@@ -3,6 +3,7 @@ capacity_not_limiting across runs."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,33 @@ def test_format_comparison_without_a_common_step(tmp_path):
     a_steps = {r["step"] for r in runs.read_metrics(a)}
     assert a_steps & {r["step"] for r in runs.read_metrics(b)} == {150, 300}
     assert "findings across runs: none" in format_comparison(compare_runs([a, b]))
+
+
+RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "records"
+
+
+def recorded_run(path, name: str, last_step: int):
+    """A run directory holding a calibration record's config and its records up to last_step."""
+    path.mkdir()
+    runs.write_text(path / runs.CONFIG, (RECORDS / f"{name}.json").read_text())
+    doc = json.loads((path / runs.CONFIG).read_text())["config"]
+    runs.write_text(path / runs.CONFIG, json.dumps(doc))
+    lines = (RECORDS / f"{name}.jsonl").read_text().splitlines()
+    runs.write_text(path / runs.METRICS, "".join(
+        line + "\n" for line in lines if json.loads(line)["step"] <= last_step))
+    return path
+
+
+def test_the_seeds_256_and_512_unit_runs_are_capacity_not_limiting_with_saturation_suspected(
+        tmp_path):
+    # tinyshakespeare, --eval-frac 0.1, 10,100 steps each: the 512-unit run ahead early, both
+    # at the same eval NLL at the end, the 512-unit run more saturated
+    small = recorded_run(tmp_path / "h256", "h256-shakespeare-10k", 10_100)
+    large = recorded_run(tmp_path / "h512", "h512-shakespeare-long", 10_100)
+    [f] = compare_runs([small, large])["findings"]
+    assert f["id"] == "capacity_not_limiting"
+    assert "differ in sat_ratio" in f["evidence"]["seen"]
+    assert "saturation is the suspect" in f["suspects"][0]
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@
     python benchmarks/calibration/calibrate.py --force    # train them all again
     python benchmarks/calibration/calibrate.py --check    # only re-diagnose the recorded runs
     python benchmarks/calibration/calibrate.py --markdown # the tables of docs/triage.md
+    python benchmarks/calibration/calibrate.py --keep RUN_DIR NAME  # a run trained by hand
 
 Each run's records go to records/<name>.jsonl (the per-parameter norms left out) beside its
 command and config in records/<name>.json, so the thresholds can be re-checked against the same
@@ -98,6 +99,10 @@ RECIPES = {
     "random-letters-h256": (("plateau",), "--corpus {letters} --steps 1500"),
     "h256-shakespeare-10k": (HEALTHY, f"{SHAKESPEARE} --hidden 256 --eval-frac 0.1 "
                                       "--steps 10100"),
+    # the issue's 15-minute vanilla run, by steps; also the 512-unit partner of h256 (its first
+    # 10,100 steps are those of a --steps 10100 run: same seed, settings and constant lr)
+    "h512-shakespeare-long": (HEALTHY, f"{SHAKESPEARE} --hidden 512 --eval-frac 0.1 "
+                                       "--steps 30000"),
 }
 
 
@@ -125,7 +130,12 @@ def train(name: str, flags: str, tmp: Path) -> None:
            str(run_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     print(f"{name}: exit {proc.returncode}", file=sys.stderr)
-    doc = {"command": "rnnscope train " + flags, "exit": proc.returncode,
+    keep(name, run_dir, proc.returncode)
+
+
+def keep(name: str, run_dir: Path, exit_code: int) -> None:
+    """Keep the records and config of recipe `name`, trained into run_dir."""
+    doc = {"command": "rnnscope train " + RECIPES[name][1], "exit": exit_code,
            "config": runs.read_config(run_dir)}
     keep_layers = doc["config"]["config"]["layers"] > 1  # else layer0.* repeats the aggregates
     records = [{k: v for k, v in r.items() if "." not in k or keep_layers and
@@ -178,13 +188,17 @@ def main() -> int:
     p.add_argument("--force", action="store_true")
     p.add_argument("--check", action="store_true")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--keep", metavar="RUN_DIR", help="keep the records of the one recipe named, "
+                   "trained by hand into RUN_DIR (a run too long to train from here)")
     p.add_argument("names", nargs="*")
     args = p.parse_args()
+    if args.keep:
+        keep(args.names[0], Path(args.keep), 0)
     if args.markdown:
         from tables import tables
         print(tables(RECIPES, recorded))
         return 0
-    if not args.check:
+    if not (args.check or args.keep):
         with tempfile.TemporaryDirectory() as tmp:
             for name in args.names or RECIPES:
                 if args.force or args.names or not (RECORDS / f"{name}.jsonl").exists():
