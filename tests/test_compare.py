@@ -110,8 +110,7 @@ RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "
 def recorded_run(path, name: str, last_step: int):
     """A run directory holding a calibration record's config and its records up to last_step."""
     path.mkdir()
-    runs.write_text(path / runs.CONFIG, (RECORDS / f"{name}.json").read_text())
-    doc = json.loads((path / runs.CONFIG).read_text())["config"]
+    doc = json.loads((RECORDS / f"{name}.json").read_text())["config"]
     runs.write_text(path / runs.CONFIG, json.dumps(doc))
     lines = (RECORDS / f"{name}.jsonl").read_text().splitlines()
     runs.write_text(path / runs.METRICS, "".join(
