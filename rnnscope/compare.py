@@ -12,8 +12,8 @@ A run's value at a matched step is that of its record at the step (eval_nll: its
 or before the step). Matched steps are those every run recorded, up to the shortest run's end.
 
 Finding across runs, thresholds in triage.THRESHOLDS (calibrated in docs/triage.md):
-- capacity_not_limiting: the larger model learns faster early (lower train NLL over the first
-  third of the matched steps), but both reach the same best eval NLL and neither improves on it
+- capacity_not_limiting: the larger model learns faster early (its train NLL lower, on average
+  over a trend window of matched steps in the first half, by `early_lead`), but both reach the same best eval NLL and neither improves on it
   at the end: the capacity is not what holds the smaller model back. The readings in which the
   two runs differ at the end (DIFFERS: the larger one more saturated, its gradients or updates of
   another scale) are named as the suspects for why the extra capacity stops paying; a wide eval -
@@ -107,8 +107,7 @@ def capacity_not_limiting(rs: list[Run], steps: list[int]) -> dict | None:
     small, large = min(rs, key=lambda r: r.size), max(rs, key=lambda r: r.size)
     if small.size == large.size or len(steps) < 3 or not (small.evals and large.evals):
         return None
-    early = steps[:max(len(steps) // 3, 1)]
-    lead = mean_at(small, early, "train_nll") - mean_at(large, early, "train_nll")
+    lead, early = largest_lead(small, large, steps)
     (s_step, s_best), (l_step, l_best) = small.best_eval(), large.best_eval()
     if not (lead > THRESHOLDS["early_lead"] and abs(s_best - l_best) < THRESHOLDS["same_plateau"]
             and settled(small) and settled(large)):
@@ -125,10 +124,12 @@ def capacity_not_limiting(rs: list[Run], steps: list[int]) -> dict | None:
             f"{key} ({lv:.3g} vs {sv:.3g})" for key, (lv, sv) in differs.items())
     gaps = [last_gap(r) for r in (large, small)]
     wide = min(gaps) > THRESHOLDS["gap_large"]
-    suspects = [SUSPECTS[key].format(larger=large.cfg["hidden"]) for key in differs]
+    suspects = list(dict.fromkeys(SUSPECTS[key].format(larger=large.cfg["hidden"])
+                                  for key in differs))
     if wide:
-        suspects.append(f"generalisation: eval NLL is {gaps[0]:.2f} and {gaps[1]:.2f} nats above "
-                        "train at the last eval of each")
+        suspects.append(f"generalisation: at the last eval, eval NLL is {gaps[0]:.2f} nats above "
+                        f"train with --hidden {large.cfg['hidden']}, {gaps[1]:.2f} with "
+                        f"--hidden {small.cfg['hidden']}")
     suspects.append("generalisation or the data, not the model size, limits the eval NLL; a "
                     "larger model only buys speed here")
     cfg = small.cfg
@@ -145,10 +146,11 @@ def capacity_not_limiting(rs: list[Run], steps: list[int]) -> dict | None:
                      "--corpus LARGER_TEXT"]}
 
 
+SAT = ("the --hidden {larger} run sits nearer the tanh rails: saturation is the suspect for why "
+       "its extra units stop paying")
 SUSPECTS = {
-    "sat_ratio": "the --hidden {larger} run sits nearer the tanh rails: saturation is the "
-                 "suspect for why its extra units stop paying",
-    "mean_gain": "the --hidden {larger} run's tanh derivative passes on less of the gradient",
+    "sat_ratio": SAT,
+    "mean_gain": SAT,
     "grad_norm": "the gradients of the two runs are of different scales",
     "update_ratio": "the two runs take steps of different relative sizes",
 }
@@ -170,6 +172,17 @@ def last_gap(run: Run) -> float:
     """Eval NLL minus the train NLL of the record at the run's last eval."""
     step, value = run.evals[-1]
     return value - run.by_step[step].get("train_nll", value)
+
+
+def largest_lead(small: Run, large: Run, steps: list[int]) -> tuple[float, list[int]]:
+    """The largest mean of (small - large) train NLL over `trend_window` consecutive matched
+    steps in the first half of them (all of the first half when shorter), and those steps. Both
+    runs read the same text at the same step, so the difference is a paired one."""
+    half = steps[:max(len(steps) // 2, 1)]
+    w = min(THRESHOLDS["trend_window"], len(half))
+    windows = [half[i:i + w] for i in range(len(half) - w + 1)]
+    return max((mean_at(small, ss, "train_nll") - mean_at(large, ss, "train_nll"), ss)
+               for ss in windows)
 
 
 def mean_at(run: Run, steps: list[int], key: str) -> float:

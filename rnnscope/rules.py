@@ -71,7 +71,7 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "floor_margin": 0.1,          # nats above corpus.floor_nll that count as "at the floor"
     "gap_large": 0.2,             # eval NLL this many nats above train: generalisation limits
     # capacity_not_limiting (rnnscope compare)
-    "early_lead": 0.05,           # nats the larger model's train NLL is lower early on
+    "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
     "same_plateau": 0.03,         # nats between the two best eval NLLs
     "differ_sat_ratio": 0.15,     # readings at the end that differ by more than these are named
     "differ_mean_gain": 0.1,      # as suspects (absolute difference) ...
