@@ -11,13 +11,14 @@ compare_runs() returns a JSON-able dict:
 A run's value at a matched step is that of its record at the step (eval_nll: its latest eval at
 or before the step). Matched steps are those every run recorded, up to the shortest run's end.
 
-Finding across runs, thresholds in triage.THRESHOLDS (calibrated in docs/triage.md):
-- capacity_not_limiting: the larger model learns faster early (its train NLL lower, on average
-  over a trend window of matched steps in the first half, by `early_lead`), but both reach the same best eval NLL and neither improves on it
-  at the end: the capacity is not what holds the smaller model back. The readings in which the
-  two runs differ at the end (DIFFERS: the larger one more saturated, its gradients or updates of
-  another scale) are named as the suspects for why the extra capacity stops paying; a wide eval -
-  train gap in both names generalisation.
+Finding across runs, thresholds in rules.THRESHOLDS (calibrated in docs/triage.md):
+- capacity_not_limiting: the larger model learns faster early (its train NLL lower by
+  `early_lead`, on average over a trend window of matched steps in the first half), but both
+  reach the same best eval NLL and neither improves on it at the end: the capacity is not what
+  holds the smaller model back. The readings in which the two runs differ at the end (DIFFERS:
+  the larger one more saturated, its gradients or updates of another scale) are named as the
+  suspects for why the extra capacity stops paying; a wide eval - train gap in both names
+  generalisation.
 """
 
 from __future__ import annotations
