@@ -261,7 +261,9 @@ def format_diagnosis(result: dict) -> str:
     if found:
         head = f"verdict: {result['verdict']} ({len(found)} finding{'s' if len(found) > 1 else ''})"
     else:
-        head = "verdict: healthy: learning, and no reading is out of range; keep training"
+        measured = " measured" if result.get("not_measured") else ""
+        head = (f"verdict: healthy: learning, and no reading{measured} is out of range; keep "
+                "training")
     parts = [head] + [format_finding(f) for f in found]
     parts += [f"set aside, {s['id']}: {s['evidence']['seen']}; {s['why']}"
               for s in result.get("set_aside", [])]
