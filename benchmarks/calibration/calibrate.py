@@ -133,7 +133,7 @@ def train(name: str, flags: str, tmp: Path) -> None:
     keep(name, run_dir, proc.returncode)
 
 
-def keep(name: str, run_dir: Path, exit_code: int) -> None:
+def keep(name: str, run_dir: Path, exit_code: int | str) -> None:
     """Keep the records and config of recipe `name`, trained into run_dir."""
     doc = {"command": "rnnscope train " + RECIPES[name][1], "exit": exit_code,
            "config": runs.read_config(run_dir)}
@@ -193,7 +193,10 @@ def main() -> int:
     p.add_argument("names", nargs="*")
     args = p.parse_args()
     if args.keep:
-        keep(args.names[0], Path(args.keep), 0)
+        records, doc = runs.read_metrics(Path(args.keep)), runs.read_config(Path(args.keep))
+        last, planned = records[-1]["step"], doc["config"]["steps"]
+        keep(args.names[0], Path(args.keep), 0 if last >= planned else
+             f"stopped by hand at step {last} of {planned}")
     if args.markdown:
         from tables import tables
         print(tables(RECIPES, recorded))
