@@ -217,7 +217,7 @@ class Watch:
         for top in fold(h, [dict(d) for d in self.held.values()]):
             if top["id"] not in self.reported:
                 self.reported.add(top["id"])
-                self.reported.update(c["id"] for c in consequences(top))
+                self.reported.update(c["id"] for c in top.get("consequences", []))
                 new.append(top)
         consistent(h, new, list(self.held.values()))
         return [advice.finding(d, h.cfg) for d in new]
@@ -244,10 +244,6 @@ class Watch:
         findings = [advice.finding(d, h.cfg) for d in tops]
         return {"verdict": findings[0]["id"] if findings else "healthy", "findings": findings,
                 "set_aside": set_aside, "not_measured": not_measured(h)}
-
-
-def consequences(det: dict) -> list:
-    return det.get("consequences", [])
 
 
 def diagnose(records: list[dict], config_doc: dict) -> dict:
