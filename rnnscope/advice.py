@@ -25,7 +25,8 @@ class Words(string.Formatter):
     """str.format that writes "?" for a setting a log without config.json did not record."""
 
     def get_value(self, key, args, kwargs):
-        return kwargs.get(key, "?")
+        value = kwargs.get(key)
+        return "?" if value is None else value
 
     def format_field(self, value, spec):
         return "?" if value == "?" else super().format_field(value, spec)
@@ -55,7 +56,7 @@ def seen_diverged(f: dict, recs: list) -> str:
         lr = f" (lr {f['lr']:g})" if f["lr"] is not None else ""
         return f"at step {f['step']} {what}{lr}; {kept}"
     base = f"the {f['base']:.3f} of a uniform guess where training starts" if f["uniform"] \
-        else f"its first train NLL {f['base']:.3f}"
+        else f"the first recorded train NLL {f['base']:.3f}"
     nats = "nat" if f["above"] == 1 else "nats"
     return (f"train NLL {span(f['nll'])} at steps {steps(recs)}, more than {f['above']:g} "
             f"{nats} above {base}")
@@ -219,11 +220,11 @@ def set_aside(det: dict, why: dict) -> dict:
 
 def flags(change: dict) -> str:
     """{"lr": 0.0005, "clip": "norm"} -> "--lr 0.0005 --clip norm"; a value relative to a
-    setting the log did not record, ("x", 0.1), reads YOUR_LR*0.1."""
+    setting the log did not record, ("x", 0.1), reads "(yours x 0.1)" (docs/format.md)."""
     out = []
     for name, value in change.items():
         if isinstance(value, tuple):
-            value = f"YOUR_{name.upper()}*{value[1]:.2g}"
+            value = f"(yours x {value[1]:.2g})"
         elif isinstance(value, float):
             value = f"{value:.2g}" if name == "lr" else f"{value:g}"
         out.append(f"--{flag(name)} {value}")

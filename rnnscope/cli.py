@@ -1,7 +1,9 @@
 """The `rnnscope` command: argument parsing and printing only; every command calls the library.
 
 Exit status: 0 success, 2 bad input (one line naming the problem and the fix), 1 internal
-failure or a training run that diverged.
+failure, a training run that diverged or a write that failed (one line naming the file and the
+OS error), 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+Warnings from the library (a damaged record skipped) are one line each on stderr.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
 from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
-from .errors import RnnscopeError
+from .errors import Interrupted, RnnscopeError, RnnscopeWarning, WriteFailed
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,7 +31,8 @@ class Parser(argparse.ArgumentParser):
 def train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     a = p.add_argument
-    a("--corpus", help=f"stdlib, tinyshakespeare or a text file path (default {d.corpus})")
+    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K} or synthetic:delay{K} "
+      f"(optionally :seed{{S}}), or a text file path (default {d.corpus})")
     a("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     a("--cell", choices=CELLS)
     a("--hidden", type=int, help=f"hidden units per layer (default {d.hidden})")
@@ -45,11 +50,16 @@ def train_flags(p: argparse.ArgumentParser) -> None:
     a("--recurrent-init", choices=INITS)
     a("--recurrent-scale", type=float)
     a("--input-scale", type=float)
+    a("--forget-bias", type=float, help=f"LSTM forget-gate bias at init (default {d.forget_bias})")
+    a("--chrono-init", action="store_true",
+      help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
     a("--eval-frac", type=float)
     a("--eval-every", type=int, help=f"steps between evals (default {d.eval_every})")
     a("--log-every", type=int, help=f"steps between panel records (default {d.log_every})")
+    a("--checkpoint-every", type=int, metavar="K", help="also checkpoint every K steps "
+      "(always at each eval and at the end); a crash loses at most the steps since")
     a("--sat-threshold", type=float)
     a("--seed", type=int)
     a("--dtype", choices=DTYPES)
@@ -68,7 +78,9 @@ def build_parser() -> Parser:
     p = sub.add_parser("train", help="train a model", argument_default=argparse.SUPPRESS)
     train_flags(p)
     p.add_argument("--run-dir", help="where to write the run (default runs/<time>-<corpus>-...)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last "
+                   "checkpoint with its own settings; --steps/--minutes may be raised, "
+                   "--corpus/--data-dir may point at the same text moved elsewhere")
     p.add_argument("--quiet", action="store_true", help="plain lines instead of the live panel")
 
     p = sub.add_parser("sample", help="sample text from a trained run")
@@ -81,17 +93,18 @@ def build_parser() -> Parser:
                    "checkpoint")
 
     p = sub.add_parser("doctor", help="the triage's findings for a run")
-    p.add_argument("run")
+    p.add_argument("run", metavar="RUN|FILE.jsonl|FILE.csv",
+                   help="a run directory or a log of your own network (docs/format.md)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("compare", help="runs side by side, with findings across runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="a self-contained HTML report of one or more runs")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("-o", "--output", help="the HTML file (default: report.html in the run, "
-                   "or compare.html here for several runs)")
+                   "FILE.report.html beside a log, or compare.html here for several runs)")
 
     p = sub.add_parser("gradcheck", help="finite-difference check of rnnscope's or your BPTT")
     p.add_argument("--cell", choices=CELLS, default="rnn")
@@ -102,10 +115,11 @@ def build_parser() -> Parser:
     p.add_argument("--batch", type=int, default=3)
     p.add_argument("--no-h0", dest="h0", action="store_false", help="start from a zero state")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export", metavar="FILE.npz", help="write a test case (params, x, y, h0) "
-                   "for your own implementation to fill with its gradients")
-    p.add_argument("--user", metavar="FILE.npz", help="check your implementation's gradients "
-                   "(a filled test case) against rnnscope's")
+    p.add_argument("--export", metavar="CASE", help="write a test case (params, x, y, h0) for "
+                   "your own implementation to answer with its gradients: CASE.npz, or a "
+                   "directory of .npy files for any other name (docs/gradcheck.md)")
+    p.add_argument("--user", metavar="CASE", help="check your answered case against rnnscope's "
+                   "gradients and name the mistake in your BPTT")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="time the engine (and PyTorch's nn.RNN with --vs torch)")
@@ -116,27 +130,51 @@ def build_parser() -> Parser:
     p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
                    "(256x1,512x1,512x2), e.g. 512x1")
 
-    sub.add_parser("corpora", help="list the corpora and whether they are available")
+    p = sub.add_parser("sweep", help="a grid of training runs, on this machine or Ray",
+                       argument_default=argparse.SUPPRESS,
+                       description="Run every combination of the swept values. Train flags "
+                       "given here are fixed for every run.")
+    p.add_argument("spec", nargs="?", default=None, metavar="SPEC.yaml",
+                   help="a sweep file: name, method: grid, parameters (docs/sweeps.md)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FLAG=a,b",
+                   help="sweep a train flag over these values (repeat for more factors)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where the runs, summary.json "
+                   "and report.html go (default sweeps/<name>)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: the "
+                   "number of cores; with --address, all the cluster takes)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (auto, HOST:PORT or "
+                   "ray://HOST:PORT) instead of starting a local Ray instance")
+    p.add_argument("--retry-failed", action="store_true", default=False,
+                   help="run failed grid points again (they are kept as failed otherwise)")
+    p.add_argument("--quiet", action="store_true", default=False,
+                   help="plain lines instead of the live table")
+    train_flags(p)
+
+    p = sub.add_parser("corpora", help="list the corpora, whether they are available and "
+                       "their floors where known; --export writes one to a file")
+    p.add_argument("--export", nargs=2, metavar=("NAME", "FILE"),
+                   help="write the text of corpus NAME (any --corpus value) to FILE")
+    p.add_argument("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
+    sub.add_parser("c-header", help="print rnnscope.h, the C99 header that puts your own C "
+                   "network on the panel (rnnscope c-header > rnnscope.h)")
     return parser
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .display import make_display
-    from .train import RESUMABLE, train
+    from .train import resume, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "run_dir", "resume",
                                                                 "quiet")}
-    resume = getattr(args, "resume", None)
-    if resume:
-        fixed = sorted(set(given) - set(RESUMABLE))
-        if fixed:
-            raise RnnscopeError(f"--{fixed[0].replace('_', '-')} cannot change when resuming "
-                                "(the run keeps its settings); start a new run to change it")
-        if getattr(args, "run_dir", None):
-            raise RnnscopeError("give --resume DIR or --run-dir DIR, not both")
-    cfg = TrainConfig(**given)
-    path = train(cfg, getattr(args, "run_dir", None), resume,
-                 make_display(getattr(args, "quiet", False)))
+    run_dir, resume_dir = getattr(args, "run_dir", None), getattr(args, "resume", None)
+    if resume_dir and run_dir:
+        raise RnnscopeError("give --resume DIR or --run-dir DIR, not both")
+    display = make_display(getattr(args, "quiet", False))
+    if resume_dir:
+        path = resume(resume_dir, given, display)
+    else:
+        path = train(TrainConfig(**given), run_dir, display)
     print(f"run written to {path}")
     return 0
 
@@ -177,18 +215,22 @@ def cmd_report(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from . import gradcheck
+    from .cases import read_case, write_case
+    from .diagnose import diagnose, format_diagnosis
 
     if args.export:
-        gradcheck.write_case(Path(args.export), args.vocab, args.hidden, args.layers,
-                             args.seq_len, args.batch, args.h0, args.seed)
-        print(f"test case written to {args.export}; fill in grad/<name> and check it with "
-              f"`rnnscope gradcheck --user {args.export}`")
+        write_case(Path(args.export), args.vocab, args.hidden, args.layers, args.seq_len,
+                   args.batch, args.h0, args.seed, args.cell)
+        print(f"test case written to {args.export}; add your gradients as grad/<name> "
+              f"(docs/gradcheck.md) and check them with `rnnscope gradcheck --user "
+              f"{args.export}`")
         return 0
     if args.user:
-        checks = gradcheck.check_user_file(Path(args.user))
-    else:
-        checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
-                                       args.batch, args.h0, args.seed, args.cell)
+        diagnosis = diagnose(read_case(Path(args.user)))
+        print(format_diagnosis(diagnosis, args.json))
+        return 0 if diagnosis.verdict == "correct" else 1
+    checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
+                                   args.batch, args.h0, args.seed, args.cell)
     print(gradcheck.format_checks(checks, args.json))
     return 0 if all(c.verdict != "wrong" for c in checks) else 1
 
@@ -202,17 +244,81 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_corpora(args) -> int:
-    from .data import list_corpora
+SWEEP_OWN = ("command", "spec", "sets", "out", "backend", "workers", "address", "retry_failed",
+             "quiet")
 
-    for c in list_corpora(os.environ.get("RNNSCOPE_DATA")):
-        print(f"{c['name']:16} {c['state']}\n{'':16} {c['description']}")
+
+def cmd_sweep(args) -> int:
+    from . import sweep
+    from .display import make_grid_display
+    from .report import write_sweep_report
+    from .sweep_spec import load_spec, name_value, spec_from_sets
+    from .sweep_summary import SUMMARY, format_summary
+
+    if bool(args.spec) == bool(args.sets):
+        raise RnnscopeError("give a sweep file (SPEC.yaml) or --set FLAG=a,b ..., one of them")
+    spec = load_spec(Path(args.spec)) if args.spec else spec_from_sets(args.sets)
+    fixed = {k: v for k, v in vars(args).items() if k not in SWEEP_OWN}
+    out = Path(args.out) if args.out else Path("sweeps") / name_value(spec.name)
+    points = sweep.plan(spec, fixed, out)
+    if args.backend == "ray" and (args.address or os.environ.get("RAY_ADDRESS")) \
+            and not out.is_absolute():
+        print(f"note: --out {out} is relative; the runs go to {out.resolve()}, which every "
+              "node of the cluster must see (a shared filesystem)", file=sys.stderr)
+    print(f"sweep {spec.name}: {len(points)} runs in {out}", flush=True)
+    pool = sweep.make_pool(args.backend, out.resolve(), args.workers, args.address)
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        summary = sweep.run_sweep(points, out.resolve(), pool, make_grid_display(args.quiet),
+                                  args.retry_failed, spec.name)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through interrupt()
+        print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
+              f"command resumes them (status in {out / SUMMARY})", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    print(format_summary(summary))
+    print(f"summary: {out / SUMMARY}\nreport: {write_sweep_report(out.resolve(), summary)}")
+    failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
+    if failed:
+        print(f"rnnscope: {len(failed)} of {len(points)} runs failed (first: {failed[0]}); "
+              "see the status in summary.json, rerun them with --retry-failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def interrupt(signum, frame):
+    """SIGTERM ends a sweep as Ctrl-C does: its running runs stop checkpointed."""
+    raise Interrupted(signum, "sweep stopped by SIGTERM")
+
+
+def cmd_corpora(args) -> int:
+    from .corpora import export_corpus, list_corpora
+
+    data_dir = args.data_dir or os.environ.get("RNNSCOPE_DATA")
+    if args.export:
+        name, file = args.export
+        c = export_corpus(name, file, data_dir)
+        floor = "" if c.floor_nll is None else f", floor {c.floor_nll:.4f} nats/char"
+        print(f"wrote {name} to {file}: {len(c.text):,} characters, SHA-256 {c.sha256}{floor}")
+        return 0
+    for c in list_corpora(data_dir):
+        floor = "" if c["floor_nll"] is None else f"floor {c['floor_nll']:.4f} nats/char, "
+        print(f"{c['name']:20} {floor}{c['state']}\n{'':20} {c['description']}")
+    return 0
+
+
+def cmd_c_header(args) -> int:
+    from importlib.resources import files
+
+    sys.stdout.write((files("rnnscope") / "csrc" / "rnnscope.h").read_text(encoding="utf-8"))
     return 0
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "corpora": cmd_corpora}
+            "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora,
+            "c-header": cmd_c_header}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,18 +326,38 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", RnnscopeWarning)
+            warnings.showwarning = one_line_warning
+            return COMMANDS[args.command](args)
     except RnnscopeError as e:
         print(f"rnnscope: error: {e}", file=sys.stderr)
         return 2
+    except WriteFailed as e:
+        print(f"rnnscope: error: {e}", file=sys.stderr)
+        return 1
     except Diverged as e:
         print(f"rnnscope: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(f"rnnscope: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("rnnscope: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the machine, not the input: a file that could not be read or written
+        print(f"rnnscope: error: {e}", file=sys.stderr)
+        return 1
+
+
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, RnnscopeWarning):
+        print(f"rnnscope: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line),
+              file=sys.stderr, end="")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 compare_runs() returns a JSON-able dict:
 
-    {"runs": [{"name", "path", "hidden", "layers", "optimizer", "lr", "last_step",
-               "best_eval_nll", "best_eval_step", "verdict"}],
+    {"runs": [{"name", "path", "cell", "hidden", "layers", "optimizer", "lr", "last_step",
+               "best_eval_nll", "best_eval_step", "verdict"}],   (a setting a log does not
+                                                                  give: None)
      "columns": the readings shown for each run,
      "table": [{"step": s, "runs": [{reading: value at s, or None}, ...]}],
      "findings": [findings in the triage's shape]}
@@ -27,21 +28,23 @@ import math
 import statistics
 from pathlib import Path
 
-from . import runs
 from .advice import format_finding
+from .config import flag
+from .records import read_run, run_name
 from .rules import THRESHOLDS, finite
 from .triage import diagnose
 
 COLUMNS = ("train_nll", "eval_nll", "sat_ratio", "mean_gain", "grad_norm", "update_ratio")
+SETTINGS = ("cell", "hidden", "layers", "optimizer", "lr")  # shown for each run
 ROWS = 12  # matched steps shown: evenly spaced, always the first and the last
 
 
 class Run:
-    """One run's config, records and triage, as compare reads them."""
+    """One run's config, records and triage, as compare reads them (a run directory or a log
+    from anywhere, whose settings may be unknown: None)."""
 
     def __init__(self, path: Path) -> None:
-        doc = runs.read_config(path)
-        records = runs.read_metrics(path)
+        doc, records = read_run(path)
         self.path, self.cfg = Path(path), doc["config"]
         self.verdict = diagnose(records, doc)["verdict"]
         self.records = [r for r in records if "diverged" not in r]
@@ -50,8 +53,9 @@ class Run:
                       if finite(r.get("eval_nll"))]
 
     @property
-    def size(self) -> int:
-        return self.cfg["hidden"] * self.cfg["layers"]
+    def size(self) -> int | None:
+        hidden = self.cfg.get("hidden")
+        return None if hidden is None else hidden * self.cfg["layers"]
 
     def best_eval(self) -> tuple[int, float] | None:
         return min(self.evals, key=lambda e: e[1]) if self.evals else None
@@ -64,9 +68,9 @@ class Run:
 
     def summary(self) -> dict:
         best = self.best_eval()
-        return {"name": self.path.name, "path": str(self.path), "hidden": self.cfg["hidden"],
-                "layers": self.cfg["layers"], "optimizer": self.cfg["optimizer"],
-                "lr": self.cfg["lr"], "last_step": self.records[-1]["step"] if self.records
+        return {"name": run_name(self.path), "path": str(self.path),
+                **{k: self.cfg.get(k) for k in SETTINGS},
+                "last_step": self.records[-1]["step"] if self.records
                 else 0, "best_eval_nll": best[1] if best else None,
                 "best_eval_step": best[0] if best else None, "verdict": self.verdict}
 
@@ -105,6 +109,8 @@ DIFFERS = {"sat_ratio": "minus", "mean_gain": "minus", "grad_norm": "ratio",
 
 def capacity_not_limiting(rs: list[Run], steps: list[int]) -> dict | None:
     """The smallest and the largest model of the runs: see the module docstring."""
+    if any(r.size is None for r in rs):
+        return None  # a log that does not give its model's size
     small, large = min(rs, key=lambda r: r.size), max(rs, key=lambda r: r.size)
     if small.size == large.size or len(steps) < 3 or not (small.evals and large.evals):
         return None
@@ -142,8 +148,9 @@ def capacity_not_limiting(rs: list[Run], steps: list[int]) -> dict | None:
                          "caveat": "runs that have not yet settled can still part: compare "
                                    "again after longer training"},
             "suspects": suspects,
-            "next": [f"--hidden {cfg['hidden']}", f"--dropout {min(cfg['dropout'] + 0.2, 0.5):g}",
-                     f"--weight-decay {max(cfg['weight_decay'] * 10, 0.1):g}",
+            "next": [f"--hidden {cfg['hidden']}",
+                     f"--dropout {min(cfg.get('dropout', 0) + 0.2, 0.5):g}",
+                     f"--weight-decay {max(cfg.get('weight_decay', 0) * 10, 0.1):g}",
                      "--corpus LARGER_TEXT"]}
 
 
@@ -214,8 +221,7 @@ def format_comparison(result: dict) -> str:
     """The runs, the matched-step table (each reading for every run side by side), the
     findings."""
     names = [f"[{i + 1}] {r['name']}" for i, r in enumerate(result["runs"])]
-    lines = [f"{name}: --hidden {r['hidden']} --layers {r['layers']} --optimizer "
-             f"{r['optimizer']} --lr {r['lr']:g}; {r['last_step']} steps, best eval NLL "
+    lines = [f"{name}: {settings(r)}{r['last_step']} steps, best eval NLL "
              f"{fmt(r['best_eval_nll'])} at step {r['best_eval_step']}; verdict {r['verdict']}"
              for name, r in zip(names, result["runs"], strict=True)]
     short = {"train_nll": "train", "eval_nll": "eval", "sat_ratio": "sat", "mean_gain": "gain",
@@ -233,6 +239,16 @@ def format_comparison(result: dict) -> str:
     lines += ["", "findings across runs: none" if not found else "findings across runs:"]
     lines += [format_finding(f) for f in found]
     return "\n".join(lines)
+
+
+def settings(r: dict) -> str:
+    """The run's settings as flags, those its log gives ("--hidden 256 --lr 0.002; ")."""
+    flags = [f"--{flag(k)} {fmt_setting(r[k])}" for k in SETTINGS if r.get(k) is not None]
+    return " ".join(flags) + "; " if flags else ""
+
+
+def fmt_setting(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def fmt(v) -> str:

@@ -14,6 +14,8 @@ SCHEDULES = ("constant", "step", "cosine", "plateau")
 CLIPS = ("norm", "elementwise", "none")
 INITS = ("orthogonal", "normal", "identity")
 DTYPES = ("float32", "float64")
+DEFAULT_STEPS = 9_000  # about two minutes on a 2-core machine at the default size
+RESUMABLE = ("steps", "minutes", "corpus", "data_dir")  # what a resume may change (see resumed)
 
 
 @dataclass
@@ -25,7 +27,7 @@ class TrainConfig:
     layers: int = 1
     seq_len: int = 64
     batch: int = 32
-    steps: int | None = None  # None with minutes=None means DEFAULT_STEPS
+    steps: int | None = None  # None with minutes=None means DEFAULT_STEPS (see with_length)
     minutes: float | None = None
     optimizer: str = "adam"
     lr: float = 2e-3
@@ -35,11 +37,14 @@ class TrainConfig:
     recurrent_init: str = "orthogonal"
     recurrent_scale: float = 1.0
     input_scale: float = 1.0
+    forget_bias: float = 1.0  # the LSTM's forget-gate bias at init
+    chrono_init: bool = False  # gated cells: chrono gate biases with T_max = seq_len
     weight_decay: float = 0.0
     dropout: float = 0.0
     eval_frac: float = 0.05
     eval_every: int = 250
     log_every: int = 50
+    checkpoint_every: int | None = None  # also checkpoint every K steps (always at each eval)
     sat_threshold: float = 0.95
     seed: int = 0
     dtype: str = "float32"
@@ -58,7 +63,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {getattr(self, name)}")
-        for name in ("steps", "minutes"):
+        for name in ("steps", "minutes", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {value}")
@@ -67,6 +72,12 @@ class TrainConfig:
         for name in ("clip_value", "recurrent_scale", "input_scale"):
             if getattr(self, name) <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {getattr(self, name)}")
+        if self.cell != "lstm" and self.forget_bias != 1.0:
+            raise RnnscopeError(f"--forget-bias sets the LSTM's forget-gate bias; --cell "
+                                f"{self.cell} has none: drop it or use --cell lstm")
+        if self.chrono_init and self.cell == "rnn":
+            raise RnnscopeError("--chrono-init sets the gate biases of a gated cell; use it "
+                                "with --cell gru or --cell lstm")
         if self.weight_decay < 0:
             raise RnnscopeError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.dropout < 1:
@@ -76,6 +87,39 @@ class TrainConfig:
         if not 0 < self.sat_threshold < 1:
             raise RnnscopeError(f"--sat-threshold must be in (0, 1), got {self.sat_threshold}")
         return self
+
+    def with_length(self) -> TrainConfig:
+        """A copy whose length is explicit: --steps DEFAULT_STEPS when neither --steps nor
+        --minutes is given, so that a run resumed by a later version keeps its length."""
+        if self.steps is None and self.minutes is None:
+            return dataclasses.replace(self, steps=DEFAULT_STEPS)
+        return dataclasses.replace(self)
+
+    def resumed(self, changes: dict) -> TrainConfig:
+        """This run's settings with the changes a resume may make, validated: --steps or
+        --minutes raised, --corpus or --data-dir pointed elsewhere (the caller checks that it is
+        the same text). A flag equal to the run's own setting changes nothing and is accepted;
+        any other change is refused, naming the flag."""
+        cfg = dataclasses.replace(self)
+        for name, value in changes.items():
+            if value == getattr(self, name):
+                continue
+            if name not in RESUMABLE:
+                raise RnnscopeError(f"{shown(name, value)} differs from the run's setting "
+                                    f"({getattr(self, name)!r}): a resumed run keeps every "
+                                    "setting of its config.json; start a new run to change it")
+            setattr(cfg, name, value)
+        for name, other in (("steps", "minutes"), ("minutes", "steps")):
+            old, new = getattr(self, name), getattr(cfg, name)
+            if new == old:
+                continue
+            if old is None:
+                raise RnnscopeError(f"the run's length is set by --{other}; raise --{other} "
+                                    f"to continue it, not --{name}")
+            if new is None or new < old:
+                raise RnnscopeError(f"--{name} {new} is less than the run's {old}: a resumed "
+                                    f"run can only be made longer; give --{name} above {old}")
+        return cfg.validate()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -89,3 +133,10 @@ class TrainConfig:
 def flag(field_name: str) -> str:
     """The command-line flag of a config field: seq_len -> seq-len."""
     return field_name.replace("_", "-")
+
+
+def shown(field_name: str, value) -> str:
+    """A setting as it is given on the command line: --lr 0.1, --no-panel."""
+    if isinstance(value, bool):
+        return f"--{flag(field_name)}" if value else f"--no-{flag(field_name)}"
+    return f"--{flag(field_name)} {value}"

@@ -5,7 +5,8 @@ Layer l's parameters are "{l}.{name}" with the names of its cell (rnnscope/cells
 has "{l}.Wxh" (in x H), "{l}.Whh" (H x H), "{l}.bh" (H)); the readout "Why" (H x V), "by" (V).
 The model does what every cell shares: the input product ax = u @ Wx + bx of all steps at once
 (the input of layer 0 is one-hot, so it is a row lookup of Wx + bx; the input of layer l > 0 is
-the output h of layer l-1, after dropout when training with dropout), the input-weight gradients
+the output h of layer l-1, after dropout when training with dropout; layers_pass gives layer 0
+a dense input instead, as another network's layers have: SPEC 10), the input-weight gradients
 as single large products, stacking, dropout, readout, loss and the reused work buffers; the
 cell runs the recurrence and its backward pass (the cell contract: rnnscope/cells/__init__.py).
 
@@ -78,43 +79,74 @@ class Model:
                        ) -> LossAndGrads:
         """Forward, loss and hand-written truncated BPTT over one (T, B) chunk."""
         P, T, B, H = self.params, x.shape[0], x.shape[1], self.hidden_size
-        cell, work = self.cell_module, self._buffer
-        wx, bx = cell.INPUT
+        work = self._buffer
         tapes, masks, outputs = self._layers(x, self._state(h0, B), dropout, rng, work)
         loss, dlogits = nll(self._readout(outputs[-1], work), y.ravel())
         grads = {"Why": outputs[-1].reshape(-1, H).T @ dlogits, "by": dlogits.sum(axis=0)}
         du = work(f"{self.num_layers - 1}.dh", (T, B, H))  # gradient reaching a layer's output
         np.dot(dlogits, P["Why"].T, out=du.reshape(-1, H))
-        probes = []
+        probes = self._backward(x, tapes, masks, outputs, du, work, grads)
+        return LossAndGrads(loss, {k: grads[k] for k in P}, self._last_state(tapes), probes)
+
+    def layers_pass(self, u: np.ndarray, h0: State | None, dout: np.ndarray,
+                    dh_last: np.ndarray | None = None) -> tuple[list[dict], dict]:
+        """The layers alone on a dense input, as the probe of another network's layers (SPEC
+        10, rnnscope/torch.py): u (T, B, vocab_size) the input of layer 0 (an embedding's
+        output, say), dout (T, B, H) the gradient reaching the top layer's output from that
+        network's loss, dh_last (L, B, H) the gradient reaching each layer's last h from
+        outside it, if any. Returns (probes, grads of the layers' parameters), of the loss that
+        dout belongs to; the probes are work buffers, as loss_and_grads' are."""
+        T, B, H = u.shape[0], u.shape[1], self.hidden_size
+        work = self._buffer
+        tapes, masks, outputs = self._layers(u, self._state(h0, B), 0.0, None, work)
+        du = work(f"{self.num_layers - 1}.dh", (T, B, H))
+        np.copyto(du, dout)
+        grads: dict = {}
+        probes = self._backward(u, tapes, masks, outputs, du, work, grads, dh_last)
+        return probes, grads
+
+    def _backward(self, x, tapes, masks, outputs, du, work, grads, dh_last=None) -> list[dict]:
+        """Backward through the layers from du, the gradient reaching the top layer's output
+        (T, B, H), overwritten; writes every layer parameter's gradient into grads and returns
+        the probes. x: layer 0's input, (T, B) ids (one-hot) or (T, B, vocab_size) dense."""
+        P, T, B, H = self.params, du.shape[0], du.shape[1], self.hidden_size
+        cell, probes = self.cell_module, []
+        wx, bx = cell.INPUT
         for l in reversed(range(self.num_layers)):
             if masks[l] is not None:
                 du *= masks[l]
+            if dh_last is not None:
+                du[-1] += dh_last[l]
             dh, recurrent = du, {}
             dax = cell.backward(layer_params(P, l), tapes[l], dh, cell_work(work, l), recurrent)
             grads.update({f"{l}.{k}": g for k, g in recurrent.items()})
             flat = dax.reshape(T * B, -1)
-            if l == 0:  # each position's dax lands in one row of dWx, so those rows sum to dbx
+            if l == 0 and x.ndim == 2:  # one-hot: each position's dax lands in one row of dWx,
                 grads[f"0.{wx}"] = one_hot_columns(x.ravel(), self.vocab_size, self.dtype) @ flat
-                grads[f"0.{bx}"] = grads[f"0.{wx}"].sum(axis=0)
+                grads[f"0.{bx}"] = grads[f"0.{wx}"].sum(axis=0)  # so those rows sum to dbx
             else:
+                below = outputs[l - 1] if l else x
                 grads[f"{l}.{bx}"] = flat.sum(axis=0)
-                grads[f"{l}.{wx}"] = outputs[l - 1].reshape(-1, H).T @ flat
+                grads[f"{l}.{wx}"] = below.reshape(T * B, -1).T @ flat
+            if l > 0:
                 du = work(f"{l - 1}.dh", (T, B, H))
                 np.dot(flat, P[f"{l}.{wx}"].T, out=du.reshape(-1, H))
             probes.append(cell.probes(tapes[l], dh, dax))
-        probes.reverse()
-        return LossAndGrads(loss, {k: grads[k] for k in P}, self._last_state(tapes), probes)
+        return probes[::-1]
 
     def _layers(self, x, state0, dropout, rng, alloc):
         """Run every layer over the chunk. Returns, per layer, the cell's tape, the dropout mask
         of its output and the output after dropout (T, B, H); state0: per layer, a tuple of
-        (B, H); alloc(name, shape) gives arrays."""
-        check_ids(x, self.vocab_size)
+        (B, H); alloc(name, shape) gives arrays. x: (T, B) ids, or a dense (T, B, vocab_size)
+        input (layers_pass)."""
+        one_hot = x.ndim == 2
+        if one_hot:
+            check_ids(x, self.vocab_size)
         cell, T = self.cell_module, x.shape[0]
         tapes, masks, outputs = [], [], []
         for l in range(self.num_layers):
             P = layer_params(self.params, l)
-            fill = input_product(P, cell.INPUT, outputs[-1] if l else x, one_hot=l == 0)
+            fill = input_product(P, cell.INPUT, outputs[-1] if l else x, one_hot=one_hot and l == 0)
             tape = cell.forward(P, state0[l], T, fill, cell_work(alloc, l))
             h = tape["h"][1:]
             mask = dropout_mask(h.shape, dropout, rng, self.dtype)

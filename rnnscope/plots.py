@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, LogFormatter
 
 from .health import HEALTHY
+from .records import vocab_size
 
 MAX_POINTS = 500                        # a longer series is thinned to about this many points
 PROFILES_PER_RUN = 4                    # bptt_profile curves drawn per run
@@ -49,9 +50,9 @@ class RunData:
 
 def series(records: list[dict], key: str, x: str = "step", positive: bool = False,
            where=None) -> tuple[np.ndarray, np.ndarray]:
-    """(xs, ys) of the records holding a finite number under `key` (and > 0 when `positive`,
-    for log axes; and where(record) when given), thinned to about MAX_POINTS."""
-    pts = [(r[x], r[key]) for r in records if is_number(r.get(key))
+    """(xs, ys) of the records holding finite numbers under `x` and `key` (`key` > 0 when
+    `positive`, for log axes; and where(record) when given), thinned to about MAX_POINTS."""
+    pts = [(r[x], r[key]) for r in records if is_number(r.get(key)) and is_number(r.get(x))
            and (r[key] > 0 or not positive) and (where is None or where(r))]
     kept = pts[::max(1, math.ceil(len(pts) / MAX_POINTS))]
     if pts and kept[-1] is not pts[-1]:
@@ -154,20 +155,27 @@ def nll(runs: list[RunData], x: str) -> Figure:
     ax.set(xlabel=XLABEL[x], ylabel="NLL (nats/char)")
     ax.legend(handles=run_handles(runs) + [style_handle("train (mean since last record)"),
                                            style_handle("eval split", **eval_style)]
-              + unigram_baselines(ax, runs))
+              + unigram_baselines(ax, runs) + floors(ax, runs))
     return fig
 
 
 def cut_off_blowup(ax, runs: list[RunData], ys: np.ndarray) -> np.ndarray:
     """Keep the NLL axis readable when a run blows up: losses above twice the uniform model's
     (log V) leave the top of the plot, with a note; return the values still shown."""
-    top = 2 * max(math.log(len(run.doc["vocab"])) for run in runs)
+    top = 2 * max(start_nll(run) for run in runs)
     shown = ys[ys <= top]
     if ys.size and ys.max() > top:
         ax.set_ylim(0.9 * shown.min() if shown.size else 0, top)
         ax.annotate(f"values above {top:.1f} cut off", (0.5, 0.98), xycoords="axes fraction",
                     ha="center", va="top", fontsize=8, color="0.3")
     return shown
+
+
+def start_nll(run: RunData) -> float:
+    """Where training starts: log V, or for a log without its vocabulary its first train NLL."""
+    V = vocab_size(run.doc)
+    first = [r["train_nll"] for r in run.records if is_number(r.get("train_nll"))]
+    return math.log(V) if V else first[0] if first else math.inf
 
 
 def unigram_baselines(ax, runs: list[RunData]) -> list:
@@ -179,6 +187,21 @@ def unigram_baselines(ax, runs: list[RunData]) -> list:
             ax.axhline(base, color=run.colour, ls="-.", lw=0.8)
             drawn = True
     return [style_handle("unigram baseline (eval)", ls="-.", lw=0.8)] if drawn else []
+
+
+def floors(ax, runs: list[RunData]) -> list:
+    """The floor of a synthetic corpus (its entropy rate, the best any model can reach) as a
+    labelled line; its legend entry."""
+    drawn = False
+    for i, run in enumerate(runs):
+        floor = run.doc.get("corpus", {}).get("floor_nll")
+        if is_number(floor):
+            ax.axhline(floor, color=run.colour, ls=(0, (1, 1)), lw=1.5, gid=f"floor-{i}")
+            ax.annotate(f"floor {floor:.3f}", (1.0, floor), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=8, color=run.colour)
+            drawn = True
+    return [style_handle("floor: the source's entropy rate", ls=(0, (1, 1)), lw=1.5)] \
+        if drawn else []
 
 
 def nll_steps(runs: list[RunData]) -> Figure:
@@ -221,7 +244,7 @@ def grad_norm(runs: list[RunData]) -> Figure:
         xs, ys = series(run.records, "grad_norm", positive=True,
                         where=lambda r: (r.get("clip_rate") or 0) > 0)
         ax.plot(xs, ys, color=run.colour, gid=f"clip-events-{i}", **marker)
-        if run.doc["config"]["clip"] == "norm":
+        if run.doc["config"].get("clip") == "norm":
             ax.axhline(run.doc["config"]["clip_value"], color=run.colour, ls=":", lw=1)
     mark_divergence(ax, runs, "step")
     ax.set(xlabel=XLABEL["step"], ylabel="global gradient L2 norm (before clipping)")
@@ -332,11 +355,36 @@ def to_svg(fig: Figure, prefix: str) -> str:
     return re.sub(r'(\bid="|href="#|url\(#)', rf"\g<1>{prefix}-", svg)
 
 
-def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
-    """{figure id: (inline svg, whether it is drawn to span the page)} for each of FIGURES."""
-    out = {}
+def svg(fid: str, draw, *args) -> tuple[str, bool]:
+    """(inline svg, whether it is drawn to span the page) of the figure draw(*args)."""
     with matplotlib.rc_context(STYLE):
-        for fid, _, _, draw in FIGURES:
-            fig = draw(runs)
-            out[fid] = to_svg(fig, fid), fig.get_figwidth() > NARROW
-    return out
+        fig = draw(*args)
+        return to_svg(fig, fid), fig.get_figwidth() > NARROW
+
+
+def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
+    """{figure id: svg(...)} for each of FIGURES."""
+    return {fid: svg(fid, draw, runs) for fid, _, _, draw in FIGURES}
+
+
+# ---- a sweep's figures
+
+
+def main_effects(curves: list[tuple[str, list]]) -> Figure:
+    """One panel per swept factor: per value, the mean eval NLL of its runs against steps, the
+    band between their lowest and highest (sweep_summary.effect_curves gives the numbers)."""
+    fig, axes = grid(len(curves), sharey=True)
+    for ax, (factor, lines) in zip(axes, curves or [("", [])], strict=True):
+        drawn = []
+        for i, (value, steps, mean, lo, hi) in enumerate(lines):
+            colour = PALETTE[i % len(PALETTE)]
+            ax.plot(steps, mean, color=colour, marker="o", ms=3, label=literal(str(value)))
+            ax.fill_between(steps, lo, hi, color=colour, alpha=0.15, lw=0)
+            drawn.append(np.asarray(mean, dtype=float))
+        fit_scale(ax, np.concatenate(drawn) if drawn else np.array([]), log=False)
+        ax.set_title(literal(factor))
+        if drawn:
+            ax.legend()
+    fig.supxlabel(XLABEL["step"], fontsize=9)
+    fig.supylabel("eval NLL (nats/char), mean of the runs", fontsize=9)
+    return fig

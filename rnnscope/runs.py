@@ -1,21 +1,33 @@
-"""A run directory: config.json, metrics.jsonl, atomic checkpoints without pickle, loading.
+"""A run directory: config.json, metrics.jsonl, atomic checkpoints without pickle, loading,
+and the lock that lets one process at a time train a run.
 
     config.json      {"rnnscope_version", "config": TrainConfig fields, "corpus": {name, chars,
                       sha256}, "vocab": chars}
-    metrics.jsonl    one panel record per line
+    metrics.jsonl    one panel record per line: a JSON object with an integer "step"
     checkpoint.npz   "param/{name}", "opt/{key}", "state/{part}" arrays ("state/h", and
                      "state/c" for the LSTM) and "meta" (a JSON string):
                      step, data cursor, RNG states, schedule and interval state, best eval NLL
     best.npz         the same layout, params at the best eval NLL
+    train.lock       while a process trains the run: its pid (see writer_lock)
+
+Nothing written is ever left half-done where a reader or a resume would take it: files are
+written whole to a temporary file beside them, synced, then renamed over the old one; a record
+is appended whole or not at all. A write that fails raises WriteFailed naming the file and the
+OS error, and what was there before is intact.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
+import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,55 +36,115 @@ import numpy as np
 from . import __version__
 from .config import TrainConfig
 from .data import Vocab
-from .errors import RnnscopeError
+from .errors import RnnscopeError, RnnscopeWarning, WriteFailed
 from .model import Model
 
+try:
+    import fcntl
+except ImportError:  # Windows: the lock is the pid file alone (see writer_lock)
+    fcntl = None
+
 CONFIG, METRICS, CHECKPOINT, BEST = "config.json", "metrics.jsonl", "checkpoint.npz", "best.npz"
-TRIAGE, REPORT = "triage.json", "report.html"
+TRIAGE, REPORT, LOCK = "triage.json", "report.html", "train.lock"
+TMP_SUFFIX = ".tmp"  # temporary files are .{name}.{random}.tmp beside the file they replace
 UMASK = os.umask(0)
 os.umask(UMASK)
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(file) on a temporary file beside path, fsync, then rename it over path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+# ---- writing
+
+
+def write_failed(path: Path, e: OSError) -> WriteFailed:
+    code = errno.errorcode.get(e.errno, str(e.errno))
+    return WriteFailed(f"cannot write {path}: {e.strerror or e} ({code})")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to a temporary file beside path, fsync, then rename it over path."""
+    path = Path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as e:
+        raise write_failed(path, e) from None
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_failed(path, e) from None
         raise
+    sync_dir(path.parent)
+
+
+def sync_dir(directory: Path) -> None:
+    """Make a rename durable (a power cut after it keeps the new file); where directories
+    cannot be opened (Windows) the rename is left to the file system."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself is done
+    finally:
+        os.close(fd)
 
 
 def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, text.encode("utf-8"))
+
+
+def remove_temporary_files(path: Path) -> None:
+    """Temporary files a killed writer left in the run (only call it holding the lock)."""
+    for name in (CONFIG, METRICS, CHECKPOINT, BEST, TRIAGE, REPORT):
+        for tmp in Path(path).glob(f".{name}.*{TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
 
 
 def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
     """Create the run directory; an existing non-empty one is never reused silently."""
     if run_dir is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        corpus = Path(cfg.corpus).stem if cfg.corpus not in ("stdlib", "tinyshakespeare") \
-            else cfg.corpus
+        corpus = Path(cfg.corpus).stem.replace(":", "-")  # synthetic:delay8 -> synthetic-delay8
         base = Path("runs") / f"{stamp}-{corpus}-{cfg.cell}{cfg.hidden}x{cfg.layers}"
         path, n = base, 1
         while path.exists():
             path, n = base.with_name(f"{base.name}-{n}"), n + 1
     else:
         path = Path(run_dir)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise RnnscopeError(f"run directory {path} already exists and is not empty; choose "
-                                f"another --run-dir, or continue it with --resume {path}")
+    return make_run_dir(path, "choose another --run-dir")
+
+
+def make_run_dir(path: Path, fix: str, fix_if_used: str | None = None) -> Path:
+    """Create the run directory path (check_new: never reuse one); the errors end with fix
+    (fix_if_used when the directory is in use): what to pass instead."""
+    if path.exists():
+        check_new(path, fix_if_used)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; "
-                            "choose another --run-dir") from None
+        raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; {fix}") from None
     return path
+
+
+def check_new(path: Path, fix: str | None = None) -> None:
+    """Refuse a run directory that holds anything but a lock file: never reuse one silently."""
+    if not path.is_dir() or any(p.name != LOCK for p in path.iterdir()):
+        fix = fix or f"choose another --run-dir, or continue it with --resume {path}"
+        raise RnnscopeError(f"run directory {path} already exists and is not empty; {fix}")
 
 
 def write_config(path: Path, cfg: TrainConfig, corpus_info: dict, vocab: Vocab) -> None:
@@ -95,45 +167,114 @@ def read_config(path: Path) -> dict:
                             "pass a directory made by `rnnscope train`") from None
     except (ValueError, KeyError, TypeError) as e:
         raise RnnscopeError(f"{file} is corrupt ({e}); restore it or start a new run") from None
+    except OSError as e:
+        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
     return doc
 
 
 def append_record(path: Path, record: dict) -> None:
-    with open(path / METRICS, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, allow_nan=False) + "\n")
-        f.flush()
+    """Append one record line; a write that fails is cut back off, so no torn line is left."""
+    file = Path(path) / METRICS
+    line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise write_failed(file, e) from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            write_all(fd, line)
+        except OSError as e:
+            os.ftruncate(fd, size)
+            raise write_failed(file, e) from None
+    finally:
+        os.close(fd)
+
+
+def sync_records(path: Path) -> None:
+    """fsync metrics.jsonl, so that a checkpoint is never durable before the records up to it."""
+    file = Path(path) / METRICS
+    try:
+        fd = os.open(file, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise write_failed(file, e) from None
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        raise write_failed(file, e) from None
+    finally:
+        os.close(fd)
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The records of a run, also of one still training (a torn last line is skipped)."""
-    try:
-        lines = (Path(path) / METRICS).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    records = []
-    for i, line in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i < len(lines) - 1:
-                raise RnnscopeError(f"{Path(path) / METRICS} line {i + 1} is corrupt; remove "
-                                    "that line to read the run") from None
+    """The records of a run, also of one still training or damaged (see read_jsonl)."""
+    return read_jsonl(Path(path) / METRICS)
+
+
+def read_jsonl(file: Path) -> list[dict]:
+    """The records of a JSON-lines file: each line a JSON object with an integer "step".
+    A last line without its newline is a record still being written and is skipped silently;
+    any other line that is not a record (garbage, a line torn by a crash, an edit) is skipped
+    with one RnnscopeWarning for the file. A missing file has no records."""
+    records, bad = parse_records(file)
+    if bad:
+        warnings.warn(f"{file}: skipped {len(bad)} unreadable line{'s' if len(bad) > 1 else ''}"
+                      f" ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); read the "
+                      f"other {len(records)} records", RnnscopeWarning, stacklevel=2)
     return records
 
 
-def keep_records(path: Path, keep) -> None:
-    """Rewrite metrics.jsonl atomically with only the records for which keep(record) holds."""
-    records = [r for r in read_metrics(path) if keep(r)]
-    write_text(path / METRICS, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+def parse_records(file: Path) -> tuple[list[dict], list[str]]:
+    """(records, one "line N: why" for each line that is not a record) of a JSON-lines file."""
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        return [], []
+    except OSError as e:
+        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
+    lines = data.split(b"\n")
+    lines.pop()  # the text after the last newline: empty, or a record being written
+    records, bad = [], []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            bad.append(f"line {i}: not JSON")
+            continue
+        if not isinstance(rec, dict) or type(rec.get("step")) is not int:
+            bad.append(f"line {i}: no integer step")
+            continue
+        records.append(rec)
+    return records, bad
+
+
+def keep_records(path: Path, keep: Callable[[dict], bool]) -> None:
+    """Rewrite metrics.jsonl atomically with only the records for which keep(record) holds
+    (unreadable lines and a torn last line go too); left alone when it holds just those."""
+    file = Path(path) / METRICS
+    kept = records_text([r for r in read_jsonl(file) if keep(r)])
+    if file.exists() and file.read_bytes() != kept:
+        atomic_write(file, kept)
+
+
+def records_text(records: list[dict]) -> bytes:
+    return "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode("utf-8")
 
 
 def save_checkpoint(file: Path, params: dict, opt_state: dict, state: dict, meta: dict) -> None:
-    """state: the carried state by part, {"h": (L, B, H)[, "c": ...]} (Model.state_parts)."""
+    """state: the carried state by part, {"h": (L, B, H)[, "c": ...]} (Model.state_parts);
+    written atomically."""
     arrays = {f"param/{k}": v for k, v in params.items()}
     arrays.update({f"opt/{k}": v for k, v in opt_state.items()})
     arrays.update({f"state/{k}": v for k, v in state.items()})
     arrays["meta"] = np.array(json.dumps(meta))
-    atomic_write(Path(file), lambda f: np.savez(f, **arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(Path(file), buffer.getvalue())
 
 
 def load_checkpoint(file: Path) -> tuple[dict, dict, dict, dict]:
@@ -153,6 +294,89 @@ def load_checkpoint(file: Path) -> tuple[dict, dict, dict, dict]:
     opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
     state = {k[6:]: v for k, v in arrays.items() if k.startswith("state/")}
     return params, opt, state, meta
+
+
+# ---- one writer per run
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[int | None]:
+    """Hold the run's lock while training it: a second writer is refused (RnnscopeError naming
+    the owner's pid). The lock is an flock on train.lock, which the OS releases however the
+    owner ends (kill -9 included); the file holds the owner's pid and is removed on release.
+    Yields the pid a dead owner left in the file (kill -9, power cut), or None.
+    Readers (doctor, report, compare, sample) never take it."""
+    file = Path(path) / LOCK
+    fd = locked_fd(file)
+    try:
+        left = read_pid(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            write_all(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:
+            raise write_failed(file, e) from None
+        yield left
+    finally:
+        try:
+            os.ftruncate(fd, 0)  # an unlink that fails leaves no pid to be mistaken for ours
+            file.unlink()
+        except OSError:
+            pass  # the directory is gone or read-only: the flock still ends with the close
+        os.close(fd)
+
+
+def locked_fd(file: Path) -> int:
+    """An fd of file with the lock held (see writer_lock)."""
+    while True:
+        try:
+            fd = os.open(file, os.O_RDWR | os.O_CREAT | (os.O_EXCL if fcntl is None else 0),
+                         0o666)
+        except FileExistsError:  # no flock here: the file alone says the run is in use
+            raise in_use(file, read_pid_file(file), fix=f"if it is no longer running, delete "
+                         f"{file}") from None
+        except OSError as e:
+            raise write_failed(file, e) from None
+        if fcntl is None:
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = read_pid(fd)
+            os.close(fd)
+            raise in_use(file, pid, fix=f"wait for it to finish, or stop it (kill {pid}) "
+                         "and resume") from None
+        if same_file(fd, file):
+            return fd
+        os.close(fd)  # the owner removed the file between our open and our lock: again
+
+
+def in_use(file: Path, pid: int | None, fix: str) -> RnnscopeError:
+    return RnnscopeError(f"run {file.parent} is being trained by process {pid or '?'} (it "
+                         f"holds {file}); {fix}")
+
+
+def read_pid(fd: int) -> int | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def read_pid_file(file: Path) -> int | None:
+    try:
+        text = file.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def same_file(fd: int, file: Path) -> bool:
+    try:
+        st = os.stat(file)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 @dataclass
@@ -180,7 +404,8 @@ def load_run(path: str | Path, which: str = CHECKPOINT) -> Run:
 def model_for(cfg: TrainConfig, vocab_size: int) -> Model:
     return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
                  dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
-                 recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale)
+                 recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
+                 forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None)
 
 
 def check_params(model: Model, params: dict, file: Path) -> None:

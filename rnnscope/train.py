@@ -1,27 +1,42 @@
-"""The training loop: batches -> step -> panel -> log -> checkpoint.
+"""The training loop: batches -> step -> panel -> log -> checkpoint; new and resumed runs.
 
 Stateful truncated BPTT (SPEC section 1): the train split is cut into B streams; chunk i of an
 epoch is columns [i*T, (i+1)*T] of every stream, and the hidden state (not the gradient) is
 carried from chunk to chunk and reset to zero at the start of each epoch.
 
 A record is written every --log-every steps and every --eval-every steps (then with eval_nll);
-a checkpoint after every eval and at the end. A run that ends off the cadence gets one extra
-record marked "final": resuming drops it and restores the state saved before it, so a resumed
-run writes the same records as an uninterrupted one.
+a checkpoint after every eval, every --checkpoint-every steps, when SIGINT or SIGTERM stops the
+run (after the step it is in) and at the end. A run that ends off the cadence gets one extra
+record marked "final". Resuming restores the last checkpoint and drops the records written
+after it (and the final one), so a resumed run writes the same records and reaches the same
+parameters as an uninterrupted one, however it was stopped, kill -9 included.
+
+`--resume DIR` takes every setting from the run's config.json (TrainConfig.resumed says what a
+resume may change). The learning-rate schedule spans the run's length when it started, its
+horizon, kept in the checkpoint: a resume that raises --steps or --minutes leaves the schedule's
+shape alone, and the steps beyond the horizon run at its final learning rate (cosine's floor,
+step's 1/100), as a finished schedule would continue. Stretching the schedule instead would
+raise the learning rate of a run that had already cooled down.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import panel, runs
 from .advice import format_diagnosis, headline
-from .config import TrainConfig
+from .config import DEFAULT_STEPS, TrainConfig
+from .corpora import KNOWN, Corpus, load_corpus
 from .data import (
     Vocab,
     build_vocab,
@@ -29,20 +44,20 @@ from .data import (
     chunks_per_epoch,
     eval_streams,
     get_chunk,
-    load_corpus,
     make_streams,
     split,
     unigram_nll,
 )
 from .display import Display, PlainDisplay
-from .errors import RnnscopeError
+from .errors import Interrupted, RnnscopeError, WriteFailed
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
-from .report import write_report
+from .records import finite_or_none
 from .triage import Watch, write_triage
 
-DEFAULT_STEPS = 9_000  # about two minutes on a 2-core machine at the default size
-RESUMABLE = ("steps", "minutes", "data_dir", "corpus")  # settings a resumed run may change
+__all__ = ["DEFAULT_STEPS", "Diverged", "resume", "train"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Diverged(Exception):
@@ -61,6 +76,7 @@ class Session:
     h: State                            # carried to the next chunk, in the cell's form
     rng: np.random.Generator            # dropout masks
     panel_rng: np.random.Generator      # the through-time profile's random vectors
+    horizon: float                      # steps (seconds with --minutes) the lr schedule spans
     opt_state: dict = field(default_factory=dict)
     sched: dict = field(default_factory=lambda: {"factor": 1.0})
     interval: panel.Interval = field(default_factory=panel.Interval)
@@ -74,51 +90,155 @@ class Session:
     watch: Watch | None = None          # the triage, fed each record as it is written
 
 
-def train(cfg: TrainConfig, run_dir: str | None = None, resume: str | None = None,
+def train(cfg: TrainConfig, run_dir: str | Path | None = None,
           display: Display | None = None) -> Path:
-    """Train a model as cfg says and return its run directory.
-    Overflow on the way to a divergence is expected and reported by the loop, not warned."""
+    """Train a new run as cfg says and return its run directory.
+    A corpus that cannot be trained on is refused before any directory is made."""
+    cfg = located(cfg.validate().with_length())
+    text = prepare(cfg)
+    path = runs.new_run_dir(run_dir, cfg)
+    with runs.writer_lock(path), quiet_overflow():
+        runs.check_new(path)  # another train that took the lock first has not written here
+        runs.write_config(path, cfg, corpus_info(text), text.vocab)
+        return run(open_session(cfg, path, text), display or PlainDisplay())
+
+
+def resume(path: str | Path, changes: dict | None = None,
+           display: Display | None = None) -> Path:
+    """Continue the run in path from its last checkpoint with the settings of its config.json;
+    changes holds the flags given with --resume ({"steps": 80}: see TrainConfig.resumed)."""
+    path, display = Path(path), display or PlainDisplay()
+    runs.read_config(path)  # not a run: refused before a lock file is made in it
+    with runs.writer_lock(path) as left, quiet_overflow():
+        if left is not None:
+            display.note(f"process {left} stopped without releasing {path / runs.LOCK} "
+                         "(killed?); this process takes the run over")
+        try:
+            s = resume_session(path, changes or {}, display)
+        except WriteFailed as e:
+            raise WriteFailed(f"{e}; the run is as it was: run the same command again once the "
+                              "disk has room (or the directory is writable)") from None
+        return run(s, display)
+
+
+@contextmanager
+def quiet_overflow() -> Iterator[None]:
+    """Overflow on the way to a divergence is expected and reported by the loop, not warned."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return train_loop(cfg, run_dir, resume, display)
+        yield
 
 
-def train_loop(cfg: TrainConfig, run_dir: str | None, resume: str | None,
-               display: Display | None) -> Path:
-    s = resume_session(Path(resume), cfg) if resume else new_session(cfg.validate(), run_dir)
+def run(s: Session, display: Display) -> Path:
+    """Train s to its planned length, then write the verdict and the report."""
     s.watch = Watch.for_run(s.path)
-    display = display or PlainDisplay()
     total, limit = planned_length(s)
     display.start(s.path, s.step, total, limit)
     t0, lr = time.perf_counter() - s.elapsed, s.cfg.lr
+
+    def going() -> bool:
+        return s.step < total if total else time.perf_counter() - t0 < limit
+
     try:
-        while (s.step < total) if total else (time.perf_counter() - t0 < limit):
-            elapsed = time.perf_counter() - t0
-            progress = s.step / total if total else elapsed / limit
-            lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress, s.sched)
-            step(s, lr, display, t0)
-            display.step(s.step, s.chars, time.perf_counter() - t0)
+        with stop_signals() as stop:
+            while going() and stop.signum is None:
+                lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched)
+                step(s, lr, display, t0)
+                display.step(s.step, s.chars, time.perf_counter() - t0)
+            if going():
+                raise interrupted(s, stop.signum, time.perf_counter() - t0)
+            finish(s, lr, time.perf_counter() - t0, display)
     except Diverged:
         display.finish()
         conclude(s, display)
         raise
+    except WriteFailed as e:
+        display.finish()
+        raise WriteFailed(f"{e}; everything written before is intact: once the disk has room "
+                          f"(or the directory is writable), continue with: "
+                          f"{resume_command(s.path)}") from None
     except KeyboardInterrupt:
-        save(s, runs.CHECKPOINT, time.perf_counter() - t0, checkpoint_meta(s))
-        display.note(f"interrupted at step {s.step}; continue with --resume {s.path}")
         display.finish()
         raise
-    finish(s, lr, time.perf_counter() - t0, display)
+    display.finish()
+    display.note(summary(s))
+    try:
+        conclude(s, display)
+    except WriteFailed as e:
+        raise WriteFailed(f"{e}; training finished and its checkpoint is saved; "
+                          f"`rnnscope report {s.path}` writes the verdict and report") from None
     return s.path
 
 
 def planned_length(s: Session) -> tuple[int | None, float | None]:
+    """(total steps, None) or (None, total seconds); a run that already has them is refused."""
     cfg = s.cfg
     if cfg.minutes is not None:
-        return None, s.elapsed + cfg.minutes * 60
-    total = cfg.steps or DEFAULT_STEPS
-    if total <= s.step:
+        if s.elapsed >= cfg.minutes * 60:
+            raise RnnscopeError(f"the run has already trained its {cfg.minutes:g} minutes; pass "
+                                f"--minutes above {cfg.minutes:g} to continue it")
+        return None, cfg.minutes * 60
+    if cfg.steps <= s.step:
         raise RnnscopeError(f"the run already has {s.step} steps; pass --steps larger than "
                             f"{s.step} to continue it")
-    return total, None
+    return cfg.steps, None
+
+
+def progress(s: Session, t0: float) -> float:
+    """How far along the schedule's horizon the run is (1 and beyond: at its end)."""
+    done = s.step if s.cfg.minutes is None else time.perf_counter() - t0
+    return done / s.horizon
+
+
+def horizon(cfg: TrainConfig) -> float:
+    return cfg.steps if cfg.minutes is None else cfg.minutes * 60
+
+
+# ---- stopping on SIGINT and SIGTERM
+
+
+class Stop:
+    """A signal handler: the first SIGINT or SIGTERM sets signum and the loop ends after the
+    step it is in; a second one stops at once (the last checkpoint is kept)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise Interrupted(signum, f"stopped at once by a second {signal_name(signum)}; "
+                              "the last checkpoint is kept")
+        self.signum = signum
+
+
+@contextmanager
+def stop_signals() -> Iterator[Stop]:
+    """Catch SIGINT and SIGTERM while the block runs (signals reach only the main thread;
+    elsewhere nothing is caught and the caller stops the run)."""
+    stop = Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def interrupted(s: Session, signum: int, elapsed: float) -> Interrupted:
+    """Checkpoint where the run stopped and say how to continue it."""
+    checkpoint(s, elapsed)
+    return Interrupted(signum, f"stopped by {signal_name(signum)} after step {s.step}; "
+                       f"checkpoint saved; continue with: {resume_command(s.path)}")
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def resume_command(path: Path) -> str:
+    return f"rnnscope train --resume {shlex.quote(str(path))}"
 
 
 def step(s: Session, lr: float, display: Display, t0: float) -> None:
@@ -147,8 +267,8 @@ def step(s: Session, lr: float, display: Display, t0: float) -> None:
                 display.note(f"step {n}: eval NLL stalled, learning rate factor now "
                              f"{s.sched['factor']:g}")
         write_record(s, rec, display)
-        if n % cfg.eval_every == 0:
-            save(s, runs.CHECKPOINT, time.perf_counter() - t0, checkpoint_meta(s))
+    if n % cfg.eval_every == 0 or (cfg.checkpoint_every and n % cfg.checkpoint_every == 0):
+        checkpoint(s, time.perf_counter() - t0)
 
 
 @dataclass
@@ -177,9 +297,14 @@ def update(model: Model, x: np.ndarray, y: np.ndarray, h: np.ndarray, cfg: Train
     return Update(out, grad_norm, clip_stat, norms, deltas, finite=True)
 
 
+def base_record(s: Session, lr: float, elapsed: float) -> dict:
+    """The keys every record starts with."""
+    return {"step": s.step, "chars": s.chars, "elapsed_s": round(elapsed, 3), "lr": lr,
+            "epoch": s.epoch}
+
+
 def record(s: Session, lr: float, elapsed: float, u: Update) -> dict:
-    rec = {"step": s.step, "chars": s.chars, "elapsed_s": round(elapsed, 3), "lr": lr,
-           "epoch": s.epoch}
+    rec = base_record(s, lr, elapsed)
     rec.update(s.interval.summary(s.step))
     rec["grad_norm"] = u.grad_norm
     if u.norms is not None:
@@ -194,15 +319,6 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
     display.record(rec)
     for finding in s.watch.update(rec):
         display.note(f"step {rec['step']}: {headline(finding)}")
-
-
-def finite_or_none(v):
-    """NaN/inf become null (JSON has no NaN), also inside lists such as bptt_profile."""
-    if isinstance(v, list):
-        return [finite_or_none(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def evaluate(model: Model, streams: np.ndarray, seq_len: int) -> float:
@@ -224,18 +340,15 @@ def evaluate_and_keep_best(s: Session, elapsed: float) -> float:
 
 
 def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
-    """Close the run: a final record and eval when the run ended off the cadence, checkpoint."""
-    cfg, meta = s.cfg, checkpoint_meta(s)
+    """Close the run: a final record and eval when the run ended off the cadence, checkpoint.
+    The checkpoint holds the state before the final record, which a resume drops."""
+    meta = checkpoint_meta(s)
     if s.interval.state["n"] > 0:
-        rec = {"step": s.step, "chars": s.chars, "elapsed_s": round(elapsed, 3), "lr": lr,
-               "epoch": s.epoch, **s.interval.summary(s.step), "final": True}
-        if s.step % cfg.eval_every != 0:
+        rec = {**base_record(s, lr, elapsed), **s.interval.summary(s.step), "final": True}
+        if s.step % s.cfg.eval_every != 0:
             rec["eval_nll"] = evaluate_and_keep_best(s, elapsed)
         write_record(s, rec, display)
-    save(s, runs.CHECKPOINT, elapsed, meta)
-    display.finish()
-    display.note(summary(s))
-    conclude(s, display)
+    checkpoint(s, elapsed, meta)
 
 
 def conclude(s: Session, display: Display) -> None:
@@ -243,13 +356,20 @@ def conclude(s: Session, display: Display) -> None:
     result = write_triage(s.path)
     display.note(format_diagnosis(result))
     if s.cfg.report:
+        from .report import write_report  # matplotlib: loaded only by runs that write a report
+
         display.note(f"report: {write_report([s.path], None)}")
 
 
 def summary(s: Session) -> str:
+    """The closing line: the best eval NLL against the baselines and, when known, the floor."""
     corpus = runs.read_config(s.path)["corpus"]
     best = f"best eval NLL {s.best_eval:.4f} nats/char" if math.isfinite(s.best_eval) \
         else "no eval yet"
+    floor = corpus.get("floor_nll")
+    if floor is not None:
+        above = f"{s.best_eval - floor:.4f} above " if math.isfinite(s.best_eval) else ""
+        best += f", {above}the floor {floor:.4f} (the source's entropy rate)"
     return (f"{s.step} steps, {s.chars:,} chars: {best} (unigram baseline "
             f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
 
@@ -264,8 +384,7 @@ def check_params(s: Session, n: int, lr: float, loss: float, grad_norm: float,
 def diverge(s: Session, n: int, lr: float, loss: float, grad_norm: float, elapsed: float,
             what: str | None = None):
     what = what or ("loss" if not math.isfinite(loss) else "gradient norm")
-    rec = {"step": n, "chars": s.chars, "elapsed_s": round(elapsed, 3), "lr": lr,
-           "epoch": s.epoch, "train_nll": loss, "grad_norm": grad_norm,
+    rec = {**base_record(s, lr, elapsed), "step": n, "train_nll": loss, "grad_norm": grad_norm,
            "diverged": f"{what} not finite"}
     runs.append_record(s.path, {k: finite_or_none(v) for k, v in rec.items()})
     kept = "the last good checkpoint is kept" if (s.path / runs.CHECKPOINT).exists() \
@@ -277,34 +396,65 @@ def diverge(s: Session, n: int, lr: float, loss: float, grad_norm: float, elapse
 # ---- sessions: new, saved, resumed
 
 
-def new_session(cfg: TrainConfig, run_dir: str | None) -> Session:
+@dataclass(frozen=True)
+class Text:
+    """A corpus ready to train on: its vocabulary and its (N,) int32 train and eval ids."""
+    corpus: Corpus
+    vocab: Vocab
+    train_ids: np.ndarray
+    eval_ids: np.ndarray
+
+
+def prepare(cfg: TrainConfig) -> Text:
     corpus = load_corpus(cfg.corpus, cfg.data_dir)
     vocab = build_vocab(corpus.text)
     train_ids, eval_ids = split(vocab.encode(corpus.text), cfg.eval_frac)
     check_trainable(train_ids, eval_ids, cfg.batch, cfg.seq_len)
-    path = runs.new_run_dir(run_dir, cfg)
-    runs.write_config(path, cfg, corpus_info(corpus, vocab, train_ids, eval_ids), vocab)
-    model = runs.model_for(cfg, vocab.size)
-    streams = make_streams(train_ids, cfg.batch)
-    ev = eval_streams(eval_ids, cfg.batch, cfg.seq_len)
-    rng, panel_rng = np.random.default_rng([cfg.seed, 1]), np.random.default_rng([cfg.seed, 2])
-    return Session(cfg, path, model, vocab, streams, ev, model.zero_state(cfg.batch), rng,
-                   panel_rng)
+    return Text(corpus, vocab, train_ids, eval_ids)
 
 
-def corpus_info(corpus, vocab: Vocab, train_ids: np.ndarray, eval_ids: np.ndarray) -> dict:
-    """What config.json says of the corpus, with the baselines a model must beat."""
-    return {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256,
-            "train_chars": len(train_ids), "eval_chars": len(eval_ids),
-            "unigram_eval_nll": unigram_nll(train_ids, eval_ids, vocab.size),
-            "uniform_nll": math.log(vocab.size)}
+def located(cfg: TrainConfig) -> TrainConfig:
+    """cfg with a corpus file and --data-dir as absolute paths: the run resumes from anywhere."""
+    changes = {}
+    if cfg.corpus not in KNOWN and Path(cfg.corpus).is_file():
+        changes["corpus"] = str(Path(cfg.corpus).resolve())
+    if cfg.data_dir is not None:
+        changes["data_dir"] = str(Path(cfg.data_dir).resolve())
+    return replace(cfg, **changes)
+
+
+def corpus_info(text: Text) -> dict:
+    """What config.json says of the corpus, with the baselines a model must beat and its floor
+    (the best any model can reach; null when unknown)."""
+    corpus = text.corpus
+    info = {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256,
+            "train_chars": len(text.train_ids), "eval_chars": len(text.eval_ids),
+            "unigram_eval_nll": unigram_nll(text.train_ids, text.eval_ids, text.vocab.size),
+            "uniform_nll": math.log(text.vocab.size), "floor_nll": corpus.floor_nll}
+    return info if corpus.source is None else {**info, "source": corpus.source}
+
+
+def open_session(cfg: TrainConfig, path: Path, text: Text) -> Session:
+    """The session at step 0: the model initialised from the seed, fresh RNGs and cursor."""
+    model = runs.model_for(cfg, text.vocab.size)
+    return Session(cfg=cfg, path=path, model=model, vocab=text.vocab,
+                   streams=make_streams(text.train_ids, cfg.batch),
+                   eval_streams=eval_streams(text.eval_ids, cfg.batch, cfg.seq_len),
+                   h=model.zero_state(cfg.batch), rng=np.random.default_rng([cfg.seed, 1]),
+                   panel_rng=np.random.default_rng([cfg.seed, 2]), horizon=horizon(cfg))
 
 
 def checkpoint_meta(s: Session) -> dict:
     return {"step": s.step, "epoch": s.epoch, "chunk": s.chunk, "chars": s.chars,
             "best_eval": s.best_eval if math.isfinite(s.best_eval) else None,
-            "sched": dict(s.sched), "interval": dict(s.interval.state),
+            "sched": dict(s.sched), "horizon": s.horizon, "interval": dict(s.interval.state),
             "rng": s.rng.bit_generator.state, "panel_rng": s.panel_rng.bit_generator.state}
+
+
+def checkpoint(s: Session, elapsed: float, meta: dict | None = None) -> None:
+    """Save checkpoint.npz, after making the records up to it durable."""
+    runs.sync_records(s.path)
+    save(s, runs.CHECKPOINT, elapsed, meta or checkpoint_meta(s))
 
 
 def save(s: Session, name: str, elapsed: float, meta: dict) -> None:
@@ -318,40 +468,76 @@ def save(s: Session, name: str, elapsed: float, meta: dict) -> None:
                          s.model.state_parts(s.h), {**meta, "elapsed_s": elapsed})
 
 
-def resume_session(path: Path, given: TrainConfig) -> Session:
+def resume_session(path: Path, changes: dict, display: Display) -> Session:
+    """The session of the run in path at its last checkpoint (at step 0 when it stopped before
+    its first), the records after that step dropped. Nothing is written before every check
+    has passed, so a refused resume leaves the run as it was."""
     doc = runs.read_config(path)
-    cfg = TrainConfig.from_dict(doc["config"])
-    for name in RESUMABLE:
-        setattr(cfg, name, getattr(given, name))
-    cfg.validate()
-    corpus = load_corpus(cfg.corpus, cfg.data_dir)
-    vocab = build_vocab(corpus.text)
-    if vocab.chars != doc["vocab"]:
+    saved = TrainConfig.from_dict(doc["config"]).with_length()
+    cfg = located(saved.resumed(changes))
+    text = resumed_text(cfg, doc, path)
+    s = open_session(cfg, path, text)
+    file = path / runs.CHECKPOINT
+    if file.exists():
+        params, opt_state, state, meta = runs.load_checkpoint(file)
+        runs.check_params(s.model, params, file)
+        missing = [part for part in s.model.cell_module.STATE if part not in state]
+        if missing:
+            raise RnnscopeError(f"checkpoint {file} has no state/{missing[0]}; restore the "
+                                "run's files together or start a new run")
+        restore(s, params, opt_state, s.model.state_of(state), meta)
+    else:
+        display.note(f"{path} has no checkpoint yet (it stopped before its first one): "
+                     "training it from step 0")
+    planned_length(s)
+    runs.remove_temporary_files(path)
+    if cfg != TrainConfig.from_dict(doc["config"]):
+        runs.write_config(path, cfg, corpus_info(text), text.vocab)
+    runs.keep_records(path, lambda r: r["step"] <= s.step and not r.get("final"))
+    note_horizon(s, display)
+    return s
+
+
+def resumed_text(cfg: TrainConfig, doc: dict, path: Path) -> Text:
+    """The corpus of cfg, checked to be the very text the run in path was trained on."""
+    try:
+        text = prepare(cfg)
+    except RnnscopeError as e:
+        raise RnnscopeError(f"cannot read the corpus the run in {path} was trained on ({e}); "
+                            "if it moved, pass --corpus PATH or --data-dir DIR holding the same "
+                            "text") from None
+    if text.vocab.chars != doc["vocab"]:
         raise RnnscopeError(f"corpus {cfg.corpus!r} has a different vocabulary from the run in "
-                            f"{path} ({vocab.size} vs {len(doc['vocab'])} characters); resume "
-                            "with the corpus the run was trained on (--corpus)")
-    if corpus.sha256 != doc["corpus"]["sha256"]:
+                            f"{path} ({text.vocab.size} vs {len(doc['vocab'])} characters); "
+                            "resume with the corpus the run was trained on (--corpus)")
+    if text.corpus.sha256 != doc["corpus"]["sha256"]:
         raise RnnscopeError(f"corpus {cfg.corpus!r} is not the text the run in {path} was "
                             "trained on (SHA-256 differs); resume with the original corpus")
-    params, opt_state, state, meta = runs.load_checkpoint(path / runs.CHECKPOINT)
-    model = runs.model_for(cfg, vocab.size)
-    runs.check_params(model, params, path / runs.CHECKPOINT)
-    for k in model.params:
-        model.params[k][...] = params[k]
-    missing = [part for part in model.cell_module.STATE if part not in state]
-    if missing:
-        raise RnnscopeError(f"checkpoint {path / runs.CHECKPOINT} has no state/{missing[0]}; "
-                            "restore the run's files together or start a new run")
-    train_ids, eval_ids = split(vocab.encode(corpus.text), cfg.eval_frac)
-    runs.keep_records(path, lambda r: r["step"] <= meta["step"] and not r.get("final"))
-    s = Session(cfg, path, model, vocab, make_streams(train_ids, cfg.batch),
-                eval_streams(eval_ids, cfg.batch, cfg.seq_len), model.state_of(state),
-                generator(meta["rng"]), generator(meta["panel_rng"]), opt_state, meta["sched"],
-                panel.Interval(meta["interval"]), meta["step"], meta["epoch"], meta["chunk"],
-                meta["chars"], meta["elapsed_s"],
-                math.inf if meta["best_eval"] is None else meta["best_eval"])
-    runs.write_config(path, cfg, corpus_info(corpus, vocab, train_ids, eval_ids), vocab)
-    return s
+    return text
+
+
+def restore(s: Session, params: dict, opt_state: dict, h: State, meta: dict) -> None:
+    """Put a checkpoint's parameters, optimizer and model state and loop state into s."""
+    for k in s.model.params:
+        s.model.params[k][...] = params[k]
+    s.opt_state, s.h = opt_state, h
+    s.rng, s.panel_rng = generator(meta["rng"]), generator(meta["panel_rng"])
+    s.sched, s.interval = meta["sched"], panel.Interval(meta["interval"])
+    s.step, s.epoch, s.chunk, s.chars = meta["step"], meta["epoch"], meta["chunk"], meta["chars"]
+    s.elapsed = meta["elapsed_s"]
+    s.best_eval = math.inf if meta["best_eval"] is None else meta["best_eval"]
+    s.horizon = meta.get("horizon", s.horizon)  # older checkpoints: the run's length now
+
+
+def note_horizon(s: Session, display: Display) -> None:
+    """Say so when a raised length runs past the end of a decaying schedule."""
+    schedule = s.cfg.lr_schedule
+    if schedule in ("step", "cosine") and horizon(s.cfg) > s.horizon:
+        unit = "steps" if s.cfg.minutes is None else "seconds"
+        final = learning_rate(schedule, s.cfg.lr, 1.0, s.sched)
+        display.note(f"the {schedule} schedule keeps its shape over the run's first "
+                     f"{round(s.horizon):,} {unit}; the rest runs at its final learning rate "
+                     f"{final:g}")
 
 
 def generator(state: dict) -> np.random.Generator:

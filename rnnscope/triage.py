@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import advice, runs
+from . import records as run_records
 from .config import TrainConfig
 from .rules import (
     PRIORITY,
@@ -202,7 +203,7 @@ class Watch:
     def for_config(cls, doc: dict) -> Watch:
         """A Watch for a run whose config.json is doc (a log's may lack config and vocab)."""
         corpus = doc.get("corpus", {})
-        return cls(doc.get("config", {}), len(doc.get("vocab", ())),
+        return cls(doc.get("config", {}), run_records.vocab_size(doc),
                    corpus.get("unigram_eval_nll"), corpus.get("floor_nll"))
 
     def update(self, record: dict) -> list[dict]:
@@ -256,8 +257,10 @@ def diagnose(records: list[dict], config_doc: dict) -> dict:
 
 
 def diagnose_run(path: Path) -> dict:
-    """The triage of a run directory, also of one still training or stopped on a NaN."""
-    return diagnose(runs.read_metrics(path), runs.read_config(path))
+    """The triage of a run directory, also of one still training or stopped on a NaN, or of a
+    metrics.jsonl or .csv log from anywhere (docs/format.md)."""
+    doc, records = run_records.read_run(path)
+    return diagnose(records, doc)
 
 
 def write_triage(path: Path) -> dict:

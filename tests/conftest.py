@@ -1,6 +1,8 @@
 """Shared fixtures: a small real text corpus, where the shared data lives, and the triage's
 story checked on every run the tests train."""
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,14 @@ def english_text(n_chars: int) -> str:
 
 
 @pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The directory holding tinyshakespeare.txt for offline tests (skips when it is absent)."""
+    if not (SHARED_DATA / "tinyshakespeare.txt").is_file():
+        pytest.skip(f"needs {SHARED_DATA}/tinyshakespeare.txt")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     """A 20 kB text file: enough for batch 4 x seq 16 with an eval split, a few epochs fast."""
     path = tmp_path_factory.mktemp("corpus") / "small.txt"
@@ -45,3 +55,45 @@ def story_checked(monkeypatch):
         return result
 
     monkeypatch.setattr(rnnscope.train, "write_triage", checked)
+
+
+@pytest.fixture
+def failing_writes(monkeypatch):
+    """fail(name, err) makes every later write to a file whose name contains `name` (its
+    temporary file included) fail: EACCES at open, as a read-only directory refuses it; ENOSPC
+    as a full disk does, the first os.write taking half of its bytes and the next raising."""
+    real_open, real_write, real_close = os.open, os.write, os.close
+    target = {"name": None, "err": None}
+    writes: dict[int, int] = {}  # fd of a target file -> os.write calls so far
+
+    def chosen(path, flags) -> bool:
+        return (target["name"] is not None and target["name"] in os.path.basename(path)
+                and flags & (os.O_WRONLY | os.O_RDWR))
+
+    def fake_open(path, flags, *args, **kw):
+        if chosen(os.fspath(path), flags) and target["err"] == errno.EACCES:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        fd = real_open(path, flags, *args, **kw)
+        if chosen(os.fspath(path), flags):
+            writes[fd] = 0
+        return fd
+
+    def fake_write(fd, data):
+        if fd not in writes:
+            return real_write(fd, data)
+        writes[fd] += 1
+        if writes[fd] > 1:
+            raise OSError(target["err"], os.strerror(target["err"]))
+        return real_write(fd, bytes(data)[:max(len(data) // 2, 1)])
+
+    def fake_close(fd):
+        writes.pop(fd, None)
+        real_close(fd)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(os, "write", fake_write)
+    monkeypatch.setattr(os, "close", fake_close)
+
+    def fail(name: str | None, err: int) -> None:  # None: writes work again
+        target.update(name=name, err=err)
+    return fail

@@ -11,7 +11,7 @@ checks are written from the records and THRESHOLDS alone, not from the rules' co
 from __future__ import annotations
 
 import math
-import shlex
+import re
 import statistics
 
 from rnnscope.rules import RULES, SEVERITY, THRESHOLDS
@@ -67,8 +67,8 @@ def parsed(flags: str, cfg: dict) -> list[tuple[str, object]]:
     """'--lr 0.0005 --clip norm' -> [("lr", -1), ("clip", "norm")]: numbers as a direction
     against the run's own value, choices as the value (an lr that comes with another optimizer
     is a new recipe, not a direction)."""
-    words = shlex.split(flags)
-    pairs = {words[i][2:].replace("-", "_"): words[i + 1] for i in range(0, len(words), 2)}
+    pairs = {name.replace("-", "_"): value
+             for name, value in re.findall(r"--(\S+) (\([^)]*\)|\S+)", flags)}
     out = []
     for name, value in pairs.items():
         old = cfg.get(name)

@@ -8,7 +8,7 @@ import pytest
 
 from rnnscope import load_run
 from rnnscope.cli import main
-from rnnscope.gradcheck import random_case
+from rnnscope.corpora import load_corpus
 
 SMALL = ["--hidden", "16", "--batch", "4", "--seq-len", "16", "--log-every", "10",
          "--eval-every", "20", "--quiet", "--no-report"]
@@ -121,9 +121,25 @@ def test_sample_refuses_a_prime_outside_the_vocabulary(capsys, trained):
     assert_bad_input(capsys, "sample", trained, "--prime", "Ω", says="not in the vocabulary")
 
 
-def test_corpora_lists_both_builtin_corpora(capsys):
+def test_corpora_lists_the_builtin_corpora_and_synthetic_floors(capsys):
     code, out, _ = run_cli(capsys, "corpora")
     assert code == 0 and "stdlib" in out and "tinyshakespeare" in out
+    assert "synthetic:markov4    floor 1.4674 nats/char" in out
+    assert "synthetic:delay{K}   floor 1.9606 nats/char" in out
+
+
+def test_corpora_export_writes_the_text_a_run_trains_on(capsys, tmp_path):
+    file = tmp_path / "delay3.txt"
+    code, out, _ = run_cli(capsys, "corpora", "--export", "synthetic:delay3:seed4", file)
+    corpus = load_corpus("synthetic:delay3:seed4")
+    assert code == 0 and file.read_text() == corpus.text
+    assert out == (f"wrote synthetic:delay3:seed4 to {file}: 1,000,000 characters, SHA-256 "
+                   f"{corpus.sha256}, floor 1.9606 nats/char\n")
+    assert_bad_input(capsys, "corpora", "--export", "synthetic:delay3", file,
+                     says="already exists")
+    assert_bad_input(capsys, "corpora", "--export", "synthetic:delay", tmp_path / "x.txt",
+                     says="not a synthetic source")
+    assert_bad_input(capsys, "corpora", "--export", "synthetic:delay3", says="--export")
 
 
 def test_gradcheck_of_rnnscope_itself_passes(capsys):
@@ -134,30 +150,6 @@ def test_gradcheck_of_rnnscope_itself_passes(capsys):
 
 def verdicts(table: str) -> set[str]:
     return {line.split()[-1] for line in table.splitlines()[1:-1]}
-
-
-def fill_case(path, broken: bool):
-    """Play the user: load the exported case and add gradients, optionally with layer 0's Whh
-    gradient off by a factor (as a missing or doubled term in a hand-written BPTT gives)."""
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    model, _ = random_case(11, 8, 2, 6, 3, True, 0)
-    for k in model.params:
-        model.params[k][...] = arrays[k]
-    grads = model.loss_and_grads(arrays["x"], arrays["y"], arrays["h0"]).grads
-    if broken:
-        grads["0.Whh"] = grads["0.Whh"] * 1.3
-    np.savez(path, **arrays, **{f"grad/{k}": g for k, g in grads.items()})
-
-
-@pytest.mark.parametrize("broken", [False, True])
-def test_gradcheck_of_a_user_implementation(capsys, tmp_path, broken):
-    case = tmp_path / "case.npz"
-    assert run_cli(capsys, "gradcheck", "--export", case)[0] == 0
-    fill_case(case, broken)
-    code, out, _ = run_cli(capsys, "gradcheck", "--user", case)
-    assert code == (1 if broken else 0)
-    assert ("wrong" in verdicts(out)) == broken
 
 
 def test_gradcheck_user_file_without_gradients_is_refused(capsys, tmp_path):

@@ -1,4 +1,4 @@
-"""The hand-written BPTT is right: float64 finite differences on every parameter."""
+"""The hand-written BPTT of every cell is right: float64 finite differences on every parameter."""
 
 import numpy as np
 import pytest
@@ -7,21 +7,32 @@ from rnnscope.gradcheck import check_model
 from rnnscope.model import Model
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_every_parameter_matches_finite_differences(layers, with_h0):
+def test_every_parameter_matches_finite_differences(cell, layers, with_h0):
     checks = check_model(vocab_size=7, hidden_size=5, num_layers=layers, seq_len=5, batch=3,
-                         with_h0=with_h0, seed=layers)
-    assert {c.name for c in checks} == set(Model(7, 5, layers).params)
+                         with_h0=with_h0, seed=layers, cell=cell)
+    assert {c.name for c in checks} == set(Model(7, 5, layers, cell=cell).params)
     for c in checks:
         assert c.rel_error < 1e-6, (c.name, c.rel_error)
         assert c.verdict in ("good", "doubtful")
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("init", ["orthogonal", "normal", "identity"])
-def test_gradients_hold_in_the_saturated_regime(init):
+def test_gradients_hold_in_the_saturated_regime(cell, init):
     checks = check_model(vocab_size=6, hidden_size=6, num_layers=2, seq_len=6, batch=2,
-                         recurrent_init=init, recurrent_scale=3.0, input_scale=3.0)
+                         recurrent_init=init, recurrent_scale=3.0, input_scale=3.0, cell=cell)
+    assert max(c.rel_error for c in checks) < 1e-6
+
+
+@pytest.mark.parametrize("cell, init", [("gru", {"chrono_init": 6}),
+                                        ("lstm", {"forget_bias": 3.0}),
+                                        ("lstm", {"chrono_init": 6})])
+def test_gated_gradients_hold_with_the_gate_initialisations(cell, init):
+    checks = check_model(vocab_size=6, hidden_size=6, num_layers=2, seq_len=6, batch=2,
+                         cell=cell, **init)
     assert max(c.rel_error for c in checks) < 1e-6
 
 

@@ -1,9 +1,10 @@
-"""The engine agrees with PyTorch autograd and torch.optim in float64, to 1e-10.
+"""The engine agrees with PyTorch autograd and torch.optim in float64, to 1e-10, for every cell.
 
-The same stacked tanh RNN in torch: nn.RNN (time-major) + nn.Linear readout, with
-weight_ih_l{l} = Wxh.T, weight_hh_l{l} = Whh.T, bias_ih_l{l} = bh, bias_hh_l{l} = 0,
-Linear.weight = Why.T, Linear.bias = by. torch has two biases per layer where rnnscope has one;
-both receive the same gradient, the gradient of bh.
+The same stacked model in torch: nn.RNN (tanh), nn.GRU or nn.LSTM (time-major) + nn.Linear
+readout, with weight_ih_l{l} = Wx.T, weight_hh_l{l} = Wh.T (the tanh cell's Wxh, Whh),
+Linear.weight = Why.T, Linear.bias = by. Biases: the GRU's bx, bh are bias_ih, bias_hh; the
+tanh cell's bh and the LSTM's b are bias_ih, with bias_hh fixed at zero: torch has two biases
+where rnnscope has one, and both receive the same gradient, the gradient of rnnscope's.
 """
 
 import numpy as np
@@ -18,29 +19,46 @@ F = torch.nn.functional
 
 V, H, T, B = 7, 5, 6, 3
 RTOL, ATOL = 1e-10, 1e-12
+CELLS = ("rnn", "gru", "lstm")
+MODULES = {"rnn": lambda **kw: torch.nn.RNN(nonlinearity="tanh", **kw),
+           "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
+NAMES = {  # rnnscope's local name -> torch's name of the same layer's parameter
+    "rnn": {"Wxh": "weight_ih", "Whh": "weight_hh", "bh": "bias_ih"},
+    "gru": {"Wx": "weight_ih", "Wh": "weight_hh", "bx": "bias_ih", "bh": "bias_hh"},
+    "lstm": {"Wx": "weight_ih", "Wh": "weight_hh", "b": "bias_ih"},
+}
 
 
 def torch_twin(model: Model):
-    """nn.RNN + nn.Linear holding the model's parameters (bias_hh fixed at zero)."""
-    rnn = torch.nn.RNN(V, H, num_layers=model.num_layers, nonlinearity="tanh",
-                       batch_first=False, dtype=torch.float64)
+    """The torch module + nn.Linear holding the model's parameters (a bias_hh that rnnscope
+    does not have fixed at zero)."""
+    rnn = MODULES[model.cell](input_size=V, hidden_size=H, num_layers=model.num_layers,
+                              batch_first=False, dtype=torch.float64)
     readout = torch.nn.Linear(H, V, dtype=torch.float64)
     with torch.no_grad():
-        for name, tensor in tensors_by_name(rnn, readout, model.num_layers).items():
-            tensor.copy_(torch.from_numpy(to_torch_layout(model.params[name])))
         for l in range(model.num_layers):
             getattr(rnn, f"bias_hh_l{l}").zero_()
+        for name, tensor in tensors_by_name(rnn, readout, model).items():
+            tensor.copy_(torch.from_numpy(to_torch_layout(model.params[name])))
     return rnn, readout
 
 
-def tensors_by_name(rnn, readout, num_layers) -> dict:
+def tensors_by_name(rnn, readout, model: Model) -> dict:
     """rnnscope parameter name -> the torch parameter that holds it (matrices transposed)."""
     tensors = {"Why": readout.weight, "by": readout.bias}
-    for l in range(num_layers):
-        tensors[f"{l}.Wxh"] = getattr(rnn, f"weight_ih_l{l}")
-        tensors[f"{l}.Whh"] = getattr(rnn, f"weight_hh_l{l}")
-        tensors[f"{l}.bh"] = getattr(rnn, f"bias_ih_l{l}")
+    for l in range(model.num_layers):
+        for local, name in NAMES[model.cell].items():
+            tensors[f"{l}.{local}"] = getattr(rnn, f"{name}_l{l}")
     return tensors
+
+
+def unused_biases(rnn, model: Model) -> dict:
+    """{rnnscope's one bias of layer l: torch's bias_hh_l{l}} for the cells whose one bias is
+    torch's bias_ih (empty for the GRU, which has both)."""
+    if "bias_hh" in NAMES[model.cell].values():
+        return {}
+    (bias,) = [k for k, v in NAMES[model.cell].items() if v == "bias_ih"]
+    return {f"{l}.{bias}": getattr(rnn, f"bias_hh_l{l}") for l in range(model.num_layers)}
 
 
 def to_torch_layout(a: np.ndarray) -> np.ndarray:
@@ -52,10 +70,35 @@ def to_numpy_layout(t) -> np.ndarray:
     return a.T if a.ndim == 2 else a
 
 
+def torch_state(state):
+    """rnnscope's state (an array, or the LSTM's (h, c)) as torch's."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(torch.from_numpy(np.ascontiguousarray(s)) for s in state)
+    return torch.from_numpy(np.ascontiguousarray(state))
+
+
+def numpy_state(state):
+    if isinstance(state, tuple):
+        return tuple(s.detach().numpy().copy() for s in state)
+    return state.detach().numpy().copy()
+
+
+def assert_state_close(actual, expected, what):
+    if isinstance(expected, tuple):
+        assert isinstance(actual, tuple) and len(actual) == len(expected), what
+        for part, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_close(a, e, f"{what} part {part}")
+    else:
+        assert_close(actual, expected, what)
+
+
 def torch_forward(rnn, readout, x, y, h0):
-    """Mean cross-entropy over the T*B targets, top-layer outputs (T, B, H), h_n (L, B, H)."""
+    """Mean cross-entropy over the T*B targets, top-layer outputs (T, B, H), h_n (torch's
+    state: (L, B, H), or the LSTM's (h_n, c_n))."""
     one_hot = F.one_hot(torch.from_numpy(x), V).to(torch.float64)  # (T, B, V)
-    out, h_n = rnn(one_hot, None if h0 is None else torch.from_numpy(h0))
+    out, h_n = rnn(one_hot, torch_state(h0))
     logits = readout(out)
     loss = F.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
     return loss, out, h_n
@@ -65,42 +108,45 @@ def assert_close(actual, expected, what):
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
-def chunk(seed, layers, with_h0, steps=1):
-    """A model, `steps` consecutive (x, y) chunks of B streams, and an optional h0."""
+def chunk(seed, layers, with_h0, steps=1, cell="rnn"):
+    """A model, `steps` consecutive (x, y) chunks of B streams, and an optional h0 (every part
+    of the cell's state random)."""
     rng = np.random.default_rng(seed)
-    model = Model(V, H, layers, dtype="float64", seed=seed)
+    model = Model(V, H, layers, cell=cell, dtype="float64", seed=seed)
     stream = rng.integers(0, V, (steps * T + 1, B))
     chunks = [(stream[k * T:(k + 1) * T], stream[k * T + 1:(k + 1) * T + 1])
               for k in range(steps)]
-    h0 = rng.normal(0, 0.5, (layers, B, H)) if with_h0 else None
+    h0 = model.state_of({part: rng.normal(0, 0.5, (layers, B, H))
+                         for part in model.cell_module.STATE}) if with_h0 else None
     return model, chunks, h0
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_loss_and_every_gradient_equal_torch_autograd(layers, with_h0):
-    model, [(x, y)], h0 = chunk(layers, layers, with_h0)
+def test_loss_and_every_gradient_equal_torch_autograd(cell, layers, with_h0):
+    model, [(x, y)], h0 = chunk(layers, layers, with_h0, cell=cell)
     rnn, readout = torch_twin(model)
     out = model.loss_and_grads(x, y, h0)
     loss, _, _ = torch_forward(rnn, readout, x, y, h0)
     loss.backward()
     assert out.loss == pytest.approx(loss.item(), rel=RTOL)
-    tensors = tensors_by_name(rnn, readout, layers)
+    tensors = tensors_by_name(rnn, readout, model)
     assert set(tensors) == set(out.grads)
     for name, tensor in tensors.items():
         assert_close(out.grads[name], to_numpy_layout(tensor.grad), name)
-    for l in range(layers):
-        assert_close(out.grads[f"{l}.bh"], getattr(rnn, f"bias_hh_l{l}").grad.numpy(),
-                     f"{l}.bh vs bias_hh_l{l}")
+    for name, bias_hh in unused_biases(rnn, model).items():
+        assert_close(out.grads[name], bias_hh.grad.numpy(), f"{name} vs its bias_hh")
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_h_last_and_top_layer_h_equal_torch_outputs(with_h0):
-    model, [(x, y)], h0 = chunk(4, 3, with_h0)
+def test_h_last_and_top_layer_h_equal_torch_outputs(cell, with_h0):
+    model, [(x, y)], h0 = chunk(4, 3, with_h0, cell=cell)
     rnn, readout = torch_twin(model)
     out = model.loss_and_grads(x, y, h0)
     _, top, h_n = torch_forward(rnn, readout, x, y, h0)
-    assert_close(out.h_last, h_n.detach().numpy(), "h_last vs h_n")
+    assert_state_close(out.h_last, numpy_state(h_n), "h_last vs h_n")
     assert_close(out.probes[-1]["h"], top.detach().numpy(), "top probes['h'] vs output")
 
 
@@ -162,16 +208,17 @@ def torch_clip_norm(params, max_norm):
     return norm
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("name, weight_decay", [
     *[(name, 0.0) for name in config.OPTIMIZERS], ("adam", 0.1), ("sgd", 0.1)])
-def test_five_clipped_optimizer_steps_stay_in_lockstep_with_torch(name, weight_decay):
+def test_five_clipped_optimizer_steps_stay_in_lockstep_with_torch(cell, name, weight_decay):
     """Consecutive chunks with the state carried, norm clipping firing on every step, a cosine
-    learning rate; after each step: same loss, gradients, grad norm and parameters."""
+    learning rate; after each step: same loss, gradients, grad norm, parameters and state."""
     steps, base_lr, max_norm, layers = 5, 0.05, 0.05, 2
-    model, chunks, h = chunk(6, layers, False, steps)
+    model, chunks, h = chunk(6, layers, False, steps, cell)
     rnn, readout = torch_twin(model)
-    tensors = tensors_by_name(rnn, readout, layers)
-    trained = list(tensors.values())  # bias_hh stays out: it stays zero, as in rnnscope
+    tensors = tensors_by_name(rnn, readout, model)
+    trained = list(tensors.values())  # an unused bias_hh stays out: it stays zero
     matrices = [tensors[k] for k in model.params if model.params[k].ndim == 2]
     biases = [tensors[k] for k in model.params if model.params[k].ndim == 1]
     opt = torch_optimizer(name, base_lr, weight_decay, matrices, biases)
@@ -191,7 +238,7 @@ def test_five_clipped_optimizer_steps_stay_in_lockstep_with_torch(name, weight_d
         for group in opt.param_groups:
             group["lr"] = lr
         opt.step()
-        h_torch = h_n.detach().numpy().copy()  # detached: state carried, gradient not
+        h_torch = numpy_state(h_n)  # detached: state carried, gradient not
 
         where = f"{name} step {step}"
         assert fired == 1.0, where
@@ -202,6 +249,61 @@ def test_five_clipped_optimizer_steps_stay_in_lockstep_with_torch(name, weight_d
             assert_close(out.grads[k] * grad_norm / max_norm, pre_clip[k], f"{where} grad {k}")
             assert_close(out.grads[k], g_now, f"{where} clipped grad {k}")
             assert_close(model.params[k], to_numpy_layout(t), f"{where} param {k}")
-        assert_close(h, h_torch, f"{where} h_last")
+        assert_state_close(h, h_torch, f"{where} h_last")
+    for bias_hh in unused_biases(rnn, model).values():
+        assert not bias_hh.detach().numpy().any()
+
+
+def unrolled_layer(cell, P, l, u, state0):
+    """One layer of SPEC 8's equations in torch ops, step by step: per step its output h_t,
+    gates, and the tensor whose gradient is dh_raw (the GRU's candidate pre-activation; for the
+    LSTM a zero added to c_t inside tanh(c_t), so that its gradient is the part of dh entering
+    c_t), each with retain_grad."""
+    W = {k: P[f"{l}.{k}"] for k in NAMES[cell]}
+    h, c = state0
+    steps = []
+    for t in range(T):
+        if cell == "gru":
+            x, m = u[t] @ W["Wx"] + W["bx"], h @ W["Wh"] + W["bh"]
+            r, z = (torch.sigmoid(x[:, k * H:(k + 1) * H] + m[:, k * H:(k + 1) * H])
+                    for k in range(2))
+            raw = x[:, 2 * H:] + r * m[:, 2 * H:]
+            n = torch.tanh(raw)
+            h = (1 - z) * n + z * h
+            gates = {"r": r, "z": z, "n": n}
+        else:
+            a = u[t] @ W["Wx"] + h @ W["Wh"] + W["b"]
+            i, f, o = (torch.sigmoid(a[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
+            g = torch.tanh(a[:, 2 * H:3 * H])
+            c = f * c + i * g
+            raw = torch.zeros_like(c, requires_grad=True)
+            h = o * torch.tanh(c + raw)
+            gates = {"i": i, "f": f, "g": g, "o": o, "c": c}
+        for v in (h, raw):
+            v.retain_grad()
+        steps.append({"h": h, "raw": raw, **gates})
+    return steps
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_probes_equal_the_unrolled_equations_and_their_autograd(cell):
+    """Every probe of a 2-layer gated model from a random state: h and the gates equal SPEC 8's
+    equations unrolled in torch; dh and dh_raw equal autograd's gradients."""
+    layers = 2
+    model, [(x, y)], h0 = chunk(7, layers, True, cell=cell)
+    out = model.loss_and_grads(x, y, h0)
+    P = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
+    parts = [torch.from_numpy(p) for p in (h0 if cell == "lstm" else (h0, np.zeros_like(h0)))]
+    u, layer_steps = F.one_hot(torch.from_numpy(x), V).to(torch.float64), []
     for l in range(layers):
-        assert not getattr(rnn, f"bias_hh_l{l}").detach().numpy().any()
+        layer_steps.append(unrolled_layer(cell, P, l, u, (parts[0][l], parts[1][l])))
+        u = torch.stack([s["h"] for s in layer_steps[-1]])
+    F.cross_entropy((u @ P["Why"] + P["by"]).reshape(-1, V),
+                    torch.from_numpy(y).reshape(-1)).backward()
+    for l, (probe, steps) in enumerate(zip(out.probes, layer_steps, strict=True)):
+        for key in ("h", *model.cell_module.GATES, *(("c",) if cell == "lstm" else ())):
+            assert_close(probe[key], torch.stack([s[key] for s in steps]).detach().numpy(),
+                         f"layer {l} {key}")
+        assert_close(probe["dh"], np.stack([s["h"].grad.numpy() for s in steps]), f"{l} dh")
+        assert_close(probe["dh_raw"], np.stack([s["raw"].grad.numpy() for s in steps]),
+                     f"layer {l} dh_raw")

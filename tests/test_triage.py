@@ -391,8 +391,8 @@ def test_a_log_with_only_step_and_train_nll_gets_not_measured_instead_of_a_guess
 def test_a_log_without_config_still_finds_a_divergence_against_its_own_start():
     records = [{"step": 10 * i, "train_nll": 3.0 if i < 5 else 9.0} for i in range(1, 15)]
     f = judged(records, {})["findings"][0]
-    assert f["id"] == "diverged" and "its first train NLL 3.000" in f["evidence"]["seen"]
-    assert f["next"][0] == "--lr YOUR_LR*0.1"
+    assert f["id"] == "diverged" and "the first recorded train NLL 3.000" in f["evidence"]["seen"]
+    assert f["next"][0] == "--lr (yours x 0.1)"
 
 
 def test_a_cell_without_whh_sigma_max_or_mean_gain_is_judged_on_what_it_has():

@@ -29,7 +29,8 @@ A cell is a module with:
         dh (T, B, H): on entry the gradient reaching each h_t from the readout or the layer
         above, on exit the total gradient reaching it (through time too). Writes the gradients
         of the recurrent parameters (every local name but INPUT's) into grads and returns dax
-        (T, B, BLOCKS*H), the gradient of the input projection ax. Gradients are of the loss
+        (T, B, BLOCKS*H), the gradient of the input projection ax; it may add by-products the
+        probes need to the tape (the LSTM's dh_raw). Gradients are of the loss
         the model's dh belongs to (the mean NLL); the gradient reaching state0 is not formed
         (truncated BPTT carries the state, not the gradient).
     probes(tape, dh, dax) -> {"h", "dh", "dh_raw", *GATES, ...}, each (T, B, H): SPEC 2's
@@ -54,12 +55,12 @@ from types import ModuleType
 
 import numpy as np
 
-from . import rnn
+from . import gru, lstm, rnn
 from .base import Init, Work
 
 __all__ = ["CELLS", "Init", "Work", "layer_params"]
 
-CELLS: dict[str, ModuleType] = {"rnn": rnn}
+CELLS: dict[str, ModuleType] = {"rnn": rnn, "gru": gru, "lstm": lstm}
 
 
 def layer_params(params: dict[str, np.ndarray], l: int) -> dict[str, np.ndarray]:

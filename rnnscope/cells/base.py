@@ -44,3 +44,20 @@ def aligned(work: Work, name: str, a: np.ndarray) -> np.ndarray:
     out = work(name, a.shape)
     np.copyto(out, a)
     return out
+
+
+def sigmoid(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = 1 / (1 + exp(-a)), in place when out is a. exp overflows for a < -88 (float32)
+    and gives the right limit 0; callers run it under np.errstate(over="ignore"). Through exp
+    rather than tanh: NumPy's exp is about 1.6x faster than its tanh."""
+    np.negative(a, out=out)
+    np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
+
+
+def chrono_bias(H: int, rng: np.random.Generator, tmax: int) -> np.ndarray:
+    """Tallec and Ollivier's chrono initialisation: log(U(1, T_max - 1)) per unit, for the bias
+    of the gate that keeps the old state (the LSTM's f, the GRU's z); its memory times then
+    spread evenly over 1 to T_max steps."""
+    return np.log(rng.uniform(1, max(tmax - 1, 1), H))

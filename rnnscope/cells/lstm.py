@@ -1,0 +1,172 @@
+"""The LSTM cell (SPEC 8, PyTorch's conventions): parameters, loops through time, readings.
+
+    z = u @ Wx + b + h_{t-1} @ Wh     (u @ Wx + b from the model, for all t)   blocks i, f, g, o
+    i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_g)
+    c_t = f * c_{t-1} + i * g;   h_t = o * tanh(c_t)
+
+Parameters (local names): "Wx" (in x 4H), "Wh" (H x 4H), "b" (4H; PyTorch's bias_ih + bias_hh).
+The state is (h, c). The tape: h and c (T+1, B, H) with [0] the carried state; gates (T, B, 4H),
+the input projection on entry and i, f, g, o after the forward pass; tanh_c (T, B, H).
+The forward pass computes all four blocks with one sigmoid, g as 2 * sigmoid(2 z_g) - 1: the g
+block of the input projection and of a copy of Wh are doubled first (exact in floating point).
+
+Backward, per step (dh the total gradient reaching h_t, dc the one reaching c_t from step t+1):
+    dh_raw = dh * o * (1 - tanh(c_t)**2)     the part of dh that enters c_t
+    dc    += dh_raw
+    dz     = [dc * g * i (1 - i), dc * c_{t-1} * f (1 - f), dc * i * (1 - g**2),
+              dh * tanh(c_t) * o (1 - o)]   returned to the model as the gradient of u @ Wx + b
+    dh_{t-1} = dz @ Wh.T;   dc_{t-1} = dc * f;   dWh = sum_t h_{t-1}.T @ dz
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .base import Init, Work, aligned, chrono_bias, input_matrix, recurrent_matrix, sigmoid
+from .gates import gate_readings, memory_steps
+
+NAME = "lstm"
+BLOCKS = 4
+STATE = ("h", "c")
+INPUT = ("Wx", "b")
+GATES = ("i", "f", "g", "o")
+
+
+def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:
+    """b_f = forget_bias; with chrono_tmax instead b_f = log(U(1, T_max - 1)), b_i = -b_f."""
+    params = {"Wx": input_matrix(fan_in, 4 * H, rng, init),
+              "Wh": np.concatenate([recurrent_matrix(H, rng, init) for _ in GATES], axis=1),
+              "b": np.zeros(4 * H)}
+    b_i, b_f = params["b"][:H], params["b"][H:2 * H]
+    if init.chrono_tmax is None:
+        b_f[:] = init.forget_bias
+    else:
+        b_f[:] = chrono_bias(H, rng, init.chrono_tmax)
+        b_i[:] = -b_f
+    return params
+
+
+def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
+    h0, c0 = state0
+    B, H = h0.shape
+    h, c = work("h", (T + 1, B, H)), work("c", (T + 1, B, H))
+    gates, tanh_c = work("gates", (T, B, 4 * H)), work("tanh_c", (T, B, H))
+    h[0], c[0] = h0, c0
+    fill(gates)
+    gates[..., 2 * H:3 * H] *= 2
+    Wh = aligned(work, "Wh", P["Wh"])
+    Wh[:, 2 * H:3 * H] *= 2
+    m, s = work("m", (B, 4 * H)), work("s", (B, H))
+    with np.errstate(over="ignore"):
+        for t in range(T):
+            a = gates[t]
+            np.dot(h[t], Wh, out=m)
+            a += m
+            sigmoid(a, out=a)
+            i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+            g *= 2
+            g -= 1                        # tanh(z_g) = 2 sigmoid(2 z_g) - 1
+            np.multiply(f, c[t], out=c[t + 1])
+            np.multiply(i, g, out=s)
+            c[t + 1] += s
+            np.tanh(c[t + 1], out=tanh_c[t])
+            np.multiply(o, tanh_c[t], out=h[t + 1])
+    return {"h": h, "c": c, "gates": gates, "tanh_c": tanh_c}
+
+
+def backward(P: dict, tape: dict, dh: np.ndarray, work: Work, grads: dict) -> np.ndarray:
+    """Writes grads["Wh"]; returns dz (T, B, 4H), the gradient of u @ Wx + b; keeps dh_raw
+    (T, B, H) in the tape for the probes."""
+    h, c, gates, tanh_c, (T, B, H) = tape["h"], tape["c"], tape["gates"], tape["tanh_c"], dh.shape
+    dz, dh_raw = work("dz", (T, B, 4 * H)), work("dh_raw", (T, B, H))
+    dc, back, s = work("dc", (B, H)), work("back", (B, H)), work("s", (B, H))
+    WhT = aligned(work, "WhT", P["Wh"].T)
+    dc[...] = 0
+    for t in range(T - 1, -1, -1):
+        step_back(dh[t], dc, gates[t], tanh_c[t], c[t], WhT, dz[t], dh_raw[t], s,
+                  back if t > 0 else None)
+        if t > 0:
+            dh[t - 1] += back
+    grads["Wh"] = h[:-1].reshape(-1, H).T @ dz.reshape(-1, 4 * H)
+    tape["dh_raw"] = dh_raw
+    return dz
+
+
+def step_back(dh, dc, a, tanh_c, c_prev, WhT, dz, dh_raw, s, back) -> None:
+    """One step of the backward recurrence (module docstring), all (B, H) but a and dz (B, 4H).
+    dc: on entry the gradient reaching c_t from step t+1, on exit the one reaching c_{t-1}.
+    Writes dz, dh_raw and, unless back is None, back = dz @ Wh.T, the gradient reaching
+    h_{t-1}; s is scratch."""
+    B, H = dh.shape
+    i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+    dz_if, dz_i, dz_f, dz_g, dz_o = (dz[:, :2 * H], dz[:, :H], dz[:, H:2 * H],
+                                     dz[:, 2 * H:3 * H], dz[:, 3 * H:])
+    np.multiply(tanh_c, tanh_c, out=dh_raw)
+    np.subtract(1, dh_raw, out=dh_raw)
+    dh_raw *= o
+    dh_raw *= dh
+    dc += dh_raw
+    np.subtract(1, o, out=dz_o)
+    dz_o *= o
+    dz_o *= tanh_c
+    dz_o *= dh
+    np.subtract(1, a[:, :2 * H], out=dz_if)
+    dz_if *= a[:, :2 * H]                 # i (1 - i), f (1 - f)
+    dz_i *= g
+    dz_f *= c_prev
+    by_dc = dz_if.reshape(B, 2, H)        # a view: the two blocks are adjacent in each row
+    np.multiply(by_dc, dc[:, None, :], out=by_dc)
+    np.multiply(g, g, out=s)
+    np.subtract(1, s, out=dz_g)
+    dz_g *= i
+    dz_g *= dc
+    dc *= f
+    if back is not None:
+        np.dot(dz, WhT, out=back)
+
+
+def probes(tape: dict, dh: np.ndarray, dax: np.ndarray) -> dict:
+    """SPEC's probes, i, f, g, o and c, and for through_time gates (T, B, 4H), tanh_c and
+    c_prev (T, B, H)."""
+    gates, H = tape["gates"], dh.shape[2]
+    i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
+    return {"h": tape["h"][1:], "dh": dh, "dh_raw": tape["dh_raw"], "i": i, "f": f, "g": g, "o": o,
+            "c": tape["c"][1:], "gates": gates, "tanh_c": tape["tanh_c"],
+            "c_prev": tape["c"][:-1]}
+
+
+def through_time(P: dict, probe: dict) -> Callable:
+    """step(t, (vh, vc)): the gradient (dh, dc) reaching (h_t, c_t) carried back to
+    (h_{t-1}, c_{t-1}) through step t's full Jacobian: step_back without the input."""
+    B, H = probe["h"].shape[1:]
+    dtype = probe["h"].dtype
+    WhT = np.ascontiguousarray(P["Wh"].T)
+    dz, dh_raw, s = np.empty((B, 4 * H), dtype), np.empty((B, H), dtype), np.empty((B, H), dtype)
+
+    def step(t: int, v: tuple) -> tuple:
+        vh, vc = v
+        dc, back = vc.copy(), np.empty_like(vh)
+        step_back(vh, dc, probe["gates"][t], probe["tanh_c"][t], probe["c_prev"][t], WhT, dz,
+                  dh_raw, s, back)
+        return back, dc
+
+    return step
+
+
+# ---- the cell's own readings beyond the gates': of the cell state c
+
+
+def mean_abs_c(P, probe, sat_threshold) -> float:
+    return float(np.abs(probe["c"]).mean(dtype=np.float64))
+
+
+def c_sat_ratio(P, probe, sat_threshold) -> float:
+    """Fraction of entries with abs(tanh(c)) > --sat-threshold: on the rails of tanh(c), where
+    dh_raw loses the gradient as the tanh cell's dh_raw does."""
+    return float(np.count_nonzero(np.abs(probe["tanh_c"]) > sat_threshold) / probe["c"].size)
+
+
+READINGS = {**gate_readings(("i", "f", "o")), "memory_steps": memory_steps("f"),
+            "mean_abs_c": mean_abs_c, "c_sat_ratio": c_sat_ratio}
