@@ -192,7 +192,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from .triage import diagnose_run, format_diagnosis
+    from .advice import format_diagnosis
+    from .triage import diagnose_run
 
     result = diagnose_run(Path(args.run))
     print(json.dumps(result, indent=2) if args.json else format_diagnosis(result))

@@ -191,11 +191,15 @@ def finding_row(f: dict) -> str:
 
 
 def evidence_html(ev) -> str:
-    """What was seen, the readings behind it (folded) and when it may be a false positive."""
+    """What was seen, what it explains, the readings behind it (folded) and when it may be a
+    false positive."""
     if not isinstance(ev, dict) or "seen" not in ev:
         return items_html(ev)
-    rest = {k: v for k, v in ev.items() if k not in ("seen", "caveat")}
+    rest = {k: v for k, v in ev.items() if k not in ("seen", "caveat", "consequences")}
     html = f"<p>{escape(ev['seen'])}</p>"
+    for c in ev.get("consequences", []):
+        html += (f"<p>explains {badge(c['id'], c['severity'])}: "
+                 f"{escape(c['evidence']['seen'])}</p>")
     if rest:
         html += f"<details><summary>readings</summary>{items_html(rest)}</details>"
     if ev.get("caveat"):

@@ -383,9 +383,8 @@ class Tracker:
             if rec.get("eval_nll") is not None:
                 row["best_eval"] = min(rec["eval_nll"], row["best_eval"] or math.inf)
         if records:
-            found = row["watch"].findings()
             row.update(step=records[-1]["step"], seen=len(records),
-                       verdict=found[0]["id"] if found else "healthy")
+                       verdict=row["watch"].result()["verdict"])
 
     def started(self, name: str) -> str:
         before = self.states[name]

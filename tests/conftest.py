@@ -1,10 +1,15 @@
-"""Shared fixtures: a small real text corpus, and where the shared data lives."""
+"""Shared fixtures: a small real text corpus, where the shared data lives, and the triage's
+story checked on every run the tests train."""
 
 import errno
 import os
 from pathlib import Path
 
 import pytest
+from story import violations
+
+import rnnscope.train
+from rnnscope import runs
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -35,6 +40,21 @@ def small_corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "small.txt"
     path.write_text(english_text(20_000), encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def story_checked(monkeypatch):
+    """Every run a test trains ends with write_triage; its diagnosis must tell a story its
+    records agree with (tests/story.py), or the test that trained it fails."""
+    write_triage = rnnscope.train.write_triage
+
+    def checked(path):
+        result = write_triage(path)
+        broken = violations(result, runs.read_metrics(path), runs.read_config(path))
+        assert not broken, f"the triage of {path} contradicts its records: {broken}"
+        return result
+
+    monkeypatch.setattr(rnnscope.train, "write_triage", checked)
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def test_next_steps_for_a_log_without_settings_are_relative_to_the_users_own(tmp
              "update_ratio": 0.05} for i in range(1, 12)]
     log = write_csv(tmp_path / "sat.csv", recs)
     result = diagnose_run(log)
-    assert ids(result)[0] == "saturation"
+    assert ids(result)[0] == "update_too_large"  # explaining the saturation (docs/triage.md)
     assert "--lr (yours x 0.08)" in result["findings"][0]["next"]
 
 

@@ -179,6 +179,18 @@ def test_findings_render_evidence_as_list_or_dict_and_escape_it():
     assert "--recurrent-scale 0.5" in html and "--hidden 512" in html
 
 
+def test_findings_show_what_they_explain_beside_what_was_seen():
+    html = findings_html({"verdict": "diverged", "findings": [
+        {"id": "diverged", "severity": "critical",
+         "evidence": {"seen": "train NLL 25", "steps": [50], "readings": {}, "caveat": "none",
+                      "consequences": [{"id": "saturation", "severity": "critical",
+                                        "evidence": {"seen": "sat_ratio 0.99 <at> step 50",
+                                                     "steps": [50], "readings": {}}}]},
+         "suspects": ["lr"], "next": ["--lr 0.1"]}]})
+    assert 'explains <span class="badge critical">saturation</span>: sat_ratio 0.99 ' \
+        "&lt;at&gt; step 50" in html
+
+
 def test_report_shows_the_configuration_and_a_sample_of_the_final_model(reports):
     config = element(reports["small"], "config", "section")
     assert "<td>hidden</td><td>16</td>" in config and "<td>seq_len</td><td>16</td>" in config

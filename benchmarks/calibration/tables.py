@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import math
+import statistics
 
-from rnnscope.triage import THRESHOLDS, History, diagnose, profile_at, stalled
+from rnnscope.rules import THRESHOLDS, History, profile_at, stalled
+from rnnscope.triage import diagnose
 
 K = THRESHOLDS["persist"]
 COLUMNS = ("step", "train_nll", "eval_nll", "sat_ratio", "mean_gain", "dh_raw/dh", "grad_norm",
@@ -53,10 +55,20 @@ def run_table(name: str, doc: dict, records: list[dict], rows: int = 8) -> str:
     if records and "diverged" in records[-1]:
         lines.append(f"| {records[-1]['step']} | stopped: {records[-1]['diverged']} |")
     result = diagnose(records, doc["config"])
-    found = [f"`{f['id']}` ({f['severity']}, first held at step {f['evidence']['steps'][-1]})"
-             for f in result["findings"]]
-    lines += ["", f"Verdict `{result['verdict']}`; findings: {', '.join(found) or 'none'}.", ""]
-    return "\n".join(lines)
+    found = [described(f) for f in result["findings"]]
+    aside = [f"`{s['id']}` (held at step {s['evidence']['steps'][-1]}: {s['why']})"
+             for s in result["set_aside"]]
+    lines += ["", f"Verdict `{result['verdict']}`; findings: {'; '.join(found) or 'none'}."]
+    lines += [f"Set aside: {'; '.join(aside)}."] if aside else []
+    return "\n".join(lines + [""])
+
+
+def described(f: dict) -> str:
+    """`id` (severity, first held at step S), with what it explains."""
+    text = f"`{f['id']}` ({f['severity']}, first held at step {f['evidence']['steps'][-1]})"
+    also = [f"`{c['id']}` (step {c['evidence']['steps'][-1]})"
+            for c in f["evidence"].get("consequences", [])]
+    return text + (f" explaining {', '.join(also)}" if also else "")
 
 
 def sustained(values: list, mode: str, start_only: bool = False):
@@ -86,6 +98,25 @@ def least_improvement(doc, records):
         t = stalled(h, math.inf) if len(h.records) >= THRESHOLDS["min_records"] else None
         gains += [t[1]] if t else []
     return min(gains, default=None)
+
+
+def start_ratio(doc, records):
+    """The median update_ratio of the run's first K records (what update_too_small compares
+    with update_healthy)."""
+    ratios = [r["update_ratio"] for r in records if reading(r, "update_ratio") is not None]
+    return statistics.median(ratios[:K]) if len(ratios) >= K else None
+
+
+def spike_rise(doc, records):
+    """The largest relative rise of a train NLL over the median of the trend window before it
+    (what a loss spike compares with loss_spike)."""
+    w, nll, rises = THRESHOLDS["trend_window"], [], []
+    for r in records:
+        if reading(r, "train_nll") is not None and math.isfinite(r["train_nll"]):
+            if len(nll) >= w // 2:
+                rises.append(r["train_nll"] / statistics.median(nll[-w:]) - 1)
+            nll.append(r["train_nll"])
+    return max(rises, default=None)
 
 
 def gap_growth(doc, records):
@@ -118,6 +149,10 @@ MARGINS = (
      "update_too_large"),
     ("update_ratio", "min", persistent("update_ratio", "min"), "update_small",
      "update_too_small"),
+    ("update_ratio, median of the first 5 records", "min", start_ratio, "update_healthy",
+     "update_too_small"),
+    ("train NLL over the median of the 20 records before", "max", spike_rise, "loss_spike",
+     "spike"),
     ("eval - train gap growth, no new best", "max", gap_growth, "gap_growth", "overfitting"),
     ("train NLL improvement over the trend window", "min", least_improvement, "plateau_gain",
      "plateau"),
@@ -126,7 +161,8 @@ MARGINS = (
 
 def margins(recipes: dict, recorded) -> str:
     """Per threshold: the most extreme value any healthy run held, and what the runs built to
-    show that finding held (on K consecutive records, or as the rule measures it)."""
+    show that finding held (on K consecutive records, or as the rule measures it); for the loss
+    spike, the runs that had one."""
     lines = ["| reading | threshold | most extreme healthy run | runs built to show the "
              "finding |", "|---|---|---|---|"]
     for label, mode, measure, key, finding_id in MARGINS:
@@ -135,10 +171,10 @@ def margins(recipes: dict, recorded) -> str:
             v = measure(*recorded(run))
             if v is None:
                 continue
-            if not expected:
+            if expected == ("healthy",):
                 healthy.append((v, run))
-            elif finding_id in expected:
-                broken.append(f"{cell(v)} ({run})")
+            elif finding_id in expected or finding_id == "spike" and v > THRESHOLDS[key]:
+                broken.append(f"{cell(v)} ({run})")  # a spike is no finding: runs that had one
         worst = "never held" if not healthy else \
             "{} ({})".format(*map(cell, (max if mode == "max" else min)(healthy)))
         lines.append(f"| {label} | {'>' if mode == 'max' else '<'} {THRESHOLDS[key]:g} | "

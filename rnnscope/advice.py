@@ -1,0 +1,274 @@
+"""The triage's words: a detection of rnnscope/rules.py as the finding a user reads.
+
+A finding (the shape of `rnnscope doctor --json`, SPEC section 4):
+
+    {"id": "saturation", "severity": "info" | "warning" | "critical",
+     "evidence": {"seen": one sentence with the readings and steps,
+                  "steps": [the steps of the records that triggered it],
+                  "readings": {reading: [its value at each of those steps]},
+                  "caveat": when the finding may be a false positive,
+                  "consequences": [what it explains: {"id", "severity", "evidence"}, ...]},
+     "suspects": [what it usually means, most likely first],
+     "next": [rnnscope flags to try, first to try first, computed from the run's config]}
+
+"consequences" is there only when the finding explains others; they share its next steps.
+"""
+
+from __future__ import annotations
+
+import string
+
+from .config import flag
+
+
+class Words(string.Formatter):
+    """str.format that writes "?" for a setting a log without config.json did not record."""
+
+    def get_value(self, key, args, kwargs):
+        value = kwargs.get(key)
+        return "?" if value is None else value
+
+    def format_field(self, value, spec):
+        return "?" if value == "?" else super().format_field(value, spec)
+
+
+WORDS = Words()
+
+
+def span(values, fmt: str = ".3g") -> str:
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def steps(recs: list) -> str:
+    return f"{recs[0]['step']}-{recs[-1]['step']}"
+
+
+# ---- what was seen, per finding id: (facts, records) -> one sentence
+
+
+def seen_diverged(f: dict, recs: list) -> str:
+    if f["kind"] == "nan":
+        kept = f"checkpoint.npz holds step {f['kept']}, the last eval" if f["kept"] is not None \
+            else "no checkpoint was written before it"
+        what = f"training stopped: {f['stopped']}" if f["stopped"] else \
+            f"{', '.join(f['bad'])} became NaN/inf"
+        lr = f" (lr {f['lr']:g})" if f["lr"] is not None else ""
+        return f"at step {f['step']} {what}{lr}; {kept}"
+    base = f"the {f['base']:.3f} of a uniform guess where training starts" if f["uniform"] \
+        else f"the first recorded train NLL {f['base']:.3f}"
+    nats = "nat" if f["above"] == 1 else "nats"
+    return (f"train NLL {span(f['nll'])} at steps {steps(recs)}, more than {f['above']:g} "
+            f"{nats} above {base}")
+
+
+def seen_exploding_gradients(f: dict, recs: list) -> str:
+    seen = [f"at steps {steps(recs)} grad_norm was {span(f['norms'])}"]
+    if f["spiked"]:
+        seen.append(f"up to {max(f['norms']) / f['usual']:.0f} times its median {f['usual']:.3g} "
+                    "before")
+    if f["clipping"]:
+        seen.append(f"clipping fired on {span(f['clips'], '.0%')} of the steps")
+    if f["amplifies"]:
+        seen.append(f"a unit gradient at h_T arrived {span(f['grows'])} times as large a chunk "
+                    "back")
+    return ", ".join(seen)
+
+
+def seen_saturation(f: dict, recs: list) -> str:
+    when = "from the first record" if f["first"] else \
+        f"while train NLL got {f['worse']:.0%} worse over the last {f['window']} records"
+    return (f"{when}, {f['sat']} {span(f['sats'])} and {f['gain']} {span(f['gains'])} at steps "
+            f"{steps(recs)}: most units sit on the tanh rails, where the tanh derivative passes "
+            f"on about {f['gains'][-1]:.0%} of the gradient at each step")
+
+
+def seen_vanishing_gradients(f: dict, recs: list) -> str:
+    sigma = f"; whh_sigma_max {span(f['sigmas'])}" if f["sigmas"] else ""
+    return (f"at steps {steps(recs)} only {span(f['g'])} of a unit gradient injected at h_T is "
+            f"left {f['k']} steps back (bptt_profile{sigma}): nothing further back can be "
+            "learned")
+
+
+def seen_update_too_large(f: dict, recs: list) -> str:
+    if f["grown"]:
+        return (f"from the first record whh_sigma_max {span(f['grown'])} at steps {steps(recs)}, "
+                f"{min(f['grown']) / f['scale']:.0f} times its initial {f['scale']:g}: the first "
+                f"{f['first']} steps were large enough to blow the recurrent weights up "
+                f"(update_ratio {span(f['ratios'])} of the grown weights)")
+    return (f"update_ratio {span(f['ratios'])} at steps {steps(recs)}: each step moves the "
+            f"weights by over {f['large']:.1%} of their norm; train NLL jumped by up to "
+            f"{f['jumps']:.2f} between records")
+
+
+def seen_update_too_small(f: dict, recs: list) -> str:
+    return (f"update_ratio {span(f['ratios'])} at steps {steps(recs)} (the run's first records: "
+            f"{f['start']:.2g}) while train NLL only went {f['nll'][0]:.3f} -> "
+            f"{f['nll'][-1]:.3f}")
+
+
+def seen_overfitting(f: dict, recs: list) -> str:
+    return (f"eval NLL {f['evals'][0]:.3f} -> {f['evals'][-1]:.3f} at steps {steps(recs)}, "
+            f"above its best {f['best']:.3f} (step {f['best_step']}, kept in best.npz) and above "
+            f"train NLL, which went {f['best_train']:.3f} -> {f['train']:.3f}: the gap grew from "
+            f"{f['gap0']:.2f} to {f['gap']:.2f} nats")
+
+
+def seen_plateau(f: dict, recs: list) -> str:
+    seen = (f"train NLL {f['nll'][0]:.3f} -> {f['nll'][-1]:.3f} over steps {steps(recs)} "
+            f"({f['gain']:+.1%}) and no new best eval in that stretch")
+    if f["unigram"] is not None:
+        seen += (f"; the best eval NLL {f['best']:.3f} is at the unigram baseline "
+                 f"{f['unigram']:.3f}: nothing beyond character frequencies was learned")
+    elif f["floor"] is not None and f["best"] is not None:
+        seen += (f"; the best eval NLL {f['best']:.3f} is {f['best'] - f['floor']:.2f} nats "
+                 f"above the corpus's floor {f['floor']:.3f}")
+    if f["gap"] is not None:
+        seen += f"; the last eval NLL is {f['gap']:.2f} nats above train"
+    return seen
+
+
+SEEN = {"diverged": seen_diverged, "exploding_gradients": seen_exploding_gradients,
+        "saturation": seen_saturation, "vanishing_gradients": seen_vanishing_gradients,
+        "update_too_large": seen_update_too_large, "update_too_small": seen_update_too_small,
+        "overfitting": seen_overfitting, "plateau": seen_plateau}
+
+CAVEAT = {
+    "diverged": "none: a NaN or a loss this far above a uniform guess is never noise",
+    "exploding_gradients": "a --clip-value far below the usual grad_norm (here {clip_value:g}) "
+                           "makes clipping fire on every step without any explosion",
+    "saturation": "long healthy runs drift towards the rails while they learn (sat_ratio 0.24 -> "
+                  "0.65 in 12 minutes); this rule only fires from the start or while the loss "
+                  "rises, and a start that leaves the rails while the loss falls is set aside",
+    "vanishing_gradients": "text without long-range structure (random characters) teaches a "
+                           "model to ignore the past; its profile then decays without harm",
+    "update_too_large": "the first records of any run have large ratios while the weights are "
+                        "small; the rule needs them on consecutive records, or recurrent weights "
+                        "ten times their initial size from the first record",
+    "update_too_small": "a schedule that anneals the lr makes small updates on purpose (records "
+                        "below half the --lr are not counted); updates that shrank after "
+                        "healthy ones are not counted against the lr",
+    "overfitting": "a small eval split (--eval-frac {eval_frac:g}) makes eval NLL noisy; "
+                   "{k} evals in a row are needed",
+    "plateau": "the loss may already be near what the data allow (text with little structure), "
+               "or the run is still young: compare with a larger model",
+}
+
+SUSPECTS = {
+    "lr_high": "learning rate {lr:g} too high for --optimizer {optimizer}",
+    "lr_low": "learning rate {lr:g} too low for --optimizer {optimizer}",
+    "clip_none": "no gradient clipping (--clip none)",
+    "clip_elementwise": "--clip elementwise bounds each gradient component at {clip_value:g}, "
+                        "not the size of the step",
+    "init_large": "initial weights too large (--recurrent-scale {recurrent_scale:g} "
+                  "--input-scale {input_scale:g})",
+    "recurrence_amplifies": "recurrent weights that amplify the gradient through time: "
+                            "whh_sigma_max {sigma:.3g} (init --recurrent-scale "
+                            "{recurrent_scale:g})",
+    "lr_high_for_gradients": "learning rate {lr:g} too high for the gradient scale",
+    "updates_push_to_rails": "updates too large (update_ratio {ratio:.2g}) push units to the "
+                             "rails",
+    "lr_high_or_clip_loose": "learning rate too high, or clipping too loose",
+    "recurrence_small": "recurrent weights too small (--recurrent-scale {recurrent_scale:g})",
+    "units_saturated": "saturated units: the tanh derivative is small",
+    "recurrence_weak": "a recurrence too weak for --hidden {hidden}",
+    "memorises": "the model memorises the training text: --hidden {hidden} x --layers {layers} "
+                 "for this much data, without regularisation",
+    "no_structure": "the text has no structure beyond character frequencies, or the model does "
+                    "not use its context",
+    "far_above_floor": "the data allow {floor:.3f}: the model has not learned what is there",
+    "generalisation": "generalisation, not capacity: eval NLL is {gap:.2f} nats above train, "
+                      "and a larger model would widen that gap",
+    "learned_what_it_can": "the model has learned what this size and recipe can learn",
+}
+
+WHY = {
+    "resolved": "{sat} started on the rails ({from:.2f}) and had left them by step {step} "
+                "({to:.2f}) while train NLL fell {nll_from:.3f} -> {nll_to:.3f}: a transient of "
+                "the start, nothing to change",
+    "at_floor": "the best eval NLL {best:.3f} is at the corpus's floor {floor:.3f}: the run "
+                "learned what the data allow",
+}
+
+
+# ---- a detection as a finding
+
+
+def finding(det: dict, cfg: dict) -> dict:
+    """The finding of a detection (and of those it explains) for a run with settings cfg."""
+    values = {**cfg, **det["facts"]}
+    evidence = {**evidence_of(det),
+                "caveat": WORDS.format(CAVEAT[det["id"]], **values)}
+    if det.get("consequences"):
+        evidence["consequences"] = [{"id": c["id"], "severity": c["severity"],
+                                     "evidence": evidence_of(c)} for c in det["consequences"]]
+    return {"id": det["id"], "severity": det["severity"], "evidence": evidence,
+            "suspects": [WORDS.format(SUSPECTS[s], **values) for s in det["suspects"]],
+            "next": [flags(c) for c in det["changes"]]}
+
+
+def evidence_of(det: dict) -> dict:
+    return {"seen": SEEN[det["id"]](det["facts"], det["recs"]),
+            "steps": [r["step"] for r in det["recs"]], "readings": det["readings"]}
+
+
+def set_aside(det: dict, why: dict) -> dict:
+    """A detection the end of the run explains away: what was seen, and why it is no finding."""
+    return {"id": det["id"], "why": WORDS.format(WHY[why["why"]], **why),
+            "evidence": evidence_of(det)}
+
+
+def flags(change: dict) -> str:
+    """{"lr": 0.0005, "clip": "norm"} -> "--lr 0.0005 --clip norm"; a value relative to a
+    setting the log did not record, ("x", 0.1), reads "(yours x 0.1)" (docs/format.md)."""
+    out = []
+    for name, value in change.items():
+        if isinstance(value, tuple):
+            value = f"(yours x {value[1]:.2g})"
+        elif isinstance(value, float):
+            value = f"{value:.2g}" if name == "lr" else f"{value:g}"
+        out.append(f"--{flag(name)} {value}")
+    return " ".join(out)
+
+
+# ---- text
+
+
+def headline(f: dict) -> str:
+    """One line for the live panel: id, severity, what was seen, what to try first."""
+    line = f"{f['id']} ({f['severity']}): {f['evidence']['seen']}"
+    also = [c["id"] for c in f["evidence"].get("consequences", [])]
+    line += f"; explains {', '.join(also)}" if also else ""
+    return line + (f"; try {f['next'][0]}" if f["next"] else "")
+
+
+def format_finding(f: dict) -> str:
+    ev = f["evidence"]
+    lines = [f"{f['id']} ({f['severity']})", f"  seen: {ev['seen']}"]
+    lines += [f"  explains {c['id']}: {c['evidence']['seen']}"
+              for c in ev.get("consequences", [])]
+    lines.append(f"  usually means: {'; '.join(f['suspects'])}")
+    if f["next"]:
+        lines.append(f"  try first: {f['next'][0]}")
+    if len(f["next"]) > 1:
+        lines.append(f"  then: {'   '.join(f['next'][1:])}")
+    lines.append(f"  may be a false positive when: {ev['caveat']}")
+    return "\n".join(lines)
+
+
+def format_diagnosis(result: dict) -> str:
+    """The doctor's words: the verdict, each finding, what was set aside and not measured."""
+    found = result["findings"]
+    if found:
+        head = f"verdict: {result['verdict']} ({len(found)} finding{'s' if len(found) > 1 else ''})"
+    else:
+        measured = " measured" if result.get("not_measured") else ""
+        head = (f"verdict: healthy: learning, and no reading{measured} is out of range; keep "
+                "training")
+    parts = [head] + [format_finding(f) for f in found]
+    parts += [f"set aside, {s['id']}: {s['evidence']['seen']}; {s['why']}"
+              for s in result.get("set_aside", [])]
+    missing = [f"{m['id']} (no {', '.join(m['missing'])})" for m in result.get("not_measured", [])]
+    if missing:
+        parts.append(f"not measured: {'; '.join(missing)}")
+    return "\n\n".join(parts)

@@ -1,0 +1,582 @@
+"""The triage's rules: each finding id's detection in the records of a run (SPEC section 4).
+
+A rule is a short function of the History (the records so far) that returns a detection or
+None; rnnscope/triage.py assembles the detections into one story per run, rnnscope/advice.py
+words them. A detection:
+
+    {"id": "saturation", "severity": "info" | "warning" | "critical",
+     "recs": [the records that show it],
+     "readings": {reading: [its value at each of those records]},
+     "facts": {the numbers and names the words quote},
+     "suspects": [ids of the usual causes, most likely first (advice.SUSPECTS)],
+     "changes": [settings to try, first first: {"lr": 0.0005}, {"clip": "norm"}, ...]}
+
+Each rule is registered in RULES with the readings that decide it (a log without them gets "not
+measured" for that rule, never a guess), and every number it compares against is in THRESHOLDS
+(the bounds of a healthy range come from rnnscope/health.py); docs/triage.md gives the
+calibration runs behind each. A rule needs persistence: its condition must hold on `persist`
+consecutive records (`persist_evals` evals for overfitting, a whole `trend_window` for a trend),
+so one noisy reading never fires; only a NaN/inf is believed at once. And a rule fires only when
+its own story holds in the records: overfitting needs train NLL improving while eval NLL, above
+it, stalls; update_too_small needs the loss crawling from updates that were never healthy, not
+recovering from a spike; saturation from the start waits while the units leave the rails.
+
+A new rule is one function here, one RULES row, its thresholds, and its words in advice.py.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import CELLS
+from .health import GRAD_NORM_RISE, HEALTHY
+
+THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, one table
+    # persistence
+    "persist": 5,                 # consecutive records a per-record condition must hold on
+    "persist_evals": 3,           # consecutive evals for overfitting
+    "trend_window": 20,           # records over which a loss trend is measured
+    "min_records": 30,            # plateau: fewer records are too short to tell
+    # diverged
+    "loss_above_uniform": 1.0,    # train NLL this many nats above ln(vocab), where runs start
+    # exploding_gradients
+    "clip_rate": HEALTHY["clip_rate"][1],  # clipping fires on more than half of the steps
+    "profile_growth": 1.0,        # g_T: a unit gradient at h_T arrives larger after T steps
+    "grad_spike": GRAD_NORM_RISE,  # grad_norm above this multiple of its median before
+    # saturation
+    "sat_ratio": HEALTHY["sat_ratio"][1],  # over half of the units beyond --sat-threshold ...
+    "mean_gain": HEALTHY["mean_gain"][0],  # ... and the mean tanh derivative below this
+    "loss_rise": 0.02,            # saturation after the start: train NLL 2% worse over a window
+    "sat_leaving": 0.05,          # sat_ratio falling this much over the first streak: resolving
+    # vanishing_gradients
+    "vanish_k": 4,                # "a few steps" back through time ...
+    "vanish_g": 0.03,             # ... less than this of a unit gradient survives
+    # update_too_large / update_too_small
+    "update_large": HEALTHY["update_ratio"][1],  # norm(delta theta) / norm(theta) per step
+    "update_small": HEALTHY["update_ratio"][0],
+    "update_target": 4e-3,        # the ratio of healthy Adam runs, used to suggest an --lr
+    "weights_grew": HEALTHY["whh_sigma_max"][1],  # whh_sigma_max this many times its init
+    "update_healthy": 2e-3,       # a run whose first records' ratio reached this started well
+    "crawl": 0.05,                # update_too_small: train NLL moved less than 5% over the streak
+    "lr_decayed": 0.5,            # records with lr below this fraction of --lr are not counted
+    "loss_spike": 0.2,            # a train NLL 20% above the median of the window before it
+    # overfitting
+    "gap_growth": 0.1,            # nats the eval - train gap grew since the best eval
+    # plateau
+    "plateau_gain": 0.005,        # train NLL improved less than 0.5% across the trend window
+    "unigram_margin": 0.02,       # a best eval within 2% of the unigram baseline is "at" it
+    "floor_margin": 0.1,          # nats above corpus.floor_nll that count as "at the floor"
+    "gap_large": 0.2,             # eval NLL this many nats above train: generalisation limits
+    # capacity_not_limiting (rnnscope compare)
+    "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
+    "same_plateau": 0.03,         # nats between the two best eval NLLs
+    "differ_sat_ratio": 0.15,     # readings at the end that differ by more than these are named
+    "differ_mean_gain": 0.1,      # as suspects (absolute difference) ...
+    "differ_grad_norm": 2.0,      # ... or ratio
+    "differ_update_ratio": 2.0,
+}
+
+SEVERITY = ("critical", "warning", "info")
+
+
+@dataclass
+class History:
+    """The records of a run so far, with the views the rules read. `cfg` holds the run's
+    settings (TrainConfig fields); a log without config.json may have none of them, and its
+    vocabulary (so `uniform`) may be unknown."""
+    cfg: dict
+    uniform: float | None = None                # ln(vocab size): the NLL of a uniform guess
+    unigram: float | None = None                # eval NLL of character frequencies, if known
+    floor: float | None = None                  # the corpus's entropy rate, if known (SPEC 9)
+    records: list = field(default_factory=list)
+    evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
+    since_eval: list = field(default_factory=list)
+    firsts: dict = field(default_factory=dict)  # keys: the step of the first record with them
+    spikes: list = field(default_factory=list)  # steps whose train NLL stood out: jumped()
+
+    def add(self, rec: dict) -> None:
+        if finite(rec.get("train_nll")):
+            if jumped(rec["train_nll"], self.records[-THRESHOLDS["trend_window"]:]):
+                self.spikes.append(rec["step"])
+            self.since_eval.append(rec["train_nll"])
+        self.records.append(rec)
+        if finite(rec.get("eval_nll")) and self.since_eval:
+            # the train NLL beside an eval is the mean since the previous eval, not one interval;
+            # "best" is the eval with the lowest NLL up to this one
+            e = {"step": rec["step"], "eval_nll": rec["eval_nll"],
+                 "train_nll": statistics.fmean(self.since_eval)}
+            best = self.evals[-1]["best"] if self.evals else e
+            e["best"] = e if e["eval_nll"] < best["eval_nll"] else best
+            self.evals.append(e)
+            self.since_eval = []
+
+    def first(self, keys: tuple) -> int | None:
+        """The step of the run's first record that carries all of keys (None while none)."""
+        if keys not in self.firsts:
+            step = next((r["step"] for r in self.records if all(
+                r.get(k) is not None for k in keys)), None)
+            if step is None:
+                return None
+            self.firsts[keys] = step
+        return self.firsts[keys]
+
+
+def jumped(nll: float, before: list) -> bool:
+    """A loss spike: nll `loss_spike` above the median train NLL of the records before it (at
+    least half a trend window of them)."""
+    values = [r["train_nll"] for r in before if finite(r.get("train_nll"))]
+    return len(values) >= THRESHOLDS["trend_window"] // 2 and \
+        nll > (1 + THRESHOLDS["loss_spike"]) * statistics.median(values)
+
+
+# ---- helpers
+
+
+def finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def sig(v):
+    return float(f"{v:.4g}") if finite(v) else v
+
+
+def streak(h: History, keys: tuple, holds) -> list | None:
+    """The last `persist` records that carry `keys`, if holds(record) is true on all of them.
+    Records without those keys (the final record, a run without the panel) are skipped."""
+    k = THRESHOLDS["persist"]
+    found = []
+    for rec in reversed(h.records[-3 * k:]):
+        if all(rec.get(key) is not None for key in keys):
+            found.append(rec)
+            if len(found) == k:
+                break
+    if len(found) < k or not all(holds(r) for r in found):
+        return None
+    return found[::-1]
+
+
+def layer_keys(h: History, rec: dict, name: str) -> list[str]:
+    """The keys of a per-layer reading for every layer; the aggregate's for one layer (the
+    same value) or where the per-layer keys are absent."""
+    keys = [f"layer{l}.{name}" for l in range(h.cfg.get("layers", 1))]
+    return keys if len(keys) > 1 and all(key in rec for key in keys) else [name]
+
+
+def profile_at(profile: list, k: int) -> float:
+    """g_k of a bptt_profile [[k, g_k], ...] at the largest recorded k not beyond k."""
+    return [g for kk, g in profile if kk <= k][-1]
+
+
+def growth(r: dict) -> float:
+    """g_T of the through-time profile: 0 when the record has none."""
+    profile = r.get("bptt_profile")
+    return profile[-1][1] if profile and finite(profile[-1][1]) else 0.0
+
+
+def improvement(values: list) -> float:
+    """Relative drop from the mean of the first third of values to the mean of the last."""
+    n = max(len(values) // 3, 1)
+    first, last = statistics.fmean(values[:n]), statistics.fmean(values[-n:])
+    return (first - last) / first
+
+
+def trend(h: History) -> tuple[list, float] | None:
+    """(records, improvement of train NLL) over the last trend window; None while not full."""
+    w = THRESHOLDS["trend_window"]
+    recs = [r for r in h.records[-w:] if finite(r.get("train_nll"))]
+    return (recs, improvement([r["train_nll"] for r in recs])) if len(recs) == w else None
+
+
+def stalled(h: History, max_gain: float) -> tuple[list, float] | None:
+    """(records, improvement) when the train NLL improved less than max_gain over the trend
+    window and no eval in that window set a new best; None otherwise, or while the window is
+    not full. Train NLL alone is not enough: on a varied corpus it rises and falls with the
+    text the streams pass through, while eval NLL reads the same text every time."""
+    t = trend(h)
+    if t is None or t[1] >= max_gain or new_best_since(h, t[0][0]["step"]):
+        return None
+    return t
+
+
+def new_best_since(h: History, step: int) -> bool:
+    """Whether an eval at or after `step` beat the best before it by `plateau_gain` (True when
+    there is no eval before it to compare with)."""
+    n = sum(e["step"] >= step for e in h.evals[-THRESHOLDS["trend_window"]:])
+    if n == 0:
+        return False
+    if n == len(h.evals):
+        return True
+    before = h.evals[-n - 1]["best"]["eval_nll"]
+    return h.evals[-1]["best"]["eval_nll"] < before * (1 - THRESHOLDS["plateau_gain"])
+
+
+def best_eval(h: History) -> float | None:
+    return h.evals[-1]["best"]["eval_nll"] if h.evals else None
+
+
+def last_gap(h: History) -> float:
+    """Eval NLL minus the train NLL beside it at the last eval (0 without an eval)."""
+    return h.evals[-1]["eval_nll"] - h.evals[-1]["train_nll"] if h.evals else 0.0
+
+
+def at_floor(h: History) -> bool:
+    """The best eval NLL is within `floor_margin` of the corpus's known floor."""
+    best = best_eval(h)
+    return h.floor is not None and best is not None and best - h.floor < THRESHOLDS[
+        "floor_margin"]
+
+
+def readings(recs: list, *keys) -> dict:
+    return {key: [sig(r.get(key)) for r in recs] for key in keys if any(key in r for r in recs)}
+
+
+def values(recs: list, key: str) -> list:
+    return [r[key] for r in recs]
+
+
+def scaled(h: History, name: str, factor: float) -> dict:
+    """A change of a numeric setting to factor times the run's own value; ("x", factor) when
+    the run's value is not known (a log without config.json)."""
+    value = h.cfg.get(name)
+    return {name: value * factor if finite(value) else ("x", factor)}
+
+
+def gated_cell() -> list:
+    return [{"cell": "gru"}] if "gru" in CELLS else []
+
+
+def detection(id_: str, severity: str, recs: list, reads: dict, facts: dict, suspects: list,
+              changes: list) -> dict:
+    return {"id": id_, "severity": severity, "recs": recs, "readings": reads, "facts": facts,
+            "suspects": suspects, "changes": changes}
+
+
+# ---- the rules
+
+
+def diverged(h: History) -> dict | None:
+    """A NaN/inf anywhere (at once), or the train NLL far above where every run starts (ln V,
+    or the run's first train NLL when the vocabulary is not known)."""
+    rec = h.records[-1]
+    # per-parameter readings (with a dot) may be inf for a weight that is still zero
+    bad = sorted(k for k, v in rec.items() if v is None and "." not in k)
+    if bad or "diverged" in rec:
+        facts = {"kind": "nan", "step": rec["step"], "bad": bad, "stopped": rec.get("diverged"),
+                 "lr": rec.get("lr", h.cfg.get("lr")),
+                 "kept": h.evals[-1]["step"] if h.evals else None}
+        return divergence(h, [rec], {k: [None] for k in bad}, facts)
+    start = next((r["train_nll"] for r in h.records if finite(r.get("train_nll"))), None)
+    base = h.uniform if h.uniform is not None else start
+    if base is None:
+        return None
+    limit = base + THRESHOLDS["loss_above_uniform"]
+    recs = streak(h, ("train_nll",), lambda r: r["train_nll"] > limit)
+    if recs is None:
+        return None
+    facts = {"kind": "loss", "nll": values(recs, "train_nll"), "base": base,
+             "uniform": h.uniform is not None, "above": THRESHOLDS["loss_above_uniform"]}
+    return divergence(h, recs, readings(recs, "train_nll"), facts)
+
+
+def divergence(h: History, recs: list, reads: dict, facts: dict) -> dict:
+    cfg = h.cfg
+    suspects, changes = ["lr_high"], [scaled(h, "lr", 0.1)]
+    if cfg.get("clip") in ("none", "elementwise"):
+        suspects.append(f"clip_{cfg['clip']}")
+        changes.append({"clip": "norm"})
+    if cfg.get("optimizer") in ("sgd", "momentum"):
+        changes.append({"optimizer": "adam", "lr": 0.002})
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
+        suspects.append("init_large")
+        changes.append({"recurrent_scale": 1, "input_scale": 1})
+    return detection("diverged", "critical", recs, reads, facts, suspects, changes)
+
+
+def exploding_gradients(h: History) -> dict | None:
+    """Clipping on most steps, a through-time profile that grows, or grad_norm far above its
+    median before the streak, on `persist` consecutive records."""
+    cfg, k = h.cfg, THRESHOLDS["persist"]
+    before = [r["grad_norm"] for r in h.records[-k - THRESHOLDS["trend_window"]:-k]
+              if finite(r.get("grad_norm"))]
+    usual = statistics.median(before) if len(before) >= k else math.inf
+
+    def explodes(r):
+        return ((r.get("clip_rate") or 0) > THRESHOLDS["clip_rate"] or growth(r) > THRESHOLDS[
+            "profile_growth"] or r["grad_norm"] > THRESHOLDS["grad_spike"] * usual)
+
+    recs = streak(h, ("grad_norm",), explodes)
+    if recs is None:
+        return None
+    grows = [growth(r) for r in recs]
+    clips = [r.get("clip_rate") or 0 for r in recs]
+    amplifies = max(grows) > THRESHOLDS["profile_growth"]
+    facts = {"norms": values(recs, "grad_norm"), "usual": usual, "clips": clips,
+             "grows": grows, "amplifies": amplifies,
+             "clipping": max(clips) > THRESHOLDS["clip_rate"],
+             "spiked": max(values(recs, "grad_norm")) > THRESHOLDS["grad_spike"] * usual,
+             "sigma": max((r.get("whh_sigma_max") or 0 for r in recs), default=0)}
+    suspects, changes = [], []
+    if amplifies:
+        suspects.append("recurrence_amplifies")
+        if cfg.get("recurrent_scale", 1) > 1:
+            changes.append({"recurrent_scale": 1})
+    suspects.append("lr_high_for_gradients")
+    changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
+    changes.append(scaled(h, "lr", 0.5))
+    changes += [] if cfg.get("optimizer") == "adam" else [{"optimizer": "adam", "lr": 0.002}]
+    reads = readings(recs, "grad_norm", "clip_rate", "whh_sigma_max")
+    reads["bptt_growth"] = [sig(g) for g in grows]
+    return detection("exploding_gradients", "critical" if cfg.get("clip") == "none" else
+                     "warning", recs, reads, facts, suspects, changes)
+
+
+def saturated_layers(h: History, r: dict) -> list[tuple[str, str]]:
+    """The (sat_ratio, mean_gain) keys of each layer on the tanh rails in record r."""
+    pairs = zip(layer_keys(h, r, "sat_ratio"), layer_keys(h, r, "mean_gain"), strict=True)
+    return [(s, g) for s, g in pairs if r.get(s) is not None and r.get(g) is not None and
+            r[s] > THRESHOLDS["sat_ratio"] and r[g] < THRESHOLDS["mean_gain"]]
+
+
+def saturation(h: History) -> dict | None:
+    """Units on the tanh rails in some layer, on `persist` consecutive records that are either
+    the run's first (a broken start; not while that layer is leaving the rails with the loss
+    falling) or end a trend window over which the loss got worse. A run that drifts towards the
+    rails while it still learns is not flagged."""
+    cfg = h.cfg
+    recs = streak(h, ("sat_ratio", "mean_gain"), lambda r: saturated_layers(h, r))
+    if recs is None:
+        return None
+    sat, gain = saturated_layers(h, recs[-1])[0]
+    first = recs[0]["step"] == h.first(("sat_ratio", "mean_gain"))
+    if first and leaving(recs, sat):
+        return None
+    t = None if first else stalled(h, -THRESHOLDS["loss_rise"])
+    if not first and t is None:
+        return None
+    ratios = [r["update_ratio"] for r in recs if finite(r.get("update_ratio"))]
+    ratio = statistics.median(ratios) if ratios else None
+    facts = {"first": first, "worse": None if first else -t[1], "window": None if first else
+             len(t[0]), "sat": sat, "gain": gain, "sats": values(recs, sat),
+             "gains": values(recs, gain), "ratio": ratio}
+    suspects, changes = [], []
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
+        suspects.append("init_large")
+        changes.append({"recurrent_scale": 1, "input_scale": 1})
+    if ratio is not None and ratio > THRESHOLDS["update_large"]:
+        suspects.append("updates_push_to_rails")
+    suspects.append("lr_high_or_clip_loose")
+    factor = THRESHOLDS["update_target"] / ratio if ratio else 1.0
+    changes.append(scaled(h, "lr", min(0.25, factor)))
+    changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
+    return detection("saturation", "critical" if first else "warning", recs,
+                     readings(recs, sat, gain, "dh_norm", "dh_raw_norm"), facts, suspects,
+                     changes + gated_cell())
+
+
+def leaving(recs: list, sat: str) -> bool:
+    """The layer's sat_ratio fell by `sat_leaving` over the records while the train NLL fell:
+    units leaving the rails on their own."""
+    nll = [r["train_nll"] for r in recs if finite(r.get("train_nll"))]
+    return recs[0][sat] - recs[-1][sat] > THRESHOLDS["sat_leaving"] and \
+        len(nll) > 1 and nll[-1] < nll[0]
+
+
+def saturation_resolved(h: History, det: dict) -> dict | None:
+    """Facts of a saturation from the start that is over by the end: the layer's last `persist`
+    records are off the rails and the train NLL fell below its level while saturated."""
+    sat, gain = det["facts"]["sat"], det["facts"]["gain"]
+    k = THRESHOLDS["persist"]
+    last = [r for r in h.records if r.get(sat) is not None and r.get(gain) is not None][-k:]
+    nll = [r["train_nll"] for r in h.records if finite(r.get("train_nll"))]
+    during = [r["train_nll"] for r in det["recs"] if finite(r.get("train_nll"))]
+    if (not det["facts"]["first"] or len(last) < k or last[0]["step"] <= det["recs"][-1]["step"]
+            or any((sat, gain) in saturated_layers(h, r) for r in last) or not during
+            or nll[-1] >= min(during)):
+        return None
+    return {"why": "resolved", "sat": sat, "from": det["facts"]["sats"][0],
+            "to": last[-1][sat], "step": last[-1]["step"], "nll_from": during[0],
+            "nll_to": nll[-1]}
+
+
+def vanishing_gradients(h: History) -> dict | None:
+    """In some layer, less than `vanish_g` of a unit gradient survives `vanish_k` steps back."""
+    cfg, k = h.cfg, THRESHOLDS["vanish_k"]
+
+    def survives(r):  # NaN entries (written as null) are left to the diverged rule
+        g = [profile_at(r[key], k) for key in layer_keys(h, r, "bptt_profile")]
+        return min((v for v in g if finite(v)), default=math.inf)
+
+    recs = streak(h, ("bptt_profile",), lambda r: survives(r) < THRESHOLDS["vanish_g"])
+    if recs is None:
+        return None
+    gains = [r["mean_gain"] for r in recs if finite(r.get("mean_gain"))]
+    sigmas = [r["whh_sigma_max"] for r in recs if finite(r.get("whh_sigma_max"))]
+    facts = {"k": k, "g": [survives(r) for r in recs], "sigmas": sigmas}
+    suspects, changes = [], []
+    if cfg.get("recurrent_scale", 1) < 1:
+        suspects.append("recurrence_small")
+        changes.append({"recurrent_scale": 1})
+    if gains and min(gains) < THRESHOLDS["mean_gain"]:
+        suspects.append("units_saturated")
+    suspects.append("recurrence_weak")
+    if cfg.get("recurrent_init") != "identity":
+        changes.append({"recurrent_init": "identity"})
+    seq_len = cfg.get("seq_len")
+    changes += gated_cell() + ([{"seq_len": max(seq_len // 2, k)}] if seq_len else [])
+    reads = readings(recs, "whh_sigma_max", "mean_gain")
+    reads[f"g_{k}"] = [sig(g) for g in facts["g"]]
+    return detection("vanishing_gradients", "warning", recs, reads, facts, suspects, changes)
+
+
+def update_too_large(h: History) -> dict | None:
+    """update_ratio above `update_large` on `persist` records; or, from the first records,
+    whh_sigma_max `weights_grew` times its initial scale: the first steps were so large that
+    they blew the recurrent weights up, and the ratio, measured against the grown weights,
+    no longer shows it."""
+    scale = max(h.cfg.get("recurrent_scale", 1), 1)
+    recs = streak(h, ("update_ratio",), lambda r: r["update_ratio"] > THRESHOLDS["update_large"])
+    grown = None
+    if recs is None:
+        recs = streak(h, ("update_ratio", "whh_sigma_max"), lambda r: r["whh_sigma_max"] >
+                      THRESHOLDS["weights_grew"] * scale)
+        if recs is None or recs[0]["step"] != h.first(("update_ratio", "whh_sigma_max")):
+            return None
+        grown = values(recs, "whh_sigma_max")
+    nll = [r["train_nll"] for r in recs if finite(r.get("train_nll"))]
+    facts = {"ratios": values(recs, "update_ratio"), "large": THRESHOLDS["update_large"],
+             "jumps": max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0),
+             "grown": grown, "scale": scale, "first": recs[0]["step"]}
+    factor = 0.1 if grown else THRESHOLDS["update_target"] / statistics.median(facts["ratios"])
+    reads = readings(recs, "update_ratio", "whh_sigma_max" if grown else "train_nll", "lr")
+    return detection("update_too_large", "warning", recs, reads, facts, ["lr_high"],
+                     [scaled(h, "lr", factor), {"lr_schedule": "cosine"}])
+
+
+def update_too_small(h: History) -> dict | None:
+    """Tiny updates while the loss crawls: it moved less than `crawl` over the streak, the run's
+    updates were never of a healthy size (the median ratio of its first `persist` records is
+    below `update_healthy`: updates that shrank after healthy ones come from weights that grew,
+    a converged loss or Adam's memory of a spike, not from too low an lr), and no loss spike in
+    the trend window before is being recovered from. Records of a decayed schedule are not
+    counted."""
+    lr = h.cfg.get("lr")
+    lr_min = THRESHOLDS["lr_decayed"] * lr if finite(lr) else 0.0
+    recs = streak(h, ("update_ratio", "train_nll"), lambda r: r["update_ratio"] <
+                  THRESHOLDS["update_small"] and r.get("lr", math.inf) >= lr_min)
+    if recs is None or abs(improvement(values(recs, "train_nll"))) > THRESHOLDS["crawl"]:
+        return None
+    start = statistics.median([r["update_ratio"] for r in h.records if finite(
+        r.get("update_ratio"))][:THRESHOLDS["persist"]])
+    window = h.records[-THRESHOLDS["trend_window"]:]
+    if start >= THRESHOLDS["update_healthy"] or any(s >= window[0]["step"] for s in h.spikes):
+        return None
+    facts = {"ratios": values(recs, "update_ratio"), "nll": values(recs, "train_nll"),
+             "start": start}
+    other = [] if h.cfg.get("optimizer") == "adam" else [{"optimizer": "adam", "lr": 0.002}]
+    return update_detection("update_too_small", h, recs, facts, ["lr_low"], other)
+
+
+def update_detection(id_: str, h: History, recs: list, facts: dict, suspects: list,
+                     more: list) -> dict:
+    """The update_too_small detection: first an --lr that scales the median ratio to the
+    healthy one."""
+    ratio = statistics.median(values(recs, "update_ratio"))
+    return detection(id_, "warning", recs, readings(recs, "update_ratio", "train_nll", "lr"),
+                     facts, suspects,
+                     [scaled(h, "lr", THRESHOLDS["update_target"] / ratio)] + more)
+
+
+def overfitting(h: History) -> dict | None:
+    """On `persist_evals` consecutive evals: no new best eval NLL, eval NLL above the train NLL
+    beside it, the gap grown by `gap_growth` nats since the best eval, and the train NLL lower
+    than at the best eval: the model learns the training text and not the eval text."""
+    k = THRESHOLDS["persist_evals"]
+    if len(h.evals) <= k:
+        return None
+    best = h.evals[-k - 1]["best"]
+    gap0 = best["eval_nll"] - best["train_nll"]
+    last = h.evals[-k:]
+    if not (all(e["eval_nll"] > best["eval_nll"] and e["eval_nll"] > e["train_nll"] and
+                e["eval_nll"] - e["train_nll"] - gap0 > THRESHOLDS["gap_growth"] for e in last)
+            and last[-1]["train_nll"] < best["train_nll"]):
+        return None
+    cfg = h.cfg
+    facts = {"evals": values(last, "eval_nll"), "best": best["eval_nll"],
+             "best_step": best["step"], "best_train": best["train_nll"], "gap0": gap0,
+             "gap": last[-1]["eval_nll"] - last[-1]["train_nll"], "train": last[-1]["train_nll"],
+             "eval_frac": cfg.get("eval_frac"), "k": k}
+    return detection("overfitting", "warning", last, {key: [sig(e[key]) for e in last] for key
+                                                      in ("eval_nll", "train_nll")},
+                     facts, ["memorises"], regularise(h) + smaller(h) + [{"corpus": "LARGER_TEXT"}])
+
+
+def regularise(h: History) -> list:
+    cfg = h.cfg
+    return [{"dropout": min(cfg.get("dropout", 0) + 0.2, 0.5)},
+            {"weight_decay": max(cfg.get("weight_decay", 0) * 10, 0.1)}]
+
+
+def smaller(h: History) -> list:
+    hidden = h.cfg.get("hidden")
+    return [{"hidden": hidden // 2}] if hidden and hidden > 32 else []
+
+
+def plateau(h: History) -> dict | None:
+    """Stalled: the train NLL improved less than `plateau_gain` over the trend window and no
+    eval in it set a new best, in a run of at least `min_records` records. At the corpus's
+    known floor it is success and set aside; at the unigram baseline there was nothing beyond
+    character frequencies to learn (or the model does not use its context); with eval NLL far
+    above train, generalisation, not capacity, is what to work on."""
+    t = stalled(h, THRESHOLDS["plateau_gain"])
+    if t is None or len(h.records) < THRESHOLDS["min_records"]:
+        return None
+    recs, gain = t
+    best = best_eval(h)
+    gap = last_gap(h)
+    baseline = h.unigram is not None and best is not None and \
+        abs(best - h.unigram) < THRESHOLDS["unigram_margin"] * h.unigram and \
+        (h.floor is None or h.unigram - h.floor < THRESHOLDS["floor_margin"])
+    wide = gap > THRESHOLDS["gap_large"]
+    facts = {"gain": gain, "nll": values([recs[0], recs[-1]], "train_nll"), "best": best,
+             "unigram": h.unigram if baseline else None, "floor": h.floor,
+             "gap": gap if wide else None}
+    suspects = (["no_structure"] if baseline else []) + (
+        ["far_above_floor"] if h.floor is not None and not at_floor(h) else [])
+    cfg = h.cfg
+    if wide:
+        suspects.append("generalisation")
+        changes = regularise(h) + [{"corpus": "LARGER_TEXT"}]
+    else:
+        suspects.append("learned_what_it_can")
+        changes = [scaled(h, "hidden", 2), {"layers": cfg.get("layers", 1) + 1}] + gated_cell()
+    if cfg.get("lr_schedule") == "constant":
+        changes.append({"lr_schedule": "plateau"})
+    det = detection("plateau", "info", [recs[0], recs[-1]],
+                    readings([recs[0], recs[-1]], "train_nll"), facts, suspects, changes)
+    if at_floor(h):
+        det["set_aside"] = {"why": "at_floor", "best": best, "floor": h.floor}
+    return det
+
+
+@dataclass(frozen=True)
+class Rule:
+    detect: Callable[[History], dict | None]
+    needs: tuple[str, ...]        # the readings that decide it; without them: "not measured"
+    at_end: bool = False          # where a run ends up: must hold at its last record
+    resolved: Callable[[History, dict], dict | None] | None = None  # over by the end: why
+
+
+RULES = {  # in priority order: ties of severity are broken by it
+    "diverged": Rule(diverged, ("train_nll",)),
+    "exploding_gradients": Rule(exploding_gradients, ("grad_norm",)),
+    "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
+    "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
+    "update_too_large": Rule(update_too_large, ("update_ratio",)),
+    "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
+    "overfitting": Rule(overfitting, ("train_nll", "eval_nll"), at_end=True),
+    "plateau": Rule(plateau, ("train_nll",), at_end=True),
+}
+PRIORITY = tuple(RULES)

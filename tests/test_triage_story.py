@@ -1,0 +1,32 @@
+"""The consistency harness: every calibration record (benchmarks/calibration/records) gets the
+verdict its recipe was built to show and a diagnosis that tells one story its records agree with
+(tests/story.py). The real runs the tests train are checked by conftest.py."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+CALIBRATION = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration"
+
+
+def calibration():
+    spec = importlib.util.spec_from_file_location("calibrate", CALIBRATION / "calibrate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CALIBRATE = calibration()
+RECORDED = [name for name in CALIBRATE.RECIPES
+            if (CALIBRATE.RECORDS / f"{name}.jsonl").exists()]
+
+
+def test_every_recipe_is_recorded():
+    assert RECORDED == list(CALIBRATE.RECIPES)
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_a_calibration_run_gets_its_verdict_and_tells_one_story(name):
+    result, problems = CALIBRATE.judge(name)
+    assert problems == [], result
