@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +31,8 @@ class Parser(argparse.ArgumentParser):
 def train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     a = p.add_argument
-    a("--corpus", help=f"stdlib, tinyshakespeare or a text file path (default {d.corpus})")
+    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K} or synthetic:delay{K} "
+      f"(optionally :seed{{S}}), or a text file path (default {d.corpus})")
     a("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     a("--cell", choices=CELLS)
     a("--hidden", type=int, help=f"hidden units per layer (default {d.hidden})")
@@ -128,7 +130,32 @@ def build_parser() -> Parser:
     p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
                    "(256x1,512x1,512x2), e.g. 512x1")
 
-    sub.add_parser("corpora", help="list the corpora and whether they are available")
+    p = sub.add_parser("sweep", help="a grid of training runs, on this machine or Ray",
+                       argument_default=argparse.SUPPRESS,
+                       description="Run every combination of the swept values. Train flags "
+                       "given here are fixed for every run.")
+    p.add_argument("spec", nargs="?", default=None, metavar="SPEC.yaml",
+                   help="a sweep file: name, method: grid, parameters (docs/sweeps.md)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FLAG=a,b",
+                   help="sweep a train flag over these values (repeat for more factors)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where the runs, summary.json "
+                   "and report.html go (default sweeps/<name>)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: the "
+                   "number of cores; with --address, all the cluster takes)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (auto, HOST:PORT or "
+                   "ray://HOST:PORT) instead of starting a local Ray instance")
+    p.add_argument("--retry-failed", action="store_true", default=False,
+                   help="run failed grid points again (they are kept as failed otherwise)")
+    p.add_argument("--quiet", action="store_true", default=False,
+                   help="plain lines instead of the live table")
+    train_flags(p)
+
+    p = sub.add_parser("corpora", help="list the corpora, whether they are available and "
+                       "their floors where known; --export writes one to a file")
+    p.add_argument("--export", nargs=2, metavar=("NAME", "FILE"),
+                   help="write the text of corpus NAME (any --corpus value) to FILE")
+    p.add_argument("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     sub.add_parser("c-header", help="print rnnscope.h, the C99 header that puts your own C "
                    "network on the panel (rnnscope c-header > rnnscope.h)")
     return parser
@@ -216,11 +243,67 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_corpora(args) -> int:
-    from .data import list_corpora
+SWEEP_OWN = ("command", "spec", "sets", "out", "backend", "workers", "address", "retry_failed",
+             "quiet")
 
-    for c in list_corpora(os.environ.get("RNNSCOPE_DATA")):
-        print(f"{c['name']:16} {c['state']}\n{'':16} {c['description']}")
+
+def cmd_sweep(args) -> int:
+    from . import sweep
+    from .display import make_grid_display
+    from .report import write_sweep_report
+    from .sweep_spec import load_spec, name_value, spec_from_sets
+    from .sweep_summary import SUMMARY, format_summary
+
+    if bool(args.spec) == bool(args.sets):
+        raise RnnscopeError("give a sweep file (SPEC.yaml) or --set FLAG=a,b ..., one of them")
+    spec = load_spec(Path(args.spec)) if args.spec else spec_from_sets(args.sets)
+    fixed = {k: v for k, v in vars(args).items() if k not in SWEEP_OWN}
+    out = Path(args.out) if args.out else Path("sweeps") / name_value(spec.name)
+    points = sweep.plan(spec, fixed, out)
+    if args.backend == "ray" and (args.address or os.environ.get("RAY_ADDRESS")) \
+            and not out.is_absolute():
+        print(f"note: --out {out} is relative; the runs go to {out.resolve()}, which every "
+              "node of the cluster must see (a shared filesystem)", file=sys.stderr)
+    print(f"sweep {spec.name}: {len(points)} runs in {out}", flush=True)
+    pool = sweep.make_pool(args.backend, out.resolve(), args.workers, args.address)
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        summary = sweep.run_sweep(points, out.resolve(), pool, make_grid_display(args.quiet),
+                                  args.retry_failed, spec.name)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through interrupt()
+        print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
+              f"command resumes them (status in {out / SUMMARY})", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    print(format_summary(summary))
+    print(f"summary: {out / SUMMARY}\nreport: {write_sweep_report(out.resolve(), summary)}")
+    failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
+    if failed:
+        print(f"rnnscope: {len(failed)} of {len(points)} runs failed (first: {failed[0]}); "
+              "see the status in summary.json, rerun them with --retry-failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def interrupt(signum, frame):
+    """SIGTERM ends a sweep as Ctrl-C does: its running runs stop checkpointed."""
+    raise Interrupted(signum, "sweep stopped by SIGTERM")
+
+
+def cmd_corpora(args) -> int:
+    from .corpora import export_corpus, list_corpora
+
+    data_dir = args.data_dir or os.environ.get("RNNSCOPE_DATA")
+    if args.export:
+        name, file = args.export
+        c = export_corpus(name, file, data_dir)
+        floor = "" if c.floor_nll is None else f", floor {c.floor_nll:.4f} nats/char"
+        print(f"wrote {name} to {file}: {len(c.text):,} characters, SHA-256 {c.sha256}{floor}")
+        return 0
+    for c in list_corpora(data_dir):
+        floor = "" if c["floor_nll"] is None else f"floor {c['floor_nll']:.4f} nats/char, "
+        print(f"{c['name']:20} {floor}{c['state']}\n{'':20} {c['description']}")
     return 0
 
 
@@ -233,7 +316,8 @@ def cmd_c_header(args) -> int:
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "corpora": cmd_corpora, "c-header": cmd_c_header}
+            "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora,
+            "c-header": cmd_c_header}
 
 
 def main(argv: list[str] | None = None) -> int:

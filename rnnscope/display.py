@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -226,3 +227,87 @@ class LiveDisplay:
             cells += [trend, Text(f"! {row.flag}" if row.flag else "", style(row.flag))]
             table.add_row(*cells)
         return Group(self.progress, table)
+
+
+# ---- a grid of runs (rnnscope sweep)
+
+
+class GridDisplay(Protocol):
+    """What a sweep shows: rows are sweep.Tracker.rows() (name, state, step, total,
+    train_nll, best_eval, verdict); events are one-line news (a run started or ended)."""
+    def start(self, rows: list[dict], news: str) -> None: ...
+    def event(self, text: str) -> None: ...
+    def update(self, rows: list[dict]) -> None: ...
+    def finish(self) -> None: ...
+
+
+def make_grid_display(quiet: bool = False) -> GridDisplay:
+    """The live table on an interactive terminal, plain lines with --quiet or when piped."""
+    if quiet or not sys.stdout.isatty():
+        return PlainGrid()
+    return LiveGrid()
+
+
+class PlainGrid:
+    """One line per event, stamped with the time."""
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+
+    def start(self, rows, news) -> None:
+        self.event(news)
+
+    def event(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", file=self.out, flush=True)
+
+    def update(self, rows) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class LiveGrid:
+    """A table of the grid, one row per run: state, a progress bar, step, latest train NLL,
+    best eval NLL and the triage's verdict so far; events print above it."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+
+    def start(self, rows, news) -> None:
+        self.event(news)
+        self.live = Live(self.render(rows), console=self.console, refresh_per_second=2)
+        self.live.start()
+
+    def event(self, text: str) -> None:
+        self.console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False)
+
+    def update(self, rows) -> None:
+        self.live.update(self.render(rows))
+
+    def finish(self) -> None:
+        self.live.stop()
+
+    @staticmethod
+    def render(rows: list[dict]) -> Table:
+        table = Table(show_header=True, header_style="bold", box=None)
+        for name, justify in (("run", "left"), ("state", "left"), ("progress", "left"),
+                              ("step", "right"), ("train NLL", "right"),
+                              ("best eval", "right"), ("verdict", "left")):
+            table.add_column(name, justify=justify)
+        for r in rows:
+            done = r["step"] / r["total"] if r["total"] else None
+            bar = ProgressBar(total=1.0, completed=done or 0, width=20) if done is not None \
+                else Text("by time")
+            table.add_row(Text(r["name"]), Text(r["state"], STATE_STYLE.get(r["state"], "")),
+                          bar, f"{r['step']}/{r['total'] or '?'}", known(r["train_nll"]),
+                          known(r["best_eval"]), r["verdict"] or "")
+        return table
+
+
+def known(v) -> str:
+    return "–" if v is None else fmt(v)
+
+
+STATE_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red",
+               "interrupted": "yellow"}

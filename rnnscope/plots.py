@@ -155,7 +155,7 @@ def nll(runs: list[RunData], x: str) -> Figure:
     ax.set(xlabel=XLABEL[x], ylabel="NLL (nats/char)")
     ax.legend(handles=run_handles(runs) + [style_handle("train (mean since last record)"),
                                            style_handle("eval split", **eval_style)]
-              + unigram_baselines(ax, runs))
+              + unigram_baselines(ax, runs) + floors(ax, runs))
     return fig
 
 
@@ -187,6 +187,21 @@ def unigram_baselines(ax, runs: list[RunData]) -> list:
             ax.axhline(base, color=run.colour, ls="-.", lw=0.8)
             drawn = True
     return [style_handle("unigram baseline (eval)", ls="-.", lw=0.8)] if drawn else []
+
+
+def floors(ax, runs: list[RunData]) -> list:
+    """The floor of a synthetic corpus (its entropy rate, the best any model can reach) as a
+    labelled line; its legend entry."""
+    drawn = False
+    for i, run in enumerate(runs):
+        floor = run.doc.get("corpus", {}).get("floor_nll")
+        if is_number(floor):
+            ax.axhline(floor, color=run.colour, ls=(0, (1, 1)), lw=1.5, gid=f"floor-{i}")
+            ax.annotate(f"floor {floor:.3f}", (1.0, floor), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=8, color=run.colour)
+            drawn = True
+    return [style_handle("floor: the source's entropy rate", ls=(0, (1, 1)), lw=1.5)] \
+        if drawn else []
 
 
 def nll_steps(runs: list[RunData]) -> Figure:
@@ -340,11 +355,36 @@ def to_svg(fig: Figure, prefix: str) -> str:
     return re.sub(r'(\bid="|href="#|url\(#)', rf"\g<1>{prefix}-", svg)
 
 
-def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
-    """{figure id: (inline svg, whether it is drawn to span the page)} for each of FIGURES."""
-    out = {}
+def svg(fid: str, draw, *args) -> tuple[str, bool]:
+    """(inline svg, whether it is drawn to span the page) of the figure draw(*args)."""
     with matplotlib.rc_context(STYLE):
-        for fid, _, _, draw in FIGURES:
-            fig = draw(runs)
-            out[fid] = to_svg(fig, fid), fig.get_figwidth() > NARROW
-    return out
+        fig = draw(*args)
+        return to_svg(fig, fid), fig.get_figwidth() > NARROW
+
+
+def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
+    """{figure id: svg(...)} for each of FIGURES."""
+    return {fid: svg(fid, draw, runs) for fid, _, _, draw in FIGURES}
+
+
+# ---- a sweep's figures
+
+
+def main_effects(curves: list[tuple[str, list]]) -> Figure:
+    """One panel per swept factor: per value, the mean eval NLL of its runs against steps, the
+    band between their lowest and highest (sweep_summary.effect_curves gives the numbers)."""
+    fig, axes = grid(len(curves), sharey=True)
+    for ax, (factor, lines) in zip(axes, curves or [("", [])], strict=True):
+        drawn = []
+        for i, (value, steps, mean, lo, hi) in enumerate(lines):
+            colour = PALETTE[i % len(PALETTE)]
+            ax.plot(steps, mean, color=colour, marker="o", ms=3, label=literal(str(value)))
+            ax.fill_between(steps, lo, hi, color=colour, alpha=0.15, lw=0)
+            drawn.append(np.asarray(mean, dtype=float))
+        fit_scale(ax, np.concatenate(drawn) if drawn else np.array([]), log=False)
+        ax.set_title(literal(factor))
+        if drawn:
+            ax.legend()
+    fig.supxlabel(XLABEL["step"], fontsize=9)
+    fig.supylabel("eval NLL (nats/char), mean of the runs", fontsize=9)
+    return fig

@@ -118,8 +118,7 @@ def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
     """Create the run directory; an existing non-empty one is never reused silently."""
     if run_dir is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        corpus = Path(cfg.corpus).stem if cfg.corpus not in ("stdlib", "tinyshakespeare") \
-            else cfg.corpus
+        corpus = Path(cfg.corpus).stem.replace(":", "-")  # synthetic:delay8 -> synthetic-delay8
         base = Path("runs") / f"{stamp}-{corpus}-{cfg.cell}{cfg.hidden}x{cfg.layers}"
         path, n = base, 1
         while path.exists():

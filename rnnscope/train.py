@@ -35,16 +35,14 @@ import numpy as np
 
 from . import panel, runs
 from .config import DEFAULT_STEPS, TrainConfig
+from .corpora import KNOWN, Corpus, load_corpus
 from .data import (
-    KNOWN,
-    Corpus,
     Vocab,
     build_vocab,
     check_trainable,
     chunks_per_epoch,
     eval_streams,
     get_chunk,
-    load_corpus,
     make_streams,
     split,
     unigram_nll,
@@ -54,7 +52,6 @@ from .errors import Interrupted, RnnscopeError, WriteFailed
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .records import finite_or_none
-from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
 
 __all__ = ["DEFAULT_STEPS", "Diverged", "resume", "train"]
@@ -358,13 +355,20 @@ def conclude(s: Session, display: Display) -> None:
     result = write_triage(s.path)
     display.note(format_diagnosis(result))
     if s.cfg.report:
+        from .report import write_report  # matplotlib: loaded only by runs that write a report
+
         display.note(f"report: {write_report([s.path], None)}")
 
 
 def summary(s: Session) -> str:
+    """The closing line: the best eval NLL against the baselines and, when known, the floor."""
     corpus = runs.read_config(s.path)["corpus"]
     best = f"best eval NLL {s.best_eval:.4f} nats/char" if math.isfinite(s.best_eval) \
         else "no eval yet"
+    floor = corpus.get("floor_nll")
+    if floor is not None:
+        above = f"{s.best_eval - floor:.4f} above " if math.isfinite(s.best_eval) else ""
+        best += f", {above}the floor {floor:.4f} (the source's entropy rate)"
     return (f"{s.step} steps, {s.chars:,} chars: {best} (unigram baseline "
             f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
 
@@ -419,12 +423,14 @@ def located(cfg: TrainConfig) -> TrainConfig:
 
 
 def corpus_info(text: Text) -> dict:
-    """What config.json says of the corpus, with the baselines a model must beat."""
-    return {"name": text.corpus.name, "chars": len(text.corpus.text),
-            "sha256": text.corpus.sha256, "train_chars": len(text.train_ids),
-            "eval_chars": len(text.eval_ids),
+    """What config.json says of the corpus, with the baselines a model must beat and its floor
+    (the best any model can reach; null when unknown)."""
+    corpus = text.corpus
+    info = {"name": corpus.name, "chars": len(corpus.text), "sha256": corpus.sha256,
+            "train_chars": len(text.train_ids), "eval_chars": len(text.eval_ids),
             "unigram_eval_nll": unigram_nll(text.train_ids, text.eval_ids, text.vocab.size),
-            "uniform_nll": math.log(text.vocab.size)}
+            "uniform_nll": math.log(text.vocab.size), "floor_nll": corpus.floor_nll}
+    return info if corpus.source is None else {**info, "source": corpus.source}
 
 
 def open_session(cfg: TrainConfig, path: Path, text: Text) -> Session:

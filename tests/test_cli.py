@@ -8,6 +8,7 @@ import pytest
 
 from rnnscope import load_run
 from rnnscope.cli import main
+from rnnscope.corpora import load_corpus
 
 SMALL = ["--hidden", "16", "--batch", "4", "--seq-len", "16", "--log-every", "10",
          "--eval-every", "20", "--quiet", "--no-report"]
@@ -120,9 +121,25 @@ def test_sample_refuses_a_prime_outside_the_vocabulary(capsys, trained):
     assert_bad_input(capsys, "sample", trained, "--prime", "Ω", says="not in the vocabulary")
 
 
-def test_corpora_lists_both_builtin_corpora(capsys):
+def test_corpora_lists_the_builtin_corpora_and_synthetic_floors(capsys):
     code, out, _ = run_cli(capsys, "corpora")
     assert code == 0 and "stdlib" in out and "tinyshakespeare" in out
+    assert "synthetic:markov4    floor 1.4674 nats/char" in out
+    assert "synthetic:delay{K}   floor 1.9606 nats/char" in out
+
+
+def test_corpora_export_writes_the_text_a_run_trains_on(capsys, tmp_path):
+    file = tmp_path / "delay3.txt"
+    code, out, _ = run_cli(capsys, "corpora", "--export", "synthetic:delay3:seed4", file)
+    corpus = load_corpus("synthetic:delay3:seed4")
+    assert code == 0 and file.read_text() == corpus.text
+    assert out == (f"wrote synthetic:delay3:seed4 to {file}: 1,000,000 characters, SHA-256 "
+                   f"{corpus.sha256}, floor 1.9606 nats/char\n")
+    assert_bad_input(capsys, "corpora", "--export", "synthetic:delay3", file,
+                     says="already exists")
+    assert_bad_input(capsys, "corpora", "--export", "synthetic:delay", tmp_path / "x.txt",
+                     says="not a synthetic source")
+    assert_bad_input(capsys, "corpora", "--export", "synthetic:delay3", says="--export")
 
 
 def test_gradcheck_of_rnnscope_itself_passes(capsys):

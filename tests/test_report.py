@@ -280,3 +280,18 @@ def test_cli_report_of_a_missing_run_or_output_directory_exits_2(run_dirs, tmp_p
     assert "missing does not exist" in capsys.readouterr().err
     assert main(["report", str(run_dirs["small"]), "-o", str(tmp_path / "no" / "r.html")]) == 2
     assert "directory" in capsys.readouterr().err
+
+
+def test_nll_plot_draws_a_synthetic_corpus_floor_as_a_labelled_line(run_dirs, reports,
+                                                                     tmp_path):
+    floor_run = train(short_config("synthetic:delay2", eval_frac=0.01, steps=20, report=False),
+                      tmp_path / "floor", display=quiet())
+    html = write_report([floor_run, run_dirs["small"]], tmp_path / "r.html").read_text()
+    for fid in ("nll-steps", "nll-chars"):
+        figure = element(html, fid, "figure")
+        assert f'id="{fid}-floor-0"' in figure and f'id="{fid}-floor-1"' not in figure
+        texts = svg_texts(figure)
+        assert "floor 1.961" in texts and "floor: the source's entropy rate" in texts
+    assert element(html, "overview", "section").count("from the floor 1.961") == 1
+    assert not any("floor" in t for t in svg_texts(element(reports["small"], "nll-steps",
+                                                           "figure")))

@@ -1,11 +1,12 @@
 """The training loop: it learns, logs, checkpoints, resumes exactly and stops on NaN."""
 
+import io
 import json
 
 import numpy as np
 import pytest
 
-from rnnscope import TrainConfig, load_run, runs
+from rnnscope import TrainConfig, load_run, runs, synthetic
 from rnnscope.data import build_vocab, chunks_per_epoch, make_streams
 from rnnscope.display import PlainDisplay
 from rnnscope.errors import RnnscopeError
@@ -143,3 +144,33 @@ def test_no_panel_records_only_the_loss_and_gradient_norm(small_corpus, tmp_path
                  display=quiet())
     rec = runs.read_metrics(path)[0]
     assert "train_nll" in rec and "grad_norm" in rec and "sat_ratio" not in rec
+
+
+def test_synthetic_run_records_its_floor_says_it_at_the_end_and_resumes_exactly(tmp_path):
+    """The text is regenerated from its name on resume and checked against the recorded
+    SHA-256; the closing summary puts the best eval NLL against the floor."""
+    corpus = "synthetic:delay3:seed1"
+    kw = dict(eval_frac=0.01, dropout=0.1)
+    out = io.StringIO()
+    whole = train(small_config(corpus, **kw), tmp_path / "whole", display=PlainDisplay(out=out))
+    floor = synthetic.floor_nll(synthetic.Source("delay", 3, 1))
+    doc = json.loads((whole / "config.json").read_text())
+    assert doc["corpus"]["floor_nll"] == floor
+    assert doc["corpus"]["source"]["kind"] == "delay" and doc["corpus"]["source"]["K"] == 3
+    best = min(r["eval_nll"] for r in runs.read_metrics(whole) if "eval_nll" in r)
+    assert f"best eval NLL {best:.4f} nats/char, {best - floor:.4f} above the floor " \
+           f"{floor:.4f}" in out.getvalue()
+    part = train(small_config(corpus, steps=25, **kw), tmp_path / "part", display=quiet())
+    resume(part, {"steps": 40}, display=quiet())
+    assert records_without_time(part) == records_without_time(whole)
+
+
+def test_resume_refuses_a_synthetic_text_that_differs_from_the_recorded_one(tmp_path):
+    corpus = "synthetic:markov1"
+    path = train(small_config(corpus, steps=10, eval_frac=0.01), tmp_path / "run",
+                 display=quiet())
+    doc = json.loads((path / "config.json").read_text())
+    doc["corpus"]["sha256"] = "0" * 64  # as if the generator had changed since
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(RnnscopeError, match="SHA-256 differs"):
+        resume(path, {"steps": 20}, display=quiet())
