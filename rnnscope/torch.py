@@ -164,7 +164,7 @@ class Panel:
 
     def _on_grad(self, p: torch.Tensor, keep: bool) -> None:
         g = p.grad.detach()
-        self.grad_sq[p] = torch.sum(g * g)  # a tensor: no device sync per parameter
+        self.grad_sq[p] = torch.linalg.vector_norm(g) ** 2  # a tensor: no sync per parameter
         if keep and self._due():
             self.torch_grads[p] = g.clone()
 
@@ -178,7 +178,7 @@ class Panel:
             self._describe_optimizer(optimizer)
             self._watch_grads(params)
         n, due = self.steps + 1, self._due()
-        now = [torch.sum(p.grad.detach() ** 2) for p in params]
+        now = [torch.linalg.vector_norm(p.grad.detach()) ** 2 for p in params]
         now_sq = float(torch.stack(now).sum())
         pre_sq = float(torch.stack([self.grad_sq.get(p, g) for p, g in zip(params, now,
                                                                            strict=True)]).sum())
