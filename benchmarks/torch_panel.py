@@ -3,10 +3,11 @@
 The loop of examples/torch_char_lstm.py (Embedding -> nn.LSTM/GRU/RNN -> Linear, cross-entropy,
 backward, clip_grad_norm_, Adam) on random character ids, timed in blocks of --steps steps (a
 whole number of record intervals), with the panel ("on": panel.step instead of opt.step) and
-without ("off"). Blocks run interleaved, off on on off within a round, so a machine that
+without ("off"), on two copies of the same model: the watched one keeps its Panel from block to
+block, as in one long run. Blocks run interleaved, off on on off within a round, so a machine that
 speeds up or slows down during the run moves both alike; the overhead is the median over the
 rounds of (on time / off time) - 1, in wall time and in the process's CPU time (which other
-processes on a shared machine disturb far less). overhead_in_step_cpu reads the panel's work
+processes on a shared machine disturb less). overhead_in_step_cpu reads the panel's work
 directly: the CPU time of panel.step() (record steps included) minus that of opt.step(), over
 the loop's CPU time (the hooks' few reductions during backward are left out of it). Making the
 Panel and its close() (triage, report: once per run) are outside the timed blocks; every record
@@ -85,17 +86,17 @@ def main() -> None:
     args = a.parse_args()
     if args.steps % args.log_every:
         a.error("--steps must be a multiple of --log-every (whole record intervals per block)")
-    rnn, block = make_loop(args)
-    block(None)  # warm-up: first calls allocate and pick kernels
+    _, off_block = make_loop(args)
+    rnn, on_block = make_loop(args)  # the same model, watched, as one long run is
     times = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
+        panel = Panel(rnn, Path(tmp) / "run", args.log_every, quiet=True, report=False)
+        off_block(None)  # warm-up: first calls allocate and pick kernels, the panel's too
+        on_block(panel)
+        for _ in range(args.rounds):
             for kind in ("off", "on", "on", "off"):
-                panel = Panel(rnn, Path(tmp) / f"{r}-{len(times[kind])}", args.log_every,
-                              quiet=True, report=False) if kind == "on" else None
-                times[kind].append(block(panel))
-                if panel is not None:
-                    panel.close()
+                times[kind].append(on_block(panel) if kind == "on" else off_block(None))
+        panel.close()
     result = {
         "cell": args.cell, "hidden": args.hidden, "layers": args.layers, "batch": args.batch,
         "seq_len": args.seq, "log_every": args.log_every, "steps_per_block": args.steps,

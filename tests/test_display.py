@@ -63,6 +63,24 @@ def test_a_layer_out_of_range_flags_the_row_when_the_mean_is_not():
     assert sat.value < 0.5 and sat.flag == "layer1 >0.5"
 
 
+def test_gated_readings_get_rows_with_their_per_layer_values():
+    """An LSTM's record: the gate rows (i, f, o in that order), memory_steps and the c
+    readings, each with both layers' values; no row for readings the cell does not have."""
+    board = Board()
+    rec = {"step": 50, "chars": 1, "train_nll": 2.0, "memory_steps": 3.5, "c_sat_ratio": 0.1}
+    for g in "fio":
+        for what in ("mean", "left", "right"):
+            rec[f"gate.{g}.{what}"] = 0.5
+            rec.update({f"layer{l}.gate.{g}.{what}": 0.4 + 0.2 * l for l in range(2)})
+    rec.update({f"layer{l}.memory_steps": 3.0 + l for l in range(2)})
+    board.add(rec)
+    rows = rows_by_key(board)
+    assert list(rows) == ["train_nll", "memory_steps", "c_sat_ratio",
+                          *[f"gate.{g}.{w}" for g in "ifo" for w in ("mean", "left", "right")]]
+    assert [v for v, _ in rows["gate.f.left"].layers] == [0.4, 0.6000000000000001]
+    assert [v for v, _ in rows["memory_steps"].layers] == [3.0, 4.0]
+
+
 def test_single_layer_rows_have_no_per_layer_values():
     board = Board()
     for rec in records(layers=1):
