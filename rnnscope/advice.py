@@ -128,10 +128,32 @@ def seen_plateau(f: dict, recs: list) -> str:
     return seen
 
 
+def seen_gate_saturation(f: dict, recs: list) -> str:
+    when = "from the first record" if f["first"] else \
+        f"while train NLL got {f['worse']:.0%} worse over the last {f['window']} records"
+    gates = ", ".join(f"{g} {left:.0%} left / {right:.0%} right" for g, (left, right) in
+                      f["gates"].items())
+    return (f"{when}, {span(f['fracs'], '.0%')} of {f['layer']}'s sigmoid gate entries were "
+            f"saturated at steps {steps(recs)} (below 0.1 or above 0.9; at the last record "
+            f"{gates}), and that fraction did not move: saturated gates pass almost no gradient")
+
+
+def seen_short_memory(f: dict, recs: list) -> str:
+    need = f"a quarter of the {f['horizon']} steps back the corpus's letters depend on"
+    seen = (f"at steps {steps(recs)} {f['layer']}'s memory_steps was {span(f['memory'])} steps, "
+            f"below {f['limit']:.3g} ({need}), with {span(f['left'], '.0%')} of its keep gate "
+            f"{f['keep']} below 0.1, and the loss stalled")
+    if f["floor"] is not None and f["best"] is not None:
+        seen += f": the best eval NLL {f['best']:.3f} is {f['best'] - f['floor']:.2f} nats " \
+                f"above the floor {f['floor']:.3f}"
+    return seen + "; the cell forgets before what it needs arrives"
+
+
 SEEN = {"diverged": seen_diverged, "exploding_gradients": seen_exploding_gradients,
         "saturation": seen_saturation, "vanishing_gradients": seen_vanishing_gradients,
         "update_too_large": seen_update_too_large, "update_too_small": seen_update_too_small,
-        "overfitting": seen_overfitting, "plateau": seen_plateau}
+        "overfitting": seen_overfitting, "plateau": seen_plateau,
+        "gate_saturation": seen_gate_saturation, "short_memory": seen_short_memory}
 
 CAVEAT = {
     "diverged": "none: a NaN or a loss this far above a uniform guess is never noise",
@@ -152,6 +174,12 @@ CAVEAT = {
                    "{k} evals in a row are needed",
     "plateau": "the loss may already be near what the data allow (text with little structure), "
                "or the run is still young: compare with a larger model",
+    "gate_saturation": "trained gated cells keep many gates saturated on purpose (forget gates "
+                       "near 1 hold memory, a GRU's update gate near 0); the rule fires only on "
+                       "a still fraction from the start or while the loss gets worse",
+    "short_memory": "memory_steps reads the keep gate only: a cell can also carry the past "
+                    "through its recurrent weights (the LSTM's g, the GRU's n), so the rule "
+                    "needs the loss stalled above the floor too",
 }
 
 SUSPECTS = {
@@ -180,6 +208,10 @@ SUSPECTS = {
     "generalisation": "generalisation, not capacity: eval NLL is {gap:.2f} nats above train, "
                       "and a larger model would widen that gap",
     "learned_what_it_can": "the model has learned what this size and recipe can learn",
+    "gates_stuck": "gate pre-activations too large: saturated gates get almost no gradient "
+                   "(sigmoid' < 0.09) and stay where they are",
+    "keep_gate_closed": "the keep gate ({keep}) closed: the state is overwritten every step, "
+                        "so nothing older reaches the output or gets a gradient",
 }
 
 WHY = {
@@ -189,6 +221,10 @@ WHY = {
     "at_floor": "the best eval NLL {best:.3f} is at the corpus's floor {floor:.3f}: the run "
                 "learned what the data allow",
 }
+
+
+MISSING = {"horizon": "horizon: the corpus does not say how far back its letters depend, as the "
+                      "synthetic ones do"}
 
 
 # ---- a detection as a finding
@@ -223,6 +259,9 @@ def flags(change: dict) -> str:
     setting the log did not record, ("x", 0.1), reads "(yours x 0.1)" (docs/format.md)."""
     out = []
     for name, value in change.items():
+        if value is True:                     # a switch: --chrono-init
+            out.append(f"--{flag(name)}")
+            continue
         if isinstance(value, tuple):
             value = f"(yours x {value[1]:.2g})"
         elif isinstance(value, float):
@@ -268,7 +307,8 @@ def format_diagnosis(result: dict) -> str:
     parts = [head] + [format_finding(f) for f in found]
     parts += [f"set aside, {s['id']}: {s['evidence']['seen']}; {s['why']}"
               for s in result.get("set_aside", [])]
-    missing = [f"{m['id']} (no {', '.join(m['missing'])})" for m in result.get("not_measured", [])]
+    missing = [f"{m['id']} (no {', '.join(MISSING.get(k, k) for k in m['missing'])})"
+               for m in result.get("not_measured", [])]
     if missing:
         parts.append(f"not measured: {'; '.join(missing)}")
     return "\n\n".join(parts)

@@ -20,7 +20,7 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import EngFormatter, LogFormatter
+from matplotlib.ticker import EngFormatter, FuncFormatter, LogFormatter, MultipleLocator
 
 from .health import HEALTHY
 from .records import vocab_size
@@ -32,7 +32,8 @@ STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.grid": True, "grid.alpha"
          "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 8}
 NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 NARROW, WIDE = 6.4, 9.6                 # figure widths (inches): half or all of the page
-XLABEL = {"step": "optimizer step", "chars": "characters trained on"}
+XLABEL = {"step": "optimizer step", "chars": "characters trained on",
+          "elapsed_s": "wall-clock minutes of training"}
 
 
 @dataclass
@@ -152,11 +153,21 @@ def nll(runs: list[RunData], x: str) -> Figure:
     mark_divergence(ax, runs, x)
     if x == "chars":
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    if x == "elapsed_s":
+        minute_ticks(ax)
     ax.set(xlabel=XLABEL[x], ylabel="NLL (nats/char)")
     ax.legend(handles=run_handles(runs) + [style_handle("train (mean since last record)"),
                                            style_handle("eval split", **eval_style)]
               + unigram_baselines(ax, runs) + floors(ax, runs))
     return fig
+
+
+def minute_ticks(ax) -> None:
+    """An axis of seconds labelled in whole minutes, about eight ticks."""
+    minutes = ax.get_xlim()[1] / 60
+    every = next((m for m in (1, 2, 5, 10, 15, 30, 60) if minutes / m <= 8), 120)
+    ax.xaxis.set_major_locator(MultipleLocator(60 * every))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 60:g}"))
 
 
 def cut_off_blowup(ax, runs: list[RunData], ys: np.ndarray) -> np.ndarray:
@@ -210,6 +221,10 @@ def nll_steps(runs: list[RunData]) -> Figure:
 
 def nll_chars(runs: list[RunData]) -> Figure:
     return nll(runs, "chars")
+
+
+def nll_time(runs: list[RunData]) -> Figure:
+    return nll(runs, "elapsed_s")
 
 
 def saturation(runs: list[RunData]) -> Figure:
@@ -374,6 +389,10 @@ FIGURES = [
     ("nll-chars", "Loss against characters",
      "The same against characters seen, to compare runs with different batch or chunk sizes.",
      nll_chars),
+    ("nll-time", "Loss against wall-clock time",
+     "The same against minutes of training: which run is ahead at each minute of a time "
+     "budget (--minutes), also against a log from another tool that records elapsed_s.",
+     nll_time),
     ("saturation", "Saturation",
      "Hidden units near the tanh rails pass little gradient: sat_ratio should stay low.",
      saturation),

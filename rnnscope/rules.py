@@ -30,7 +30,9 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
+from .cells import CELLS as CELL_MODULES
 from .config import CELLS
 from .health import GRAD_NORM_RISE, HEALTHY
 
@@ -70,6 +72,13 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "unigram_margin": 0.02,       # a best eval within 2% of the unigram baseline is "at" it
     "floor_margin": 0.1,          # nats above corpus.floor_nll that count as "at the floor"
     "gap_large": 0.2,             # eval NLL this many nats above train: generalisation limits
+    # gate_saturation (gated cells)
+    "gate_saturated": HEALTHY["gate_saturated"][1],  # most of a layer's sigmoid gate entries
+    "gate_still": 0.02,           # ... below 0.1 or above 0.9, that fraction moving less than this
+    # short_memory (gated cells)
+    "memory_short": 0.25,         # memory_steps below this fraction of the horizon the data need
+    "memory_none": 1.0,           # ... or, the horizon unknown, below one step
+    "keep_left": 0.5,             # and over half of the keep gate's entries below 0.1
     # capacity_not_limiting (rnnscope compare)
     "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
     "same_plateau": 0.03,         # nats between the two best eval NLLs
@@ -91,6 +100,7 @@ class History:
     uniform: float | None = None                # ln(vocab size): the NLL of a uniform guess
     unigram: float | None = None                # eval NLL of character frequencies, if known
     floor: float | None = None                  # the corpus's entropy rate, if known (SPEC 9)
+    horizon: int | None = None                  # how far back the data need to look, if known
     records: list = field(default_factory=list)
     evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
     since_eval: list = field(default_factory=list)
@@ -410,8 +420,8 @@ def vanishing_gradients(h: History) -> dict | None:
         return min((v for v in g if finite(v)), default=math.inf)
 
     recs = streak(h, ("bptt_profile",), lambda r: survives(r) < THRESHOLDS["vanish_g"])
-    if recs is None:
-        return None
+    if recs is None or gated(h) and stuck_above_floor(h) is None:
+        return None  # a gated cell's profile is small while it learns: it must also be stuck
     gains = [r["mean_gain"] for r in recs if finite(r.get("mean_gain"))]
     sigmas = [r["whh_sigma_max"] for r in recs if finite(r.get("whh_sigma_max"))]
     facts = {"k": k, "g": [survives(r) for r in recs], "sigmas": sigmas}
@@ -561,18 +571,143 @@ def plateau(h: History) -> dict | None:
     return det
 
 
+# ---- the gated cells' rules (SPEC 8): they read the gates of the cell that has them
+
+
+def gated(h: History) -> ModuleType | None:
+    """The run's cell module if it has sigmoid gates: the one config.json names or, for a log
+    without config, the one whose keep gate the records read; None for a cell without gates."""
+    cell = CELL_MODULES.get(h.cfg.get("cell"))
+    if cell is None:
+        recent = h.records[-3 * THRESHOLDS["persist"]:]
+        cell = next((c for c in CELL_MODULES.values() if c.KEEP and any(
+            f"gate.{c.KEEP}.left" in r for r in recent)), None)
+    return cell if cell is not None and cell.SIGMOID else None
+
+
+def gate_keys(cell: ModuleType) -> tuple[str, ...]:
+    return tuple(f"gate.{g}.{side}" for g in cell.SIGMOID for side in ("left", "right"))
+
+
+def memory_keys(cell: ModuleType) -> tuple[str, ...]:
+    return ("memory_steps", f"gate.{cell.KEEP}.left")
+
+
+def prefixes(h: History, rec: dict, name: str) -> list[str]:
+    """"layer0.", "layer1.", ... for a reading recorded per layer, else "" (the aggregate)."""
+    return [key[:-len(name)] for key in layer_keys(h, rec, name)]
+
+
+def gates_saturated(h: History, cell: ModuleType, r: dict) -> dict[str, float]:
+    """Per layer prefix: the mean over the cell's sigmoid gates of the fraction of entries
+    below 0.1 or above 0.9."""
+    return {p: statistics.fmean(r[f"{p}gate.{g}.left"] + r[f"{p}gate.{g}.right"]
+                                for g in cell.SIGMOID)
+            for p in prefixes(h, r, f"gate.{cell.SIGMOID[0]}.left")}
+
+
+def gate_saturation(h: History) -> dict | None:
+    """In some layer, most sigmoid gate entries saturated (below 0.1 or above 0.9, averaged
+    over the gates) on `persist` records and that fraction still (moving less than
+    `gate_still`), either from the run's first records (a broken start) or while the loss gets
+    worse: gates that pass almost no gradient and no longer change. As with the tanh units,
+    gates that saturate while the run learns are not flagged: trained LSTMs keep many gates
+    saturated on purpose (forget gates near 1 hold memory), and a GRU's update gate near 0 is
+    a choice, not a fault."""
+    cell = gated(h)
+    if cell is None:
+        return None
+    keys = gate_keys(cell)
+    recs = streak(h, keys, lambda r: max(gates_saturated(h, cell, r).values()) >
+                  THRESHOLDS["gate_saturated"])
+    if recs is None:
+        return None
+    fracs = [gates_saturated(h, cell, r) for r in recs]
+    p = max(fracs[-1], key=fracs[-1].get)
+    series = [f[p] for f in fracs]
+    first = recs[0]["step"] == h.first(keys)
+    t = None if first else stalled(h, -THRESHOLDS["loss_rise"])
+    if max(series) - min(series) >= THRESHOLDS["gate_still"] or not first and t is None:
+        return None
+    cfg = h.cfg
+    ratios = [r["update_ratio"] for r in recs if finite(r.get("update_ratio"))]
+    ratio = statistics.median(ratios) if ratios else None
+    facts = {"layer": p.rstrip(".") or "the layer", "fracs": series, "first": first,
+             "worse": None if first else -t[1], "window": None if first else len(t[0]),
+             "gates": {g: (recs[-1][f"{p}gate.{g}.left"], recs[-1][f"{p}gate.{g}.right"])
+                       for g in cell.SIGMOID}, "ratio": ratio}
+    suspects, changes = [], []
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
+        suspects.append("init_large")
+        changes.append({"recurrent_scale": 1, "input_scale": 1})
+    if ratio is not None and ratio > THRESHOLDS["update_large"]:
+        suspects.append("updates_push_to_rails")
+    suspects.append("gates_stuck")
+    if not first or not changes:
+        changes.append(scaled(h, "lr", 0.5))
+    changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
+    reads = readings(recs, *(f"{p}{k}" for k in keys))
+    reads[f"{p}gates_saturated"] = [sig(v) for v in series]
+    return detection("gate_saturation", "warning", recs, reads, facts, suspects, changes)
+
+
+def short_memory(h: History) -> dict | None:
+    """In some layer, memory_steps far below the horizon the data need (`memory_short` of the
+    synthetic corpus's K) with most keep-gate entries left-saturated (`keep_left`), on
+    `persist` records, while the loss is stalled above the floor: the cell forgets before the
+    letters that matter arrive. On text whose horizon is not known the rule does not decide:
+    a keep gate near 0 there may be the right choice (a GRU's z on tinyshakespeare sits at 0.9
+    left-saturated while it learns well)."""
+    cell = gated(h)
+    if cell is None or not h.horizon:
+        return None
+    limit = THRESHOLDS["memory_short"] * h.horizon
+    left = f"gate.{cell.KEEP}.left"
+
+    def short(r):
+        return [p for p in prefixes(h, r, "memory_steps") if r.get(f"{p}memory_steps", math.inf)
+                < limit and r.get(f"{p}{left}", 0) > THRESHOLDS["keep_left"]]
+
+    recs = streak(h, memory_keys(cell), short)
+    t = stuck_above_floor(h) if recs else None
+    if t is None:
+        return None
+    p = short(recs[-1])[0]
+    cfg = h.cfg
+    facts = {"layer": p.rstrip(".") or "the layer", "memory": values(recs, f"{p}memory_steps"),
+             "left": values(recs, f"{p}{left}"), "keep": cell.KEEP, "horizon": h.horizon,
+             "limit": limit, "best": best_eval(h), "floor": h.floor}
+    changes = [{"chrono_init": True}] if not cfg.get("chrono_init") else []
+    if cell is CELL_MODULES["lstm"] and cfg.get("forget_bias", 1) < 1:
+        changes.insert(0, {"forget_bias": 1.0})
+    seq_len = cfg.get("seq_len")
+    if seq_len and seq_len < 2 * h.horizon:
+        changes.append({"seq_len": 2 * h.horizon})
+    return detection("short_memory", "warning", recs,
+                     readings(recs, f"{p}memory_steps", f"{p}{left}"), facts,
+                     ["keep_gate_closed"], changes)
+
+
+def stuck_above_floor(h: History) -> tuple[list, float] | None:
+    """The loss stalled (plateau's test) and, when the corpus's floor is known, not at it."""
+    return None if at_floor(h) else stalled(h, THRESHOLDS["plateau_gain"])
+
 @dataclass(frozen=True)
 class Rule:
     detect: Callable[[History], dict | None]
-    needs: tuple[str, ...]        # the readings that decide it; without them: "not measured"
+    needs: tuple[str, ...] | Callable[[ModuleType], tuple[str, ...]]  # the readings that
+    # decide it (a gated cell's rule: of the cell's module); without them: "not measured"
     at_end: bool = False          # where a run ends up: must hold at its last record
     resolved: Callable[[History, dict], dict | None] | None = None  # over by the end: why
+    horizon: bool = False         # decides only where the corpus says how far back data reach
 
 
 RULES = {  # in priority order: ties of severity are broken by it
     "diverged": Rule(diverged, ("train_nll",)),
     "exploding_gradients": Rule(exploding_gradients, ("grad_norm",)),
     "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
+    "gate_saturation": Rule(gate_saturation, gate_keys),
+    "short_memory": Rule(short_memory, memory_keys, horizon=True),
     "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
     "update_too_large": Rule(update_too_large, ("update_ratio",)),
     "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
@@ -580,3 +715,14 @@ RULES = {  # in priority order: ties of severity are broken by it
     "plateau": Rule(plateau, ("train_nll",), at_end=True),
 }
 PRIORITY = tuple(RULES)
+
+
+def rule_needs(rule: Rule, h: History) -> tuple[str, ...] | None:
+    """The readings that decide rule in this run; None where it does not apply (a gated
+    cell's rule on a cell without gates)."""
+    if not callable(rule.needs):
+        return rule.needs
+    cell = gated(h)
+    if cell is None:
+        return None
+    return rule.needs(cell) + (("horizon",) if rule.horizon and not h.horizon else ())

@@ -37,6 +37,7 @@ from .rules import (
     best_eval,
     finite,
     last_gap,
+    rule_needs,
 )
 
 AT_FLOOR = ("vanishing_gradients", "update_too_small")  # nothing lost when the floor is reached
@@ -59,13 +60,16 @@ def not_nothing_to_learn(h: History, cause: dict, other: dict) -> bool:
 
 # (cause, the ids it explains ("*": any), when it explains them, whether its severity becomes the
 # worst of theirs). A divergence explains every other reading; large updates push units onto the
-# rails; units on the rails pass on little gradient through time; any finding explains a
-# plateau, except one at the unigram baseline, where a collapsing profile is what text with
-# nothing to learn produces.
+# rails; units on the rails pass on little gradient through time, and so do saturated gates
+# (whose large weights also make every update look small) and a closed keep gate; any finding
+# explains a plateau, except one at the unigram baseline, where a collapsing profile is what
+# text with nothing to learn produces.
 FOLDS = (
     ("diverged", "*", overlapping, True),
     ("update_too_large", ("saturation",), overlapping, True),
     ("saturation", ("vanishing_gradients",), overlapping, True),
+    ("gate_saturation", ("vanishing_gradients", "update_too_small"), overlapping, True),
+    ("short_memory", ("vanishing_gradients",), overlapping, True),
     ("plateau", ("vanishing_gradients",), nothing_to_learn, False),
     ("*", ("plateau",), not_nothing_to_learn, True),
 )
@@ -166,12 +170,15 @@ def rank(d: dict) -> tuple:
 
 
 def not_measured(h: History) -> list[dict]:
-    """The rules whose deciding readings no record carries, with the readings missing."""
+    """The rules whose deciding readings no record carries, with the readings missing (a gated
+    cell's rule on a cell without gates does not apply: it is not listed)."""
     out = []
     for id_, rule in RULES.items():
-        if not any(all(r.get(key) is not None for key in rule.needs) for r in h.records):
-            missing = [k for k in rule.needs if not any(k in r for r in h.records)]
-            out.append({"id": id_, "missing": missing or list(rule.needs)})
+        needs = rule_needs(rule, h)
+        if needs is not None and not any(all(r.get(k) is not None for k in needs)
+                                         for r in h.records):
+            missing = [k for k in needs if not any(k in r for r in h.records)]
+            out.append({"id": id_, "missing": missing or list(needs)})
     return out
 
 
@@ -184,10 +191,11 @@ class Watch:
     only the last few dozen records."""
 
     def __init__(self, config: TrainConfig | dict, vocab_size: int | None = None,
-                 unigram_eval_nll: float | None = None, floor_nll: float | None = None) -> None:
+                 unigram_eval_nll: float | None = None, floor_nll: float | None = None,
+                 horizon: int | None = None) -> None:
         cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config)
         uniform = math.log(vocab_size) if vocab_size else None
-        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll)
+        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll, horizon)
         self.held: dict[str, dict] = {}       # detections, each as it first held
         self.reported: set[str] = set()
 
@@ -204,7 +212,8 @@ class Watch:
         """A Watch for a run whose config.json is doc (a log's may lack config and vocab)."""
         corpus = doc.get("corpus", {})
         return cls(doc.get("config", {}), run_records.vocab_size(doc),
-                   corpus.get("unigram_eval_nll"), corpus.get("floor_nll"))
+                   corpus.get("unigram_eval_nll"), corpus.get("floor_nll"),
+                   (corpus.get("source") or {}).get("K"))  # a synthetic source's K (SPEC 9)
 
     def update(self, record: dict) -> list[dict]:
         h = self.history

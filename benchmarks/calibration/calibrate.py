@@ -103,6 +103,22 @@ RECIPES = {
     # 10,100 steps are those of a --steps 10100 run: same seed, settings and constant lr)
     "h512-shakespeare-long": (HEALTHY, f"{SHAKESPEARE} --hidden 512 --eval-frac 0.1 "
                                        "--steps 30000"),
+    # issue 13's gated runs: healthy GRU/LSTM (every rule re-checked on them), gates driven
+    # onto the rails by a large init, a closed forget gate on a task that needs memory
+    "healthy-lstm-shakespeare": (HEALTHY, f"{SHAKESPEARE} {SMALL} --cell lstm --steps 800"),
+    "healthy-gru-shakespeare": (HEALTHY, f"{SHAKESPEARE} {SMALL} --cell gru --steps 800"),
+    "healthy-lstm-stdlib-2layers": (HEALTHY, f"{SMALL} --cell lstm --layers 2 --steps 800"),
+    "healthy-gru-stdlib-long": (HEALTHY, f"{NET} --cell gru --steps 3000 --log-every 25 "
+                                         "--eval-every 100"),
+    "healthy-gru-markov2": (HEALTHY, f"--corpus synthetic:markov2 {SMALL} --cell gru "
+                                     "--steps 1500"),
+    "saturating-gates-lstm-shakespeare": (("gate_saturation",), f"{SHAKESPEARE} {SMALL} "
+                                          "--cell lstm --input-scale 40 --steps 800"),
+    "saturating-gates-gru-stdlib": (("gate_saturation",), f"{SMALL} --cell gru --input-scale 40 "
+                                    "--steps 800"),
+    "closed-forget-lstm-delay8": (("short_memory", "vanishing_gradients"),
+                                  f"--corpus synthetic:delay8 {SMALL} --cell lstm "
+                                  "--forget-bias -8 --steps 1500"),
 }
 
 
@@ -138,8 +154,8 @@ def keep(name: str, run_dir: Path, exit_code: int | str) -> None:
     doc = {"command": "rnnscope train " + RECIPES[name][1], "exit": exit_code,
            "config": runs.read_config(run_dir)}
     keep_layers = doc["config"]["config"]["layers"] > 1  # else layer0.* repeats the aggregates
-    records = [{k: v for k, v in r.items() if "." not in k or keep_layers and
-                k.startswith("layer")} for r in runs.read_metrics(run_dir)]
+    records = [{k: v for k, v in r.items() if "." not in k or k.startswith("gate.") or
+                keep_layers and k.startswith("layer")} for r in runs.read_metrics(run_dir)]
     RECORDS.mkdir(exist_ok=True)
     (RECORDS / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (RECORDS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")

@@ -8,7 +8,16 @@ from __future__ import annotations
 import math
 import statistics
 
-from rnnscope.rules import THRESHOLDS, History, profile_at, stalled
+from rnnscope.cells import CELLS
+from rnnscope.rules import (
+    THRESHOLDS,
+    History,
+    gate_keys,
+    gates_saturated,
+    prefixes,
+    profile_at,
+    stalled,
+)
 from rnnscope.triage import diagnose
 
 K = THRESHOLDS["persist"]
@@ -134,6 +143,28 @@ def gap_growth(doc, records):
     return max(grown, default=None)
 
 
+def gated_measure(what: str, start_only: bool = False):
+    """A gated cell's reading, per record the most extreme layer's: "saturated" (the mean over
+    the sigmoid gates of left + right, what gate_saturation reads), "memory" (memory_steps over
+    the corpus's horizon K) or "keep_left" (the keep gate's left-saturated fraction)."""
+    def measure(doc, records):
+        cell = CELLS[doc["config"]["config"]["cell"]]
+        horizon = (doc["config"]["corpus"].get("source") or {}).get("K")
+        if not cell.SIGMOID or what == "memory" and not horizon:
+            return None
+        h = History(doc["config"]["config"])
+        if what == "saturated":
+            per = [max(gates_saturated(h, cell, r).values()) if all(
+                k in r for k in gate_keys(cell)) else None for r in records]
+            return sustained(per, "max", start_only)
+        key = "memory_steps" if what == "memory" else f"gate.{cell.KEEP}.left"
+        per = [min(r[p + key] for p in prefixes(h, r, key)) / horizon if what == "memory"
+               else max(r[p + key] for p in prefixes(h, r, key)) if key in r else None
+               for r in records]
+        return sustained(per, "min" if what == "memory" else "max")
+    return measure
+
+
 # (reading, mode, its measure, threshold key, the finding the threshold serves)
 MARGINS = (
     ("train NLL - ln(vocab)", "max", persistent("nll_above_uniform", "max"),
@@ -156,6 +187,12 @@ MARGINS = (
     ("eval - train gap growth, no new best", "max", gap_growth, "gap_growth", "overfitting"),
     ("train NLL improvement over the trend window", "min", least_improvement, "plateau_gain",
      "plateau"),
+    ("gated: sigmoid gate entries saturated, first records", "max",
+     gated_measure("saturated", True), "gate_saturated", "gate_saturation"),
+    ("gated: memory_steps / the corpus's K", "min", gated_measure("memory"), "memory_short",
+     "short_memory"),
+    ("gated: keep gate left-saturated", "max", gated_measure("keep_left"), "keep_left",
+     "short_memory"),
 )
 
 

@@ -17,6 +17,9 @@ A cell is a module with:
     INPUT     (weight, bias): the local names of the parameters the model applies to the layer
               input, ax = u @ P[weight] + P[bias]; the model computes their gradients from dax
     GATES     the gate activations its probes carry, each (T, B, H)
+    SIGMOID   the sigmoid gates among them, whose saturation the panel reads
+    KEEP      the sigmoid gate that keeps the old state (LSTM f, GRU z; memory_steps reads it),
+              None for a cell without one
 
     init(fan_in, H, rng, init: Init) -> {local name: array}
         one layer's parameters in float64, drawn from rng in a fixed order (reproducible by

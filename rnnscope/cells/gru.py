@@ -46,6 +46,8 @@ BLOCKS = 3
 STATE = ("h",)
 INPUT = ("Wx", "bx")
 GATES = ("r", "z", "n")
+SIGMOID = ("r", "z")
+KEEP = "z"
 
 
 def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:
@@ -159,4 +161,4 @@ def through_time(P: dict, probe: dict) -> Callable:
     return step
 
 
-READINGS = {**gate_readings(("r", "z")), "memory_steps": memory_steps("z")}
+READINGS = {**gate_readings(SIGMOID), "memory_steps": memory_steps(KEEP)}

@@ -43,6 +43,8 @@ BLOCKS = 4
 STATE = ("h", "c")
 INPUT = ("Wx", "b")
 GATES = ("i", "f", "g", "o")
+SIGMOID = ("i", "f", "o")
+KEEP = "f"
 
 
 def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:
@@ -177,5 +179,5 @@ def c_sat_ratio(P, probe, sat_threshold) -> float:
     return float(np.count_nonzero(np.abs(probe["tanh_c"]) > sat_threshold) / probe["c"].size)
 
 
-READINGS = {**gate_readings(("i", "f", "o")), "memory_steps": memory_steps("f"),
+READINGS = {**gate_readings(SIGMOID), "memory_steps": memory_steps(KEEP),
             "mean_abs_c": mean_abs_c, "c_sat_ratio": c_sat_ratio}

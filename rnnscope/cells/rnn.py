@@ -22,6 +22,8 @@ BLOCKS = 1                      # ax is (1, T, B, H)
 STATE = ("h",)
 INPUT = ("Wxh", "bh")           # ax = u @ Wxh + bh
 GATES = ()
+SIGMOID = ()
+KEEP = None
 
 
 def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:
