@@ -371,12 +371,7 @@ def saturation(h: History) -> dict | None:
     facts = {"first": first, "worse": None if first else -t[1], "window": None if first else
              len(t[0]), "sat": sat, "gain": gain, "sats": values(recs, sat),
              "gains": values(recs, gain), "ratio": ratio}
-    suspects, changes = [], []
-    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
-        suspects.append("init_large")
-        changes.append({"recurrent_scale": 1, "input_scale": 1})
-    if ratio is not None and ratio > THRESHOLDS["update_large"]:
-        suspects.append("updates_push_to_rails")
+    suspects, changes = onto_the_rails(cfg, ratio)
     suspects.append("lr_high_or_clip_loose")
     factor = THRESHOLDS["update_target"] / ratio if ratio else 1.0
     changes.append(scaled(h, "lr", min(0.25, factor)))
@@ -384,6 +379,18 @@ def saturation(h: History) -> dict | None:
     return detection("saturation", "critical" if first else "warning", recs,
                      readings(recs, sat, gain, "dh_norm", "dh_raw_norm"), facts, suspects,
                      changes + gated_cell())
+
+
+def onto_the_rails(cfg: dict, ratio: float | None) -> tuple[list, list]:
+    """(suspects, changes) of units or gates on the rails: an init scaled up, updates too large
+    (the median update_ratio of the records that show it)."""
+    suspects, changes = [], []
+    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
+        suspects.append("init_large")
+        changes.append({"recurrent_scale": 1, "input_scale": 1})
+    if ratio is not None and ratio > THRESHOLDS["update_large"]:
+        suspects.append("updates_push_to_rails")
+    return suspects, changes
 
 
 def leaving(recs: list, sat: str) -> bool:
@@ -636,12 +643,7 @@ def gate_saturation(h: History) -> dict | None:
              "worse": None if first else -t[1], "window": None if first else len(t[0]),
              "gates": {g: (recs[-1][f"{p}gate.{g}.left"], recs[-1][f"{p}gate.{g}.right"])
                        for g in cell.SIGMOID}, "ratio": ratio}
-    suspects, changes = [], []
-    if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
-        suspects.append("init_large")
-        changes.append({"recurrent_scale": 1, "input_scale": 1})
-    if ratio is not None and ratio > THRESHOLDS["update_large"]:
-        suspects.append("updates_push_to_rails")
+    suspects, changes = onto_the_rails(cfg, ratio)
     suspects.append("gates_stuck")
     if not first or not changes:
         changes.append(scaled(h, "lr", 0.5))
