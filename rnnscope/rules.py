@@ -75,6 +75,7 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     # gate_saturation (gated cells)
     "gate_saturated": HEALTHY["gate_saturated"][1],  # most of a layer's sigmoid gate entries
     "gate_still": 0.02,           # ... below 0.1 or above 0.9, that fraction moving less than this
+    "gate_both": 0.2,             # a broken start: this much on each rail (mean over the gates)
     # short_memory (gated cells)
     "memory_short": 0.25,         # memory_steps below this fraction of the horizon the data need
     "memory_none": 1.0,           # ... or, the horizon unknown, below one step
@@ -605,10 +606,11 @@ def prefixes(h: History, rec: dict, name: str) -> list[str]:
     return [key[:-len(name)] for key in layer_keys(h, rec, name)]
 
 
-def gates_saturated(h: History, cell: ModuleType, r: dict) -> dict[str, float]:
+def gates_saturated(h: History, cell: ModuleType, r: dict, side=lambda left, right:
+                    left + right) -> dict[str, float]:
     """Per layer prefix: the mean over the cell's sigmoid gates of the fraction of entries
-    below 0.1 or above 0.9."""
-    return {p: statistics.fmean(r[f"{p}gate.{g}.left"] + r[f"{p}gate.{g}.right"]
+    below 0.1 or above 0.9 (side=min: the fraction on the less crowded rail)."""
+    return {p: statistics.fmean(side(r[f"{p}gate.{g}.left"], r[f"{p}gate.{g}.right"])
                                 for g in cell.SIGMOID)
             for p in prefixes(h, r, f"gate.{cell.SIGMOID[0]}.left")}
 
@@ -616,11 +618,12 @@ def gates_saturated(h: History, cell: ModuleType, r: dict) -> dict[str, float]:
 def gate_saturation(h: History) -> dict | None:
     """In some layer, most sigmoid gate entries saturated (below 0.1 or above 0.9, averaged
     over the gates) on `persist` records and that fraction still (moving less than
-    `gate_still`), either from the run's first records (a broken start) or while the loss gets
-    worse: gates that pass almost no gradient and no longer change. As with the tanh units,
-    gates that saturate while the run learns are not flagged: trained LSTMs keep many gates
-    saturated on purpose (forget gates near 1 hold memory), and a GRU's update gate near 0 is
-    a choice, not a fault."""
+    `gate_still`), either from the run's first records with entries on both rails (`gate_both`
+    on the less crowded one: a broken start, the random pre-activations of too large an init)
+    or while the loss gets worse: gates that pass almost no gradient and no longer change.
+    Gates that saturate while the run learns are not flagged: that saturation is one-sided per
+    gate (trained LSTMs hold forget gates near 1 on purpose; a GRU at a high lr puts 70% of its
+    update gate near 0 within 25 steps and learns fast)."""
     cell = gated(h)
     if cell is None:
         return None
@@ -632,7 +635,8 @@ def gate_saturation(h: History) -> dict | None:
     fracs = [gates_saturated(h, cell, r) for r in recs]
     p = max(fracs[-1], key=fracs[-1].get)
     series = [f[p] for f in fracs]
-    first = recs[0]["step"] == h.first(keys)
+    first = recs[0]["step"] == h.first(keys) and all(
+        gates_saturated(h, cell, r, min)[p] > THRESHOLDS["gate_both"] for r in recs)
     t = None if first else stalled(h, -THRESHOLDS["loss_rise"])
     if max(series) - min(series) >= THRESHOLDS["gate_still"] or not first and t is None:
         return None

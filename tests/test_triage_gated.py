@@ -78,6 +78,12 @@ def test_gates_that_saturate_while_the_run_learns_are_no_finding():
     assert "short_memory (no horizon: the corpus does not say" in format_diagnosis(result)
 
 
+def test_one_sided_saturation_from_the_start_is_a_choice_not_a_broken_start():
+    # a GRU at a high lr: 70% of z and 60% of r on the left rail by the first record, learning
+    records = [record(i, "gru", left=0.62, right=0.15, keep_left=0.72) for i in range(1, 40)]
+    assert judged(records, doc("gru", lr=0.01))["verdict"] == "healthy"
+
+
 def test_saturated_gates_that_still_move_are_no_finding():
     records = [record(i, "lstm", left=0.3 + 0.01 * i, right=0.3) for i in range(1, 40)]
     assert judged(records, doc("lstm"))["verdict"] == "healthy"

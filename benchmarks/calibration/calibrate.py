@@ -110,6 +110,8 @@ RECIPES = {
     "healthy-lstm-stdlib-2layers": (HEALTHY, f"{SMALL} --cell lstm --layers 2 --steps 800"),
     "healthy-gru-stdlib-long": (HEALTHY, f"{NET} --cell gru --steps 3000 --log-every 25 "
                                          "--eval-every 100"),
+    "healthy-gru-shakespeare-lr1e-2": (HEALTHY, f"{SHAKESPEARE} {SMALL} --cell gru --lr 0.01 "
+                                                "--steps 800"),
     "healthy-gru-markov2": (HEALTHY, f"--corpus synthetic:markov2 {SMALL} --cell gru "
                                      "--steps 1500"),
     "saturating-gates-lstm-shakespeare": (("gate_saturation",), f"{SHAKESPEARE} {SMALL} "
