@@ -18,7 +18,7 @@ from rnnscope.plots import MAX_POINTS, series
 from rnnscope.report import COMPARE, findings_html, write_report
 from rnnscope.train import Diverged, train
 
-FIGURE_IDS = ["nll-steps", "nll-chars", "saturation", "dh", "grad-norm", "update-ratio",
+FIGURE_IDS = ["nll-steps", "nll-chars", "nll-time", "saturation", "dh", "grad-norm", "update-ratio",
               "bptt-profile", "whh-sigma", "gate-saturation", "memory-steps"]
 STEPS = 60
 
@@ -300,7 +300,7 @@ def test_nll_plot_draws_a_synthetic_corpus_floor_as_a_labelled_line(run_dirs, re
     floor_run = train(short_config("synthetic:delay2", eval_frac=0.01, steps=20, report=False),
                       tmp_path / "floor", display=quiet())
     html = write_report([floor_run, run_dirs["small"]], tmp_path / "r.html").read_text()
-    for fid in ("nll-steps", "nll-chars"):
+    for fid in ("nll-steps", "nll-chars", "nll-time"):
         figure = element(html, fid, "figure")
         assert f'id="{fid}-floor-0"' in figure and f'id="{fid}-floor-1"' not in figure
         texts = svg_texts(figure)
@@ -308,6 +308,19 @@ def test_nll_plot_draws_a_synthetic_corpus_floor_as_a_labelled_line(run_dirs, re
     assert element(html, "overview", "section").count("from the floor 1.961") == 1
     assert not any("floor" in t for t in svg_texts(element(reports["small"], "nll-steps",
                                                            "figure")))
+
+
+def test_nll_against_time_is_labelled_in_whole_minutes(tmp_path):
+    """A log from another tool with elapsed_s (the PyTorch script of benchmarks/quality/race.py)
+    is drawn against wall-clock minutes, its ticks whole minutes."""
+    log = tmp_path / "torch.jsonl"
+    log.write_text("".join(json.dumps({"step": 150 * m, "train_nll": 2.5 - 0.05 * m,
+                                       "eval_nll": 2.6 - 0.05 * m, "elapsed_s": 60.0 * m})
+                           + "\n" for m in range(1, 16)))
+    html = write_report([log], tmp_path / "r.html").read_text()
+    texts = svg_texts(element(html, "nll-time", "figure"))
+    assert "wall-clock minutes of training" in texts
+    assert {"2", "4", "6", "8", "10", "12", "14"} <= set(texts)
 
 
 def test_gated_runs_get_gate_saturation_and_memory_plots(small_corpus, tmp_path, run_dirs):

@@ -20,13 +20,14 @@ def calibration():
 CALIBRATE = calibration()
 RECORDED = [name for name in CALIBRATE.RECIPES
             if (CALIBRATE.RECORDS / f"{name}.jsonl").exists()]
+LONG = list(CALIBRATE.LONG)  # the 15-minute runs kept by benchmarks/quality/race.py
 
 
 def test_every_recipe_is_recorded():
     assert RECORDED == list(CALIBRATE.RECIPES)
 
 
-@pytest.mark.parametrize("name", RECORDED)
+@pytest.mark.parametrize("name", RECORDED + LONG)
 def test_a_calibration_run_gets_its_verdict_and_tells_one_story(name):
     result, problems = CALIBRATE.judge(name)
     assert problems == [], result
