@@ -78,7 +78,6 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "gate_both": 0.2,             # a broken start: this much on each rail (mean over the gates)
     # short_memory (gated cells)
     "memory_short": 0.25,         # memory_steps below this fraction of the horizon the data need
-    "memory_none": 1.0,           # ... or, the horizon unknown, below one step
     "keep_left": 0.5,             # and over half of the keep gate's entries below 0.1
     # capacity_not_limiting (rnnscope compare)
     "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
@@ -702,6 +701,7 @@ def short_memory(h: History) -> dict | None:
 def stuck_above_floor(h: History) -> tuple[list, float] | None:
     """The loss stalled (plateau's test) and, when the corpus's floor is known, not at it."""
     return None if at_floor(h) else stalled(h, THRESHOLDS["plateau_gain"])
+
 
 @dataclass(frozen=True)
 class Rule:

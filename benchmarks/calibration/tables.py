@@ -80,21 +80,23 @@ def described(f: dict) -> str:
     return text + (f" explaining {', '.join(also)}" if also else "")
 
 
-def sustained(values: list, mode: str, start_only: bool = False):
+def sustained(values: list, mode: str, start_only: bool = False, after_start: bool = False):
     """The most extreme value that held on K consecutive records: max over windows of the
-    window's min (mode "max"), or min over windows of the window's max (mode "min")."""
+    window's min (mode "max"), or min over windows of the window's max (mode "min"); over the
+    first window only, or over every window but the first."""
     values = [v for v in values if v is not None and math.isfinite(v)]
     windows = [values[i:i + K] for i in range(len(values) - K + 1)]
-    windows = windows[:1] if start_only else windows
+    windows = windows[:1] if start_only else windows[1:] if after_start else windows
     if not windows:
         return None
     return max(map(min, windows)) if mode == "max" else min(map(max, windows))
 
 
-def persistent(name: str, mode: str, start_only: bool = False):
+def persistent(name: str, mode: str, start_only: bool = False, after_start: bool = False):
     def measure(doc, records):
         uniform = math.log(len(doc["config"]["vocab"]))
-        return sustained([reading(r, name, uniform) for r in records], mode, start_only)
+        return sustained([reading(r, name, uniform) for r in records], mode, start_only,
+                         after_start)
     return measure
 
 
@@ -176,8 +178,8 @@ MARGINS = (
     ("mean_gain, first records", "min", persistent("mean_gain", "min", True), "mean_gain",
      "saturation"),
     ("g_4", "min", persistent("g_4", "min"), "vanish_g", "vanishing_gradients"),
-    ("update_ratio", "max", persistent("update_ratio", "max"), "update_large",
-     "update_too_large"),
+    ("update_ratio, after the first 5 records", "max",
+     persistent("update_ratio", "max", after_start=True), "update_large", "update_too_large"),
     ("update_ratio", "min", persistent("update_ratio", "min"), "update_small",
      "update_too_small"),
     ("update_ratio, median of the first 5 records", "min", start_ratio, "update_healthy",
