@@ -99,6 +99,9 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("compare", help="runs side by side, with findings across runs")
     p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
+    p.add_argument("--by", choices=("step", "minute"), default="step",
+                   help="match the runs at the same steps (default), or at the same minutes of "
+                   "wall time: runs of different cells or batch sizes at one time budget")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="a self-contained HTML report of one or more runs")
@@ -203,7 +206,7 @@ def cmd_doctor(args) -> int:
 def cmd_compare(args) -> int:
     from .compare import compare_runs, format_comparison
 
-    result = compare_runs([Path(r) for r in args.runs])
+    result = compare_runs([Path(r) for r in args.runs], args.by)
     print(json.dumps(result, indent=2) if args.json else format_comparison(result))
     return 0
 

@@ -5,12 +5,17 @@ compare_runs() returns a JSON-able dict:
     {"runs": [{"name", "path", "cell", "hidden", "layers", "optimizer", "lr", "last_step",
                "best_eval_nll", "best_eval_step", "verdict"}],   (a setting a log does not
                                                                   give: None)
+     "by": "step" or "minute",
      "columns": the readings shown for each run,
-     "table": [{"step": s, "runs": [{reading: value at s, or None}, ...]}],
+     "table": [{"step": s (or "minute": m), "runs": [{reading: value at s, or None}, ...]}],
      "findings": [findings in the triage's shape]}
 
 A run's value at a matched step is that of its record at the step (eval_nll: its latest eval at
 or before the step). Matched steps are those every run recorded, up to the shortest run's end.
+By minute (runs of different cells or batch sizes at the same time budget, `--by minute`): each
+run's latest record at or before each whole minute of its `elapsed_s`, with best_eval_nll the
+best eval so far, up to the shortest run's end; the findings across runs are paired by step and
+are not made.
 
 Finding across runs, thresholds in rules.THRESHOLDS (calibrated in docs/triage.md):
 - capacity_not_limiting: the larger model learns faster early (its train NLL lower by
@@ -30,12 +35,15 @@ from pathlib import Path
 
 from .advice import format_finding
 from .config import flag
+from .errors import RnnscopeError
 from .records import read_run, run_name
 from .rules import THRESHOLDS, finite
 from .triage import diagnose
 
 COLUMNS = ("train_nll", "eval_nll", "sat_ratio", "mean_gain", "grad_norm", "update_ratio")
 SETTINGS = ("cell", "hidden", "layers", "optimizer", "lr")  # shown for each run
+TIME_COLUMNS = ("train_nll", "eval_nll", "best_eval_nll", "sat_ratio", "grad_norm",
+                "update_ratio")
 ROWS = 12  # matched steps shown: evenly spaced, always the first and the last
 
 
@@ -66,6 +74,23 @@ class Run:
             return before[-1] if before else None
         return self.by_step[step].get(key)
 
+    def at_time(self, seconds: float, key: str):
+        """The reading of the run's latest record at or before `seconds` of elapsed_s; for
+        best_eval_nll the best eval so far."""
+        before = [r for r in self.records if r.get("elapsed_s", math.inf) <= seconds]
+        if key in ("eval_nll", "best_eval_nll"):
+            evals = [r["eval_nll"] for r in before if finite(r.get("eval_nll"))]
+            return (evals[-1] if key == "eval_nll" else min(evals)) if evals else None
+        return before[-1].get(key) if before else None
+
+    def minutes(self) -> int:
+        """Whole minutes of elapsed_s the run recorded (an error for a log without it)."""
+        times = [r["elapsed_s"] for r in self.records if finite(r.get("elapsed_s"))]
+        if not times:
+            raise RnnscopeError(f"{self.path} records no elapsed_s; compare it --by step, or "
+                                "log elapsed_s (seconds since the start) with each record")
+        return int(max(times) // 60)
+
     def summary(self) -> dict:
         best = self.best_eval()
         return {"name": run_name(self.path), "path": str(self.path),
@@ -88,14 +113,20 @@ def shown(steps: list[int]) -> list[int]:
     return sorted({steps[round(i * (len(steps) - 1) / (ROWS - 1))] for i in range(ROWS)})
 
 
-def compare_runs(paths: list[Path]) -> dict:
+def compare_runs(paths: list[Path], by: str = "step") -> dict:
     rs = [Run(p) for p in paths]
+    if by == "minute":
+        table = [{"minute": m, "runs": [{k: run.at_time(60 * m, k) for k in TIME_COLUMNS}
+                                        for run in rs]}
+                 for m in range(1, min(run.minutes() for run in rs) + 1)]
+        return {"runs": [run.summary() for run in rs], "by": by, "columns": list(TIME_COLUMNS),
+                "table": table, "findings": []}
     steps = matched_steps(rs)
     table = [{"step": s, "runs": [{k: run.value(s, k) for k in COLUMNS} for run in rs]}
              for s in shown(steps)]
     findings = [f for f in (capacity_not_limiting(rs, steps),) if f is not None]
-    return {"runs": [run.summary() for run in rs], "columns": list(COLUMNS), "table": table,
-            "findings": findings}
+    return {"runs": [run.summary() for run in rs], "by": by, "columns": list(COLUMNS),
+            "table": table, "findings": findings}
 
 
 # ---- findings across runs
@@ -224,17 +255,20 @@ def format_comparison(result: dict) -> str:
     lines = [f"{name}: {settings(r)}{r['last_step']} steps, best eval NLL "
              f"{fmt(r['best_eval_nll'])} at step {r['best_eval_step']}; verdict {r['verdict']}"
              for name, r in zip(names, result["runs"], strict=True)]
-    short = {"train_nll": "train", "eval_nll": "eval", "sat_ratio": "sat", "mean_gain": "gain",
-             "grad_norm": "grad", "update_ratio": "upd"}
-    n = range(len(result["runs"]))
-    head = ["step"] + [f"{short[c]}[{i + 1}]" for c in result["columns"] for i in n]
-    rows = [[str(row["step"])] + [fmt(row["runs"][i][c]) for c in result["columns"] for i in n]
+    short = {"train_nll": "train", "eval_nll": "eval", "best_eval_nll": "best",
+             "sat_ratio": "sat", "mean_gain": "gain", "grad_norm": "grad", "update_ratio": "upd"}
+    n, by = range(len(result["runs"])), result.get("by", "step")
+    head = [by] + [f"{short[c]}[{i + 1}]" for c in result["columns"] for i in n]
+    rows = [[str(row[by])] + [fmt(row["runs"][i][c]) for c in result["columns"] for i in n]
             for row in result["table"]]
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     lines += ["", *("  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True))
                     for r in [head, *rows])]
     if not result["table"]:
-        lines.append("(no step recorded by every run)")
+        lines.append(f"(no {by} recorded by every run)")
+    if by == "minute":
+        return "\n".join(lines + ["", "findings across runs: made at matched steps only "
+                                       "(compare without --by minute)"])
     found = result["findings"]
     lines += ["", "findings across runs: none" if not found else "findings across runs:"]
     lines += [format_finding(f) for f in found]

@@ -104,6 +104,34 @@ def test_format_comparison_without_a_common_step(tmp_path):
     assert "findings across runs: none" in format_comparison(compare_runs([a, b]))
 
 
+def test_compare_by_minute_matches_runs_at_the_same_wall_time(tmp_path, capsys):
+    """Runs of different speeds (a fast one recording every 10 s, a log from another tool every
+    60 s) side by side at each whole minute: the latest record before it, the best eval so
+    far, up to the shorter run's end."""
+    fast, slow = tmp_path / "fast.jsonl", tmp_path / "slow.jsonl"
+    fast.write_text("".join(json.dumps({"step": 100 * i, "train_nll": 3 - 0.01 * i,
+                                        "elapsed_s": 10.0 * i, **({"eval_nll": 2.0 + (i % 12 == 6)}
+                                                                  if i % 6 == 0 else {})}) + "\n"
+                            for i in range(1, 31)))
+    slow.write_text("".join(json.dumps({"step": 5 * m, "train_nll": 2.5, "eval_nll": 2.4 - 0.1 * m,
+                                        "elapsed_s": 60.0 * m + 1}) + "\n" for m in range(1, 9)))
+    result = compare_runs([fast, slow], by="minute")
+    assert [row["minute"] for row in result["table"]] == [1, 2, 3, 4, 5]
+    first, third = result["table"][0]["runs"], result["table"][2]["runs"]
+    assert first[0]["train_nll"] == pytest.approx(2.94) and first[1]["train_nll"] is None
+    assert third[0]["eval_nll"] == 3.0 and third[0]["best_eval_nll"] == 2.0
+    assert third[1]["best_eval_nll"] == pytest.approx(2.2)
+    assert main(["compare", "--by", "minute", str(fast), str(slow)]) == 0
+    assert "minute  train[1]" in capsys.readouterr().out
+
+
+def test_compare_by_minute_needs_elapsed_time(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    log.write_text("step,train_nll\n1,3.0\n2,2.9\n")
+    assert main(["compare", "--by", "minute", str(log), str(log)]) == 2
+    assert "records no elapsed_s; compare it --by step" in capsys.readouterr().err
+
+
 RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "records"
 
 

@@ -132,6 +132,8 @@ LONG = {
     "lstm512-race2": HEALTHY,              # LSTM 512, --lr 0.003 cosine
     "gru512-lr7e-3": ("gate_saturation",),  # GRU 512, --lr 0.007: 95% of the gates on the rails
     "lstm512-lr1e-2": HEALTHY,             # LSTM 512, --lr 0.01 cosine
+    "rnn512-race4": HEALTHY,               # tanh 512, batch 32, cosine, dropout 0.1
+    "torch-lstm512-race4": HEALTHY,        # the PyTorch script's log: step, NLLs, elapsed_s
 }
 
 
@@ -178,7 +180,7 @@ def recorded(name: str) -> tuple[dict, list[dict]]:
     """(doc, records) of a recorded run; doc["config"] is the run's config.json."""
     if name in LONG:  # a race's doc holds the config.json's keys itself
         doc = json.loads((QUALITY / f"{name}.json").read_text())
-        doc = {**doc, "config": {k: doc[k] for k in ("config", "corpus", "vocab")}}
+        doc = {**doc, "config": {k: doc[k] for k in ("config", "corpus", "vocab") if k in doc}}
     else:
         doc = json.loads((RECORDS / f"{name}.json").read_text())
     where = QUALITY if name in LONG else RECORDS
