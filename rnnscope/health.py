@@ -19,7 +19,6 @@ HEALTHY = {                       # reading: (low, high), None where unbounded
     "update_ratio": (4e-4, 0.015),
     "whh_sigma_max": (None, 10.0),
     "bptt_profile": (0.5, 1.1),   # on the gain per time step g_T ** (1/T), see panel.scalar()
-    "gate_saturated": (None, 0.5),  # a layer's sigmoid gate entries below 0.1 or above 0.9
 }
 GRAD_NORM_RISE = 10.0  # grad_norm is flagged above this multiple of its median at earlier records
 

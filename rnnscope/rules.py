@@ -73,7 +73,7 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "floor_margin": 0.1,          # nats above corpus.floor_nll that count as "at the floor"
     "gap_large": 0.2,             # eval NLL this many nats above train: generalisation limits
     # gate_saturation (gated cells)
-    "gate_saturated": HEALTHY["gate_saturated"][1],  # most of a layer's sigmoid gate entries
+    "gate_saturated": 0.5,        # most (over half) of a layer's sigmoid gate entries
     "gate_still": 0.02,           # ... below 0.1 or above 0.9, that fraction moving less than this
     "gate_both": 0.2,             # a broken start: this much on each rail (mean over the gates)
     # short_memory (gated cells)
