@@ -50,7 +50,7 @@ def cell(v) -> str:
 
 def run_table(name: str, doc: dict, records: list[dict], rows: int = 8) -> str:
     """A run's command, its readings at `rows` evenly spaced records, and its findings."""
-    panel = [r for r in records if "sat_ratio" in r]
+    panel = [r for r in records if "sat_ratio" in r] or records  # a log without the panel
     picks = sorted({round(i * (len(panel) - 1) / (rows - 1)) for i in range(rows)})
     lines = [f"### {name}", "", f"`{doc['command']}` (exit {doc['exit']})", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -94,7 +94,8 @@ def sustained(values: list, mode: str, start_only: bool = False, after_start: bo
 
 def persistent(name: str, mode: str, start_only: bool = False, after_start: bool = False):
     def measure(doc, records):
-        uniform = math.log(len(doc["config"]["vocab"]))
+        vocab = doc["config"].get("vocab")  # a log from another tool may have none
+        uniform = math.log(len(vocab)) if vocab else math.nan
         return sustained([reading(r, name, uniform) for r in records], mode, start_only,
                          after_start)
     return measure
@@ -147,16 +148,18 @@ def gap_growth(doc, records):
 
 def gated_measure(what: str, start_only: bool = False):
     """A gated cell's reading, per record the most extreme layer's: "saturated" (the mean over
-    the sigmoid gates of left + right, what gate_saturation reads), "memory" (memory_steps over
+    the sigmoid gates of left + right, what gate_saturation reads), "both" (of the less crowded
+    rail, what tells a broken start), "memory" (memory_steps over
     the corpus's horizon K) or "keep_left" (the keep gate's left-saturated fraction)."""
     def measure(doc, records):
-        cell = CELLS[doc["config"]["config"]["cell"]]
-        horizon = (doc["config"]["corpus"].get("source") or {}).get("K")
-        if not cell.SIGMOID or what == "memory" and not horizon:
+        cell = CELLS.get(doc["config"].get("config", {}).get("cell"))
+        horizon = (doc["config"].get("corpus", {}).get("source") or {}).get("K")
+        if cell is None or not cell.SIGMOID or what == "memory" and not horizon:
             return None
         h = History(doc["config"]["config"])
-        if what == "saturated":
-            per = [max(gates_saturated(h, cell, r).values()) if all(
+        if what in ("saturated", "both"):
+            side = min if what == "both" else (lambda left, right: left + right)
+            per = [max(gates_saturated(h, cell, r, side).values()) if all(
                 k in r for k in gate_keys(cell)) else None for r in records]
             return sustained(per, "max", start_only)
         key = "memory_steps" if what == "memory" else f"gate.{cell.KEEP}.left"
@@ -191,6 +194,8 @@ MARGINS = (
      "plateau"),
     ("gated: sigmoid gate entries saturated, first records", "max",
      gated_measure("saturated", True), "gate_saturated", "gate_saturation"),
+    ("gated: entries on the less crowded rail, first records", "max",
+     gated_measure("both", True), "gate_both", "gate_saturation"),
     ("gated: memory_steps / the corpus's K", "min", gated_measure("memory"), "memory_short",
      "short_memory"),
     ("gated: keep gate left-saturated", "max", gated_measure("keep_left"), "keep_left",
