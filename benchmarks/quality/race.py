@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rnnscope import runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from record import ONE_THREAD, recorded  # noqa: E402
 
@@ -70,7 +72,6 @@ def race(contestants: list[tuple[str, str, str]], minutes: float, tmp: Path) -> 
         out, err = procs[name].communicate()
         wall = time.time() - start
         if kind == "rnnscope":
-            from rnnscope import runs
             recs = [{k: v for k, v in r.items() if "." not in k or k.startswith("gate.")}
                     for r in runs.read_metrics(tmp / name)]
             config = runs.read_config(tmp / name)
@@ -89,14 +90,10 @@ def race(contestants: list[tuple[str, str, str]], minutes: float, tmp: Path) -> 
 
 def best_by_minute(records: list[dict], minutes: int) -> list[float | None]:
     """The best eval NLL reached by the end of each minute 1..minutes (None before any eval)."""
-    out, best = [], None
-    evals = sorted((r["elapsed_s"], r["eval_nll"]) for r in records
-                   if r.get("eval_nll") is not None and r.get("elapsed_s") is not None)
-    for m in range(1, minutes + 1):
-        seen = [e for t, e in evals if t <= 60 * m]
-        best = min(seen) if seen else None
-        out.append(best)
-    return out
+    evals = [(r["elapsed_s"], r["eval_nll"]) for r in records
+             if r.get("eval_nll") is not None and r.get("elapsed_s") is not None]
+    return [min((e for t, e in evals if t <= 60 * m), default=None)
+            for m in range(1, minutes + 1)]
 
 
 def table(names: list[str]) -> str:
