@@ -28,6 +28,8 @@ from rnnscope import runs
 from rnnscope.triage import diagnose
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from record import kept_records, write_kept  # noqa: E402
 from story import violations  # noqa: E402  (the invariants tests/test_triage_story.py checks)
 
 HERE = Path(__file__).resolve().parent
@@ -168,12 +170,8 @@ def keep(name: str, run_dir: Path, exit_code: int | str) -> None:
     """Keep the records and config of recipe `name`, trained into run_dir."""
     doc = {"command": "rnnscope train " + RECIPES[name][1], "exit": exit_code,
            "config": runs.read_config(run_dir)}
-    keep_layers = doc["config"]["config"]["layers"] > 1  # else layer0.* repeats the aggregates
-    records = [{k: v for k, v in r.items() if "." not in k or k.startswith("gate.") or
-                keep_layers and k.startswith("layer")} for r in runs.read_metrics(run_dir)]
-    RECORDS.mkdir(exist_ok=True)
-    (RECORDS / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (RECORDS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    layers = doc["config"]["config"]["layers"] > 1  # else layer0.* repeats the aggregates
+    write_kept(RECORDS, name, doc, kept_records(run_dir, layers))
 
 
 def recorded(name: str) -> tuple[dict, list[dict]]:

@@ -17,7 +17,6 @@ elapsed_s and chars, so `rnnscope compare` and `rnnscope report` read them like 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shlex
@@ -30,7 +29,7 @@ from pathlib import Path
 from rnnscope import runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from record import ONE_THREAD, recorded  # noqa: E402
+from record import ONE_THREAD, kept_records, recorded, speed, write_kept  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE / "records"
@@ -67,24 +66,19 @@ def race(contestants: list[tuple[str, str, str]], minutes: float, tmp: Path) -> 
         procs[name] = subprocess.Popen(command(kind, flags, minutes, tmp / name),
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                        env={**os.environ, **ONE_THREAD})
-    RECORDS.mkdir(exist_ok=True)
     for name, kind, flags in contestants:
         out, err = procs[name].communicate()
         wall = time.time() - start
         if kind == "rnnscope":
-            recs = [{k: v for k, v in r.items() if "." not in k or k.startswith("gate.")}
-                    for r in runs.read_metrics(tmp / name)]
-            config = runs.read_config(tmp / name)
+            recs, config = kept_records(tmp / name), runs.read_config(tmp / name)
         else:
             recs, config = torch_records(out, flags), {"config": {}}
-        last = recs[-1] if recs else {"chars": 0, "elapsed_s": 1}
         doc = {"command": f"{kind} {flags}", "minutes": minutes,
                "exit": procs[name].returncode, "stderr": err[-2000:], "wall_s": round(wall),
-               "chars_per_s": round(last["chars"] / last["elapsed_s"]),
+               "chars_per_s": speed(recs),
                "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
                "beside": [n for n, _, _ in contestants if n != name], **config}
-        (RECORDS / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-        (RECORDS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        write_kept(RECORDS, name, doc, recs)
         print(f"{name}: exit {procs[name].returncode}, {len(recs)} records", file=sys.stderr)
 
 
