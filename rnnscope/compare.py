@@ -74,14 +74,15 @@ class Run:
             return before[-1] if before else None
         return self.by_step[step].get(key)
 
-    def at_time(self, seconds: float, key: str):
-        """The reading of the run's latest record at or before `seconds` of elapsed_s; for
-        best_eval_nll the best eval so far."""
+    def at_time(self, seconds: float) -> dict:
+        """TIME_COLUMNS of the run's latest record at or before `seconds` of elapsed_s, with
+        eval_nll its latest eval and best_eval_nll its best eval so far (None: not yet)."""
         before = [r for r in self.records if r.get("elapsed_s", math.inf) <= seconds]
-        if key in ("eval_nll", "best_eval_nll"):
-            evals = [r["eval_nll"] for r in before if finite(r.get("eval_nll"))]
-            return (evals[-1] if key == "eval_nll" else min(evals)) if evals else None
-        return before[-1].get(key) if before else None
+        evals = [r["eval_nll"] for r in before if finite(r.get("eval_nll"))]
+        values = {k: before[-1].get(k) if before else None for k in TIME_COLUMNS}
+        values.update(eval_nll=evals[-1] if evals else None,
+                      best_eval_nll=min(evals) if evals else None)
+        return values
 
     def minutes(self) -> int:
         """Whole minutes of elapsed_s the run recorded (an error for a log without it)."""
@@ -116,8 +117,7 @@ def shown(steps: list[int]) -> list[int]:
 def compare_runs(paths: list[Path], by: str = "step") -> dict:
     rs = [Run(p) for p in paths]
     if by == "minute":
-        table = [{"minute": m, "runs": [{k: run.at_time(60 * m, k) for k in TIME_COLUMNS}
-                                        for run in rs]}
+        table = [{"minute": m, "runs": [run.at_time(60 * m) for run in rs]}
                  for m in range(1, min(run.minutes() for run in rs) + 1)]
         return {"runs": [run.summary() for run in rs], "by": by, "columns": list(TIME_COLUMNS),
                 "table": table, "findings": []}

@@ -32,8 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from .cells import CELLS as CELL_MODULES
-from .config import CELLS
+from .cells import CELLS
 from .health import GRAD_NORM_RISE, HEALTHY
 
 THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, one table
@@ -589,10 +588,10 @@ def plateau(h: History) -> dict | None:
 def gated(h: History) -> ModuleType | None:
     """The run's cell module if it has sigmoid gates: the one config.json names or, for a log
     without config, the one whose keep gate the records read; None for a cell without gates."""
-    cell = CELL_MODULES.get(h.cfg.get("cell"))
+    cell = CELLS.get(h.cfg.get("cell"))
     if cell is None:
         recent = h.records[-3 * THRESHOLDS["persist"]:]
-        cell = next((c for c in CELL_MODULES.values() if c.KEEP and any(
+        cell = next((c for c in CELLS.values() if c.KEEP and any(
             f"gate.{c.KEEP}.left" in r for r in recent)), None)
     return cell if cell is not None and cell.SIGMOID else None
 
@@ -688,7 +687,7 @@ def short_memory(h: History) -> dict | None:
              "left": values(recs, f"{p}{left}"), "keep": cell.KEEP, "horizon": h.horizon,
              "limit": limit, "best": best_eval(h), "floor": h.floor}
     changes = [{"chrono_init": True}] if not cfg.get("chrono_init") else []
-    if cell is CELL_MODULES["lstm"] and cfg.get("forget_bias", 1) < 1:
+    if cell is CELLS["lstm"] and cfg.get("forget_bias", 1) < 1:
         changes.insert(0, {"forget_bias": 1.0})
     seq_len = cfg.get("seq_len")
     if seq_len and seq_len < 2 * h.horizon:
