@@ -151,6 +151,12 @@ def clear(path: Path) -> None:
 # ---- one grid point, in a process of its own
 
 
+def open_log(out: str | Path, name: str):
+    """The point's log, out/logs/NAME.log, opened for appending."""
+    (Path(out) / LOGS).mkdir(parents=True, exist_ok=True)
+    return open(Path(out) / LOGS / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115
+
+
 def run_point(point: Point, out: str) -> str:
     """Train the point to its end in out/<name>: a new run, or the one there resumed (a failed
     one is retried: resumed, or started over when it diverged). A failure is written to
@@ -159,8 +165,7 @@ def run_point(point: Point, out: str) -> str:
     from .train import Diverged, resume, train
 
     path, cfg = Path(out) / point.name, point.train_config()
-    (Path(out) / LOGS).mkdir(parents=True, exist_ok=True)
-    with open(Path(out) / LOGS / f"{point.name}.log", "a", encoding="utf-8") as log:
+    with open_log(out, point.name) as log:
         display = PlainDisplay(log)
         try:
             (path / FAILURE).unlink(missing_ok=True)
@@ -244,9 +249,8 @@ class LocalPool:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def submit(self, point: Point) -> None:
-        (self.out / LOGS).mkdir(parents=True, exist_ok=True)
         doc = json.dumps(dataclasses.asdict(point))
-        with open(self.out / LOGS / f"{point.name}.log", "a", encoding="utf-8") as log:
+        with open_log(self.out, point.name) as log:
             self.procs[point.name] = start_python(["-m", "rnnscope.sweep", str(self.out), doc],
                                                   log)
 
