@@ -195,8 +195,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from .advice import format_diagnosis
-    from .triage import diagnose_run
+    from .triage import diagnose_run, format_diagnosis
 
     result = diagnose_run(Path(args.run))
     print(json.dumps(result, indent=2) if args.json else format_diagnosis(result))
@@ -221,20 +220,18 @@ def cmd_report(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     from . import gradcheck
-    from .cases import read_case, write_case
-    from .diagnose import diagnose, format_diagnosis
 
     if args.export:
-        write_case(Path(args.export), args.vocab, args.hidden, args.layers, args.seq_len,
-                   args.batch, args.h0, args.seed, args.cell)
+        gradcheck.write_case(Path(args.export), args.vocab, args.hidden, args.layers,
+                             args.seq_len, args.batch, args.h0, args.seed, args.cell)
         print(f"test case written to {args.export}; add your gradients as grad/<name> "
               f"(docs/gradcheck.md) and check them with `rnnscope gradcheck --user "
               f"{args.export}`")
         return 0
     if args.user:
-        diagnosis = diagnose(read_case(Path(args.user)))
-        print(format_diagnosis(diagnosis, args.json))
-        return 0 if diagnosis.verdict == "correct" else 1
+        report = gradcheck.name_bug(gradcheck.read_case(Path(args.user)))
+        print(gradcheck.format_bug_report(report, args.json))
+        return 0 if report.verdict == "correct" else 1
     checks = gradcheck.check_model(args.vocab, args.hidden, args.layers, args.seq_len,
                                    args.batch, args.h0, args.seed, args.cell)
     print(gradcheck.format_checks(checks, args.json))
@@ -257,15 +254,12 @@ SWEEP_OWN = ("command", "spec", "sets", "out", "backend", "workers", "address", 
 def cmd_sweep(args) -> int:
     from . import sweep
     from .display import make_grid_display
-    from .report import write_sweep_report
-    from .sweep_spec import load_spec, name_value, spec_from_sets
-    from .sweep_summary import SUMMARY, format_summary
 
     if bool(args.spec) == bool(args.sets):
         raise RnnscopeError("give a sweep file (SPEC.yaml) or --set FLAG=a,b ..., one of them")
-    spec = load_spec(Path(args.spec)) if args.spec else spec_from_sets(args.sets)
+    spec = sweep.load_spec(Path(args.spec)) if args.spec else sweep.spec_from_sets(args.sets)
     fixed = {k: v for k, v in vars(args).items() if k not in SWEEP_OWN}
-    out = Path(args.out) if args.out else Path("sweeps") / name_value(spec.name)
+    out = Path(args.out) if args.out else Path("sweeps") / sweep.name_value(spec.name)
     points = sweep.plan(spec, fixed, out)
     if args.backend == "ray" and (args.address or os.environ.get("RAY_ADDRESS")) \
             and not out.is_absolute():
@@ -279,12 +273,13 @@ def cmd_sweep(args) -> int:
                                   args.retry_failed, spec.name)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through interrupt()
         print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
-              f"command resumes them (status in {out / SUMMARY})", file=sys.stderr)
+              f"command resumes them (status in {out / sweep.SUMMARY})", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, before)
-    print(format_summary(summary))
-    print(f"summary: {out / SUMMARY}\nreport: {write_sweep_report(out.resolve(), summary)}")
+    print(sweep.format_summary(summary))
+    page = sweep.write_sweep_report(out.resolve(), summary)
+    print(f"summary: {out / sweep.SUMMARY}\nreport: {page}")
     failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
     if failed:
         print(f"rnnscope: {len(failed)} of {len(points)} runs failed (first: {failed[0]}); "

@@ -41,13 +41,12 @@ import torch
 from torch import nn
 
 from . import __version__, panel, runs
-from .advice import format_diagnosis, headline
 from .display import PlainDisplay
 from .errors import RnnscopeError
 from .model import Model, from_parts
 from .records import finite_or_none
 from .report import write_report
-from .triage import Watch, write_triage
+from .triage import Watch, format_diagnosis, headline, write_triage
 
 CELL_OF = ((nn.LSTM, "lstm"), (nn.GRU, "gru"), (nn.RNN, "rnn"))
 # rnnscope's name of a layer parameter: the torch parameters (of layer l) whose sum it is, SPEC 8

@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 from . import panel, runs
-from .advice import format_diagnosis, headline
 from .config import DEFAULT_STEPS, TrainConfig
 from .corpora import KNOWN, Corpus, load_corpus
 from .data import (
@@ -53,7 +52,7 @@ from .errors import Interrupted, RnnscopeError, WriteFailed
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .records import finite_or_none
-from .triage import Watch, write_triage
+from .triage import Watch, format_diagnosis, headline, write_triage
 
 __all__ = ["DEFAULT_STEPS", "Diverged", "resume", "train"]
 

@@ -21,9 +21,10 @@ import json
 import statistics
 from pathlib import Path
 
-from . import runs
-from .config import flag
-from .sweep_spec import Point
+from .. import runs
+from ..config import flag
+from ..triage import read_triage
+from .spec import Point
 
 SUMMARY = "summary.json"
 
@@ -40,8 +41,6 @@ def summarize(points: list[Point], out: Path, statuses: dict, name: str = "") ->
 
 def run_summary(point: Point, out: Path, status) -> dict:
     """One run's line in summary.json."""
-    from .report import diagnosis
-
     path = out / point.name
     row = {"name": point.name, "path": point.name, "settings": point.settings,
            "status": status.state, "error": status.detail or None, "steps": status.step,
@@ -53,7 +52,7 @@ def run_summary(point: Point, out: Path, status) -> dict:
     evals = [[r["step"], r["eval_nll"]] for r in records if r.get("eval_nll") is not None]
     trains = [r["train_nll"] for r in records if r.get("train_nll") is not None]
     best = min(evals, key=lambda e: e[1], default=[None, None])
-    d = diagnosis(path)
+    d = read_triage(path)
     row.update(best_eval_nll=best[1], best_eval_step=best[0],
                final_train_nll=trains[-1] if trains else None,
                steps=max(status.step, records[-1]["step"] if records else 0),

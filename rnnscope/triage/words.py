@@ -1,4 +1,4 @@
-"""The triage's words: a detection of rnnscope/rules.py as the finding a user reads.
+"""The triage's words: a detection of rules.py as the finding a user reads.
 
 A finding (the shape of `rnnscope doctor --json`, SPEC section 4):
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import string
 
-from .config import flag
+from ..config import flag
 
 
 class Words(string.Formatter):

@@ -26,8 +26,10 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import RnnscopeError
-from .sweep import BLAS_ENV, STOP_S, Point, cores, run_point
+from ..errors import RnnscopeError
+from .pool import BLAS_ENV, STOP_S, cores
+from .spec import Point
+from .worker import run_point
 
 RETRIES = 2          # a task whose worker dies runs again, resuming its run, this many times
 NO_USAGE_STATS = {"RAY_USAGE_STATS_ENABLED": "0"}

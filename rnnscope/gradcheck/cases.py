@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cells import CELLS, layer_params
-from .errors import RnnscopeError
-from .gradcheck import random_state
-from .model import Model
-from .runs import atomic_write
+from ..cells import CELLS, layer_params
+from ..errors import RnnscopeError
+from ..model import Model
+from ..runs import atomic_write
+from .fd import random_state
 
 Arrays = dict[str, np.ndarray]
 FLOATS = ("float32", "float64")

@@ -1,7 +1,7 @@
 """Triage: read a run's panel records and tell one story (SPEC section 4).
 
-The rules (rnnscope/rules.py) detect; this module assembles their detections into the
-diagnosis of a run, and rnnscope/advice.py words it. The rules' detections (held at some point;
+The rules (rules.py) detect; this module assembles their detections into the diagnosis of a
+run, and words.py words it. The rules' detections (held at some point;
 AT_END rules must hold at the last record) are
   1. set aside when the end of the run explains them away: a saturation that resolved while the
      loss fell; a plateau, a collapsing profile or small updates of a run that reached the
@@ -24,21 +24,12 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from . import advice, runs
-from . import records as run_records
-from .config import TrainConfig
-from .rules import (
-    PRIORITY,
-    RULES,
-    SEVERITY,
-    THRESHOLDS,
-    History,
-    at_floor,
-    best_eval,
-    finite,
-    last_gap,
-    rule_needs,
-)
+from .. import records as run_records
+from .. import runs
+from ..config import TrainConfig
+from . import words
+from .history import SEVERITY, THRESHOLDS, History, at_floor, best_eval, finite, last_gap
+from .rules import PRIORITY, RULES, rule_needs
 
 AT_FLOOR = ("vanishing_gradients", "update_too_small")  # nothing lost when the floor is reached
 
@@ -230,7 +221,7 @@ class Watch:
                 self.reported.update(c["id"] for c in top.get("consequences", []))
                 new.append(top)
         consistent(h, new, list(self.held.values()))
-        return [advice.finding(d, h.cfg) for d in new]
+        return [words.finding(d, h.cfg) for d in new]
 
     def result(self) -> dict:
         """{"verdict", "findings", "set_aside", "not_measured"} of the run so far (module
@@ -246,12 +237,12 @@ class Watch:
             if why is None and id_ in AT_FLOOR and at_floor(h):
                 why = {"why": "at_floor", "best": best_eval(h), "floor": h.floor}
             if why is not None:
-                set_aside.append(advice.set_aside(det, why))
+                set_aside.append(words.set_aside(det, why))
             else:
                 dets.append(det)
         tops = fold(h, dets)
         consistent(h, tops, dets)
-        findings = [advice.finding(d, h.cfg) for d in tops]
+        findings = [words.finding(d, h.cfg) for d in tops]
         return {"verdict": findings[0]["id"] if findings else "healthy", "findings": findings,
                 "set_aside": set_aside, "not_measured": not_measured(h)}
 
@@ -277,3 +268,17 @@ def write_triage(path: Path) -> dict:
     result = diagnose_run(path)
     runs.write_text(Path(path) / runs.TRIAGE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def read_triage(path: Path) -> dict:
+    """A run's triage.json when it is newer than the records it judged, else the triage run now
+    (diagnose_run), also for a log or a damaged triage.json."""
+    path = Path(path)
+    file, metrics = path / runs.TRIAGE, path / runs.METRICS
+    if path.is_dir() and file.exists() and (not metrics.exists()
+                                            or file.stat().st_mtime >= metrics.stat().st_mtime):
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except ValueError:
+            pass  # a damaged triage.json: judge the records again
+    return diagnose_run(path)

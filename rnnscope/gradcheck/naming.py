@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..errors import RnnscopeError
+from ..model import Model
 from . import bugs
 from .cases import Case
-from .errors import RnnscopeError
-from .gradcheck import ParamCheck, compare, format_checks, rel_error
-from .model import Model
+from .fd import ParamCheck, compare, format_checks, rel_error
 
 Calls = dict[int, dict[str, np.ndarray]]
 
@@ -50,7 +50,7 @@ TOLERANCES = {"float64": Tolerance(grad=1e-7, loss=1e-9, states=1e-9),
 
 
 @dataclass
-class Diagnosis:
+class BugReport:
     verdict: str               # "correct", a bugs.CATALOG id, "forward_mismatch", "unknown_bug"
     evidence: dict
     params: list[ParamCheck]   # the longest call's gradients against rnnscope's
@@ -61,7 +61,7 @@ class Diagnosis:
                 "evidence": self.evidence}
 
 
-def diagnose(case: Case) -> Diagnosis:
+def name_bug(case: Case) -> BugReport:
     tol = TOLERANCES[case.dtype]
     model = case.model()
     if case.dtype == "float32":
@@ -71,7 +71,7 @@ def diagnose(case: Case) -> Diagnosis:
     T = list(case.calls)[-1]
     checks = [compare(k, right[T][k], case.calls[T][k].astype(np.float64), tol.grad, tol.grad)
               for k in right[T]]
-    return Diagnosis(*verdict(model, case, right, tol), params=checks)
+    return BugReport(*verdict(model, case, right, tol), params=checks)
 
 
 def verdict(model: Model, case: Case, right: Calls, tol: Tolerance) -> tuple[str, dict]:
@@ -246,13 +246,13 @@ def loss_evidence(model: Model, case: Case) -> dict:
 # --------------------------------------------------------------------------------------- output
 
 
-def format_diagnosis(d: Diagnosis, as_json: bool = False) -> str:
+def format_bug_report(d: BugReport, as_json: bool = False) -> str:
     if as_json:
         return json.dumps(d.to_json(), indent=2)
-    return format_checks(d.params) + "\n\n" + "\n".join(diagnosis_lines(d))
+    return format_checks(d.params) + "\n\n" + "\n".join(report_lines(d))
 
 
-def diagnosis_lines(d: Diagnosis) -> list[str]:
+def report_lines(d: BugReport) -> list[str]:
     e = d.evidence
     if d.verdict == "correct":
         lines = [f"verdict: correct (every gradient within {e['tolerance']:g} of rnnscope's, "

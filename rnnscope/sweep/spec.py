@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import TrainConfig, flag
-from .errors import RnnscopeError
+from ..config import TrainConfig, flag
+from ..errors import RnnscopeError
 
 SPEC_KEYS = ("name", "method", "parameters", "description")
 FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}  # name -> "int | None", ...
@@ -264,8 +264,8 @@ def name_value(v) -> str:
 def check_data(points: list[Point]) -> None:
     """Each point's corpus loads and its splits hold one chunk: the checks `train` makes
     before it creates a run, made for the whole grid before anything runs."""
-    from .corpora import load_corpus
-    from .data import check_trainable, split
+    from ..corpora import load_corpus
+    from ..data import check_trainable, split
 
     lengths = {}
     for p in points:

@@ -1,27 +1,27 @@
 """The triage's rules: each finding id's detection in the records of a run (SPEC section 4).
 
 A rule is a short function of the History (the records so far) that returns a detection or
-None; rnnscope/triage.py assembles the detections into one story per run, rnnscope/advice.py
-words them. A detection:
+None; rnnscope/triage/story.py assembles the detections into one story per run,
+rnnscope/triage/words.py words them. A detection:
 
     {"id": "saturation", "severity": "info" | "warning" | "critical",
      "recs": [the records that show it],
      "readings": {reading: [its value at each of those records]},
      "facts": {the numbers and names the words quote},
-     "suspects": [ids of the usual causes, most likely first (advice.SUSPECTS)],
+     "suspects": [ids of the usual causes, most likely first (words.SUSPECTS)],
      "changes": [settings to try, first first: {"lr": 0.0005}, {"clip": "norm"}, ...]}
 
 Each rule is registered in RULES with the readings that decide it (a log without them gets "not
 measured" for that rule, never a guess), and every number it compares against is in THRESHOLDS
-(the bounds of a healthy range come from rnnscope/health.py); docs/triage.md gives the
-calibration runs behind each. A rule needs persistence: its condition must hold on `persist`
+(history.py; the bounds of a healthy range come from rnnscope/health.py); docs/triage.md gives
+the calibration runs behind each. A rule needs persistence: its condition must hold on `persist`
 consecutive records (`persist_evals` evals for overfitting, a whole `trend_window` for a trend),
 so one noisy reading never fires; only a NaN/inf is believed at once. And a rule fires only when
 its own story holds in the records: overfitting needs train NLL improving while eval NLL, above
 it, stalls; update_too_small needs the loss crawling from updates that were never healthy, not
 recovering from a spike; saturation from the start waits while the units leave the rails.
 
-A new rule is one function here, one RULES row, its thresholds, and its words in advice.py.
+A new rule is one function here, one RULES row, its thresholds, and its words in words.py.
 """
 
 from __future__ import annotations
@@ -29,239 +29,30 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 
-from .cells import CELLS
-from .health import GRAD_NORM_RISE, HEALTHY
-
-THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, one table
-    # persistence
-    "persist": 5,                 # consecutive records a per-record condition must hold on
-    "persist_evals": 3,           # consecutive evals for overfitting
-    "trend_window": 20,           # records over which a loss trend is measured
-    "min_records": 30,            # plateau: fewer records are too short to tell
-    # diverged
-    "loss_above_uniform": 1.0,    # train NLL this many nats above ln(vocab), where runs start
-    # exploding_gradients
-    "clip_rate": HEALTHY["clip_rate"][1],  # clipping fires on more than half of the steps
-    "profile_growth": 1.0,        # g_T: a unit gradient at h_T arrives larger after T steps
-    "grad_spike": GRAD_NORM_RISE,  # grad_norm above this multiple of its median before
-    # saturation
-    "sat_ratio": HEALTHY["sat_ratio"][1],  # over half of the units beyond --sat-threshold ...
-    "mean_gain": HEALTHY["mean_gain"][0],  # ... and the mean tanh derivative below this
-    "loss_rise": 0.02,            # saturation after the start: train NLL 2% worse over a window
-    "sat_leaving": 0.05,          # sat_ratio falling this much over the first streak: resolving
-    # vanishing_gradients
-    "vanish_k": 4,                # "a few steps" back through time ...
-    "vanish_g": 0.03,             # ... less than this of a unit gradient survives
-    # update_too_large / update_too_small
-    "update_large": HEALTHY["update_ratio"][1],  # norm(delta theta) / norm(theta) per step
-    "update_small": HEALTHY["update_ratio"][0],
-    "update_target": 4e-3,        # the ratio of healthy Adam runs, used to suggest an --lr
-    "weights_grew": HEALTHY["whh_sigma_max"][1],  # whh_sigma_max this many times its init
-    "update_healthy": 2e-3,       # a run whose first records' ratio reached this started well
-    "crawl": 0.05,                # update_too_small: train NLL moved less than 5% over the streak
-    "lr_decayed": 0.5,            # records with lr below this fraction of --lr are not counted
-    "loss_spike": 0.2,            # a train NLL 20% above the median of the window before it
-    # overfitting
-    "gap_growth": 0.1,            # nats the eval - train gap grew since the best eval
-    # plateau
-    "plateau_gain": 0.005,        # train NLL improved less than 0.5% across the trend window
-    "unigram_margin": 0.02,       # a best eval within 2% of the unigram baseline is "at" it
-    "floor_margin": 0.1,          # nats above corpus.floor_nll that count as "at the floor"
-    "gap_large": 0.2,             # eval NLL this many nats above train: generalisation limits
-    # gate_saturation (gated cells)
-    "gate_saturated": 0.5,        # most (over half) of a layer's sigmoid gate entries
-    "gate_still": 0.02,           # ... below 0.1 or above 0.9, that fraction moving less than this
-    "gate_both": 0.2,             # a broken start: this much on each rail (mean over the gates)
-    # short_memory (gated cells)
-    "memory_short": 0.25,         # memory_steps below this fraction of the horizon the data need
-    "keep_left": 0.5,             # and over half of the keep gate's entries below 0.1
-    # capacity_not_limiting (rnnscope compare)
-    "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
-    "same_plateau": 0.03,         # nats between the two best eval NLLs
-    "differ_sat_ratio": 0.15,     # readings at the end that differ by more than these are named
-    "differ_mean_gain": 0.1,      # as suspects (absolute difference) ...
-    "differ_grad_norm": 2.0,      # ... or ratio
-    "differ_update_ratio": 2.0,
-}
-
-SEVERITY = ("critical", "warning", "info")
-
-
-@dataclass
-class History:
-    """The records of a run so far, with the views the rules read. `cfg` holds the run's
-    settings (TrainConfig fields); a log without config.json may have none of them, and its
-    vocabulary (so `uniform`) may be unknown."""
-    cfg: dict
-    uniform: float | None = None                # ln(vocab size): the NLL of a uniform guess
-    unigram: float | None = None                # eval NLL of character frequencies, if known
-    floor: float | None = None                  # the corpus's entropy rate, if known (SPEC 9)
-    horizon: int | None = None                  # how far back the data need to look, if known
-    records: list = field(default_factory=list)
-    evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
-    since_eval: list = field(default_factory=list)
-    firsts: dict = field(default_factory=dict)  # keys: the step of the first record with them
-    spikes: list = field(default_factory=list)  # steps whose train NLL stood out: jumped()
-
-    def add(self, rec: dict) -> None:
-        if finite(rec.get("train_nll")):
-            if jumped(rec["train_nll"], self.records[-THRESHOLDS["trend_window"]:]):
-                self.spikes.append(rec["step"])
-            self.since_eval.append(rec["train_nll"])
-        self.records.append(rec)
-        if finite(rec.get("eval_nll")) and self.since_eval:
-            # the train NLL beside an eval is the mean since the previous eval, not one interval;
-            # "best" is the eval with the lowest NLL up to this one
-            e = {"step": rec["step"], "eval_nll": rec["eval_nll"],
-                 "train_nll": statistics.fmean(self.since_eval)}
-            best = self.evals[-1]["best"] if self.evals else e
-            e["best"] = e if e["eval_nll"] < best["eval_nll"] else best
-            self.evals.append(e)
-            self.since_eval = []
-
-    def first(self, keys: tuple) -> int | None:
-        """The step of the run's first record that carries all of keys (None while none)."""
-        if keys not in self.firsts:
-            step = next((r["step"] for r in self.records if all(
-                r.get(k) is not None for k in keys)), None)
-            if step is None:
-                return None
-            self.firsts[keys] = step
-        return self.firsts[keys]
-
-
-def jumped(nll: float, before: list) -> bool:
-    """A loss spike: nll `loss_spike` above the median train NLL of the records before it (at
-    least half a trend window of them)."""
-    values = [r["train_nll"] for r in before if finite(r.get("train_nll"))]
-    return len(values) >= THRESHOLDS["trend_window"] // 2 and \
-        nll > (1 + THRESHOLDS["loss_spike"]) * statistics.median(values)
-
-
-# ---- helpers
-
-
-def finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def sig(v):
-    return float(f"{v:.4g}") if finite(v) else v
-
-
-def streak(h: History, keys: tuple, holds) -> list | None:
-    """The last `persist` records that carry `keys`, if holds(record) is true on all of them.
-    Records without those keys (the final record, a run without the panel) are skipped."""
-    k = THRESHOLDS["persist"]
-    found = []
-    for rec in reversed(h.records[-3 * k:]):
-        if all(rec.get(key) is not None for key in keys):
-            found.append(rec)
-            if len(found) == k:
-                break
-    if len(found) < k or not all(holds(r) for r in found):
-        return None
-    return found[::-1]
-
-
-def layer_keys(h: History, rec: dict, name: str) -> list[str]:
-    """The keys of a per-layer reading for every layer; the aggregate's for one layer (the
-    same value) or where the per-layer keys are absent."""
-    keys = [f"layer{l}.{name}" for l in range(h.cfg.get("layers", 1))]
-    return keys if len(keys) > 1 and all(key in rec for key in keys) else [name]
-
-
-def profile_at(profile: list, k: int) -> float:
-    """g_k of a bptt_profile [[k, g_k], ...] at the largest recorded k not beyond k."""
-    return [g for kk, g in profile if kk <= k][-1]
-
-
-def growth(r: dict) -> float:
-    """g_T of the through-time profile: 0 when the record has none."""
-    profile = r.get("bptt_profile")
-    return profile[-1][1] if profile and finite(profile[-1][1]) else 0.0
-
-
-def improvement(values: list) -> float:
-    """Relative drop from the mean of the first third of values to the mean of the last."""
-    n = max(len(values) // 3, 1)
-    first, last = statistics.fmean(values[:n]), statistics.fmean(values[-n:])
-    return (first - last) / first
-
-
-def trend(h: History) -> tuple[list, float] | None:
-    """(records, improvement of train NLL) over the last trend window; None while not full."""
-    w = THRESHOLDS["trend_window"]
-    recs = [r for r in h.records[-w:] if finite(r.get("train_nll"))]
-    return (recs, improvement([r["train_nll"] for r in recs])) if len(recs) == w else None
-
-
-def stalled(h: History, max_gain: float) -> tuple[list, float] | None:
-    """(records, improvement) when the train NLL improved less than max_gain over the trend
-    window and no eval in that window set a new best; None otherwise, or while the window is
-    not full. Train NLL alone is not enough: on a varied corpus it rises and falls with the
-    text the streams pass through, while eval NLL reads the same text every time."""
-    t = trend(h)
-    if t is None or t[1] >= max_gain or new_best_since(h, t[0][0]["step"]):
-        return None
-    return t
-
-
-def new_best_since(h: History, step: int) -> bool:
-    """Whether an eval at or after `step` beat the best before it by `plateau_gain` (True when
-    there is no eval before it to compare with)."""
-    n = sum(e["step"] >= step for e in h.evals[-THRESHOLDS["trend_window"]:])
-    if n == 0:
-        return False
-    if n == len(h.evals):
-        return True
-    before = h.evals[-n - 1]["best"]["eval_nll"]
-    return h.evals[-1]["best"]["eval_nll"] < before * (1 - THRESHOLDS["plateau_gain"])
-
-
-def best_eval(h: History) -> float | None:
-    return h.evals[-1]["best"]["eval_nll"] if h.evals else None
-
-
-def last_gap(h: History) -> float:
-    """Eval NLL minus the train NLL beside it at the last eval (0 without an eval)."""
-    return h.evals[-1]["eval_nll"] - h.evals[-1]["train_nll"] if h.evals else 0.0
-
-
-def at_floor(h: History) -> bool:
-    """The best eval NLL is within `floor_margin` of the corpus's known floor."""
-    best = best_eval(h)
-    return h.floor is not None and best is not None and best - h.floor < THRESHOLDS[
-        "floor_margin"]
-
-
-def readings(recs: list, *keys) -> dict:
-    return {key: [sig(r.get(key)) for r in recs] for key in keys if any(key in r for r in recs)}
-
-
-def values(recs: list, key: str) -> list:
-    return [r[key] for r in recs]
-
-
-def scaled(h: History, name: str, factor: float) -> dict:
-    """A change of a numeric setting to factor times the run's own value; ("x", factor) when
-    the run's value is not known (a log without config.json)."""
-    value = h.cfg.get(name)
-    return {name: value * factor if finite(value) else ("x", factor)}
-
-
-def gated_cell() -> list:
-    return [{"cell": "gru"}] if "gru" in CELLS else []
-
-
-def detection(id_: str, severity: str, recs: list, reads: dict, facts: dict, suspects: list,
-              changes: list) -> dict:
-    return {"id": id_, "severity": severity, "recs": recs, "readings": reads, "facts": facts,
-            "suspects": suspects, "changes": changes}
-
+from ..cells import CELLS
+from .history import (
+    THRESHOLDS,
+    History,
+    at_floor,
+    best_eval,
+    detection,
+    finite,
+    gated_cell,
+    growth,
+    improvement,
+    last_gap,
+    layer_keys,
+    profile_at,
+    quoted,
+    scaled,
+    sig,
+    stalled,
+    streak,
+    values,
+)
 
 # ---- the rules
 
@@ -287,7 +78,7 @@ def diverged(h: History) -> dict | None:
         return None
     facts = {"kind": "loss", "nll": values(recs, "train_nll"), "base": base,
              "uniform": h.uniform is not None, "above": THRESHOLDS["loss_above_uniform"]}
-    return divergence(h, recs, readings(recs, "train_nll"), facts)
+    return divergence(h, recs, quoted(recs, "train_nll"), facts)
 
 
 def divergence(h: History, recs: list, reads: dict, facts: dict) -> dict:
@@ -336,7 +127,7 @@ def exploding_gradients(h: History) -> dict | None:
     changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
     changes.append(scaled(h, "lr", 0.5))
     changes += [] if cfg.get("optimizer") == "adam" else [{"optimizer": "adam", "lr": 0.002}]
-    reads = readings(recs, "grad_norm", "clip_rate", "whh_sigma_max")
+    reads = quoted(recs, "grad_norm", "clip_rate", "whh_sigma_max")
     reads["bptt_growth"] = [sig(g) for g in grows]
     return detection("exploding_gradients", "critical" if cfg.get("clip") == "none" else
                      "warning", recs, reads, facts, suspects, changes)
@@ -376,7 +167,7 @@ def saturation(h: History) -> dict | None:
     changes.append(scaled(h, "lr", min(0.25, factor)))
     changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
     return detection("saturation", "critical" if first else "warning", recs,
-                     readings(recs, sat, gain, "dh_norm", "dh_raw_norm"), facts, suspects,
+                     quoted(recs, sat, gain, "dh_norm", "dh_raw_norm"), facts, suspects,
                      changes + gated_cell())
 
 
@@ -442,7 +233,7 @@ def vanishing_gradients(h: History) -> dict | None:
         changes.append({"recurrent_init": "identity"})
     seq_len = cfg.get("seq_len")
     changes += gated_cell() + ([{"seq_len": max(seq_len // 2, k)}] if seq_len else [])
-    reads = readings(recs, "whh_sigma_max", "mean_gain")
+    reads = quoted(recs, "whh_sigma_max", "mean_gain")
     reads[f"g_{k}"] = [sig(g) for g in facts["g"]]
     return detection("vanishing_gradients", "warning", recs, reads, facts, suspects, changes)
 
@@ -471,7 +262,7 @@ def update_too_large(h: History) -> dict | None:
              "jumps": max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0),
              "grown": grown, "scale": scale, "first": recs[0]["step"]}
     factor = 0.1 if grown else THRESHOLDS["update_target"] / statistics.median(facts["ratios"])
-    reads = readings(recs, "update_ratio", "whh_sigma_max" if grown else "train_nll", "lr")
+    reads = quoted(recs, "update_ratio", "whh_sigma_max" if grown else "train_nll", "lr")
     return detection("update_too_large", "warning", recs, reads, facts, ["lr_high"],
                      [scaled(h, "lr", factor), {"lr_schedule": "cosine"}])
 
@@ -505,7 +296,7 @@ def update_detection(id_: str, h: History, recs: list, facts: dict, suspects: li
     """The update_too_small detection: first an --lr that scales the median ratio to the
     healthy one."""
     ratio = statistics.median(values(recs, "update_ratio"))
-    return detection(id_, "warning", recs, readings(recs, "update_ratio", "train_nll", "lr"),
+    return detection(id_, "warning", recs, quoted(recs, "update_ratio", "train_nll", "lr"),
                      facts, suspects,
                      [scaled(h, "lr", THRESHOLDS["update_target"] / ratio)] + more)
 
@@ -576,7 +367,7 @@ def plateau(h: History) -> dict | None:
     if cfg.get("lr_schedule") == "constant":
         changes.append({"lr_schedule": "plateau"})
     det = detection("plateau", "info", [recs[0], recs[-1]],
-                    readings([recs[0], recs[-1]], "train_nll"), facts, suspects, changes)
+                    quoted([recs[0], recs[-1]], "train_nll"), facts, suspects, changes)
     if at_floor(h):
         det["set_aside"] = {"why": "at_floor", "best": best, "floor": h.floor}
     return det
@@ -655,7 +446,7 @@ def gate_saturation(h: History) -> dict | None:
     if not first or not changes:
         changes.append(scaled(h, "lr", 0.5))
     changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
-    reads = readings(recs, *(f"{p}{k}" for k in keys))
+    reads = quoted(recs, *(f"{p}{k}" for k in keys))
     reads[f"{p}gates_saturated"] = [sig(v) for v in series]
     return detection("gate_saturation", "warning", recs, reads, facts, suspects, changes)
 
@@ -693,7 +484,7 @@ def short_memory(h: History) -> dict | None:
     if seq_len and seq_len < 2 * h.horizon:
         changes.append({"seq_len": 2 * h.horizon})
     return detection("short_memory", "warning", recs,
-                     readings(recs, f"{p}memory_steps", f"{p}{left}"), facts,
+                     quoted(recs, f"{p}memory_steps", f"{p}{left}"), facts,
                      ["keep_gate_closed"], changes)
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .model import Model
+from ..model import Model
 
 GOOD, WRONG = 1e-7, 1e-4
 
