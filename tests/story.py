@@ -14,7 +14,8 @@ import math
 import re
 import statistics
 
-from rnnscope.rules import RULES, SEVERITY, THRESHOLDS
+from rnnscope.triage.history import SEVERITY, THRESHOLDS
+from rnnscope.triage.rules import RULES
 
 T = THRESHOLDS
 TOO_LARGE_A_STEP = {"diverged", "exploding_gradients", "update_too_large", "saturation"}

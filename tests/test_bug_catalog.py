@@ -1,5 +1,6 @@
-"""The catalogue of classic BPTT mistakes (rnnscope/bugs.py): its loop is rnnscope's gradient,
-it covers SPEC section 11, and on an exported case every mistake is told from every other."""
+"""The catalogue of classic BPTT mistakes (rnnscope/gradcheck/bugs.py): its loop is
+rnnscope's gradient, it covers SPEC section 11, and on an exported case every mistake is told
+from every other."""
 
 import itertools
 import re
@@ -8,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnscope import bugs
-from rnnscope.cases import Case, random_case, read_case, write_case
-from rnnscope.diagnose import TOLERANCES, diagnose
 from rnnscope.errors import RnnscopeError
-from rnnscope.gradcheck import rel_error
+from rnnscope.gradcheck import bugs
+from rnnscope.gradcheck.cases import Case, random_case, read_case, write_case
+from rnnscope.gradcheck.fd import rel_error
+from rnnscope.gradcheck.naming import TOLERANCES, name_bug
 from rnnscope.model import Model
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "SPEC.md"
@@ -79,10 +80,10 @@ def test_float32_gradients_on_a_chaotic_case_are_refused():
     case = Case("rnn", model.params, chunk["x"], chunk["y"], {"h": chunk["h0"]}, {30: grads},
                 dtype="float32")
     with pytest.raises(RnnscopeError, match="float64 gradients"):
-        diagnose(case)
+        name_bug(case)
     case.calls[30] = model.loss_and_grads(chunk["x"], chunk["y"], chunk["h0"]).grads
     case.dtype = "float64"
-    assert diagnose(case).verdict == "correct"
+    assert name_bug(case).verdict == "correct"
 
 
 def test_a_read_case_keeps_the_users_precision(tmp_path):

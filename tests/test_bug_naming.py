@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnscope.cases import load_arrays
 from rnnscope.cli import main
+from rnnscope.gradcheck.cases import load_arrays
 from rnnscope.model import Model
 
 CATALOGUED = ["missing_dh_next", "dwhh_uses_h_t", "tanh_derivative_wrong", "whh_not_transposed",

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from rnnscope import cases, panel
+from rnnscope import panel
 from rnnscope.cells import CELLS
 from rnnscope.cli import main
+from rnnscope.gradcheck import cases
 from rnnscope.model import Model
 from rnnscope.records import read_run
 

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from rnnscope import TrainConfig, runs, sweep, sweep_spec, sweep_summary
+from rnnscope import TrainConfig, runs
 from rnnscope.cli import main
 from rnnscope.display import LiveGrid, PlainGrid
 from rnnscope.errors import RnnscopeError
+from rnnscope.sweep import point as sweep_point
+from rnnscope.sweep import pool as sweep_pool
+from rnnscope.sweep import spec as sweep_spec
+from rnnscope.sweep import summary as sweep_summary
+from rnnscope.sweep import worker as sweep_worker
 
 TINY = ["--batch", "4", "--seq-len", "16", "--log-every", "10", "--eval-every", "20",
         "--no-report", "--quiet"]
@@ -272,7 +277,7 @@ def test_a_failing_point_is_recorded_while_the_rest_finish(capsys, small_corpus,
     assert rows["lr=1e+38"]["status"] == "failed"
     assert rows["lr=1e+38"]["error"].startswith("diverged at step")
     assert rows["lr=1e+38"]["verdict"] == "diverged"
-    log = out / sweep.LOGS / "lr=1e+38.log"
+    log = out / sweep_point.LOGS / "lr=1e+38.log"
     assert log.read_text().count("from step 0") == 1
 
     code, text, _ = run_cli(capsys, *argv, "--steps", "40")  # kept as failed ...
@@ -290,18 +295,18 @@ def test_status_of_a_point_is_read_from_its_directory(small_corpus, tmp_path):
                       log_every=10, eval_every=20, report=False)
     point = sweep_spec.Point("p", {}, cfg.to_dict())
     path = tmp_path / "p"
-    assert sweep.point_status(path, cfg).state == "pending"
-    assert sweep.run_point(point, str(tmp_path)) == "finished"
-    assert sweep.point_status(path, cfg) == sweep.Status("finished", 40)
+    assert sweep_point.point_status(path, cfg).state == "pending"
+    assert sweep_worker.run_point(point, str(tmp_path)) == "finished"
+    assert sweep_point.point_status(path, cfg) == sweep_point.Status("finished", 40)
     (path / runs.CHECKPOINT).unlink()  # stopped before its first checkpoint: trains from 0
-    assert sweep.point_status(path, cfg).state == "started"
-    assert sweep.run_point(point, str(tmp_path)) == "finished"
+    assert sweep_point.point_status(path, cfg).state == "started"
+    assert sweep_worker.run_point(point, str(tmp_path)) == "finished"
     assert [r["step"] for r in runs.read_metrics(path)] == [10, 20, 30, 40]
-    sweep.record_failure(path, "the worker process was killed by SIGKILL", "worker")
-    assert sweep.point_status(path, cfg).detail == "the worker process was killed by SIGKILL"
+    sweep_point.record_failure(path, "the worker process was killed by SIGKILL", "worker")
+    assert sweep_point.point_status(path, cfg).detail == "the worker process was killed by SIGKILL"
     (path / "notes.txt").write_text("mine")
     with pytest.raises(RnnscopeError, match="notes.txt, which rnnscope did not write"):
-        sweep.clear(path)
+        sweep_point.clear(path)
 
 
 # ---- the local pool's workers
@@ -313,10 +318,10 @@ def test_workers_start_with_one_blas_thread(tmp_path):
     if not Path("/proc/self/task").exists():
         pytest.skip("needs Linux /proc")
     with open(tmp_path / "log", "w") as log:
-        sweep.start_python(["-c", probe], log).wait()
+        sweep_pool.start_python(["-c", probe], log).wait()
     assert (tmp_path / "log").read_text().strip() == "1"
     if (os.cpu_count() or 1) > 1:  # the probe sees BLAS threads where they are not limited
-        plain = {k: v for k, v in os.environ.items() if k not in sweep.BLAS_ENV}
+        plain = {k: v for k, v in os.environ.items() if k not in sweep_pool.BLAS_ENV}
         threads = subprocess.run([sys.executable, "-c", probe], env=plain, capture_output=True,
                                  text=True).stdout
         assert int(threads) > 1
@@ -372,7 +377,7 @@ def test_a_killed_sweep_resumes_its_runs(small_corpus, tmp_path):
     wait_for(lambda: not any(alive(w) for w in workers), 30, "workers to stop")
     stopped = [checkpoint_step(d) for d in dirs]
     assert all(20 <= s < steps for s in stopped)
-    assert all(sweep.point_status(d, TrainConfig.from_dict(
+    assert all(sweep_point.point_status(d, TrainConfig.from_dict(
         runs.read_config(d)["config"])).state == "interrupted" for d in dirs)
 
     proc = start()
@@ -390,7 +395,8 @@ def test_a_killed_sweep_resumes_its_runs(small_corpus, tmp_path):
     for d in dirs:
         steps_logged = [r["step"] for r in runs.read_metrics(d)]
         assert steps_logged == list(range(10, steps + 1, 10))
-        assert (out / sweep.LOGS / f"{d.name}.log").read_text().count("resuming from step") == 2
+        log = (out / sweep_point.LOGS / f"{d.name}.log").read_text()
+        assert log.count("resuming from step") == 2
     assert all(r["status"] == "finished" for r in summary_of(out)["runs"])
 
 
@@ -423,7 +429,7 @@ def test_a_worker_that_dies_is_recorded_and_retried_from_its_checkpoint(small_co
                           timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "started seed=0 (retrying)" in proc.stdout
-    assert f"resuming from step {died_at}" in (out / sweep.LOGS / "seed=0.log").read_text()
+    assert f"resuming from step {died_at}" in (out / sweep_point.LOGS / "seed=0.log").read_text()
     assert [r["step"] for r in runs.read_metrics(out / "seed=0")][-1] == steps
 
 

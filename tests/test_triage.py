@@ -1,4 +1,4 @@
-"""The triage (rules in rnnscope/rules.py, one story in triage.py, words in advice.py): each
+"""The triage (rnnscope/triage/: rules in rules.py, one story in story.py, words in words.py): each
 rule on hand-made records, its own story checked before it fires, consequences folded under
 their cause, one consistent set of next steps, then each finding on a short real run built to
 show it, and doctor on runs that stopped on a NaN or are still being written. Every diagnosis
@@ -13,13 +13,14 @@ import pytest
 from story import violations
 
 from rnnscope import runs
-from rnnscope.advice import format_diagnosis
 from rnnscope.cli import main
 from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
-from rnnscope.rules import PRIORITY, THRESHOLDS, History
 from rnnscope.train import train
-from rnnscope.triage import Watch, consistent, diagnose, diagnose_run, write_triage
+from rnnscope.triage import Watch, diagnose, diagnose_run, format_diagnosis, write_triage
+from rnnscope.triage.history import THRESHOLDS, History
+from rnnscope.triage.rules import PRIORITY
+from rnnscope.triage.story import consistent
 
 K = THRESHOLDS["persist"]
 VOCAB = 30

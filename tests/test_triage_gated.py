@@ -7,12 +7,10 @@ import math
 import pytest
 from story import violations
 
-from rnnscope.advice import format_diagnosis
 from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
-from rnnscope.rules import THRESHOLDS
 from rnnscope.train import train
-from rnnscope.triage import diagnose, diagnose_run
+from rnnscope.triage import THRESHOLDS, diagnose, diagnose_run, format_diagnosis
 
 K = THRESHOLDS["persist"]
 DELAY8 = {"name": "synthetic:delay8", "floor_nll": 1.9606, "unigram_eval_nll": math.log(16),

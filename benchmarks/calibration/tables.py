@@ -9,16 +9,13 @@ import math
 import statistics
 
 from rnnscope.cells import CELLS
-from rnnscope.rules import (
-    THRESHOLDS,
-    History,
+from rnnscope.triage import diagnose
+from rnnscope.triage.history import THRESHOLDS, History, profile_at, stalled
+from rnnscope.triage.rules import (
     gate_keys,
     gates_saturated,
     prefixes,
-    profile_at,
-    stalled,
 )
-from rnnscope.triage import diagnose
 
 K = THRESHOLDS["persist"]
 COLUMNS = ("step", "train_nll", "eval_nll", "sat_ratio", "mean_gain", "dh_raw/dh", "grad_norm",
