@@ -445,7 +445,8 @@ def torch_step(torch, cfg: TrainConfig, chunks, train: bool) -> Callable[[], Non
     opt = torch.optim.Adam(params, lr=cfg.lr) if train else None
     data = [(torch.from_numpy(x), torch.from_numpy(y).reshape(-1)) for x, y in chunks]
     zeros = torch.zeros(cfg.layers, cfg.batch, cfg.hidden)
-    h, n = (zeros, zeros) if cfg.cell == "lstm" else zeros, 0
+    h, n = tuple(zeros for _ in CELL_MODULES[cfg.cell].STATE), 0
+    h = h[0] if len(h) == 1 else h
 
     def step() -> None:
         nonlocal h, n
@@ -465,9 +466,8 @@ def torch_step(torch, cfg: TrainConfig, chunks, train: bool) -> Callable[[], Non
 
 
 def torch_module(torch, cell: str):
-    """PyTorch's module of the cell: nn.RNN (tanh), nn.GRU or nn.LSTM."""
-    return {"rnn": partial(torch.nn.RNN, nonlinearity="tanh"), "gru": torch.nn.GRU,
-            "lstm": torch.nn.LSTM}[cell]
+    """PyTorch's module of the cell (nn.RNN is tanh by default)."""
+    return getattr(torch.nn, CELL_MODULES[cell].TORCH[0])
 
 
 # ---- the table

@@ -72,12 +72,12 @@ class TrainConfig:
         for name in ("clip_value", "recurrent_scale", "input_scale"):
             if getattr(self, name) <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {getattr(self, name)}")
-        if self.cell != "lstm" and self.forget_bias != 1.0:
-            raise RnnscopeError(f"--forget-bias sets the LSTM's forget-gate bias; --cell "
-                                f"{self.cell} has none: drop it or use --cell lstm")
-        if self.chrono_init and self.cell == "rnn":
-            raise RnnscopeError("--chrono-init sets the gate biases of a gated cell; use it "
-                                "with --cell gru or --cell lstm")
+        for name, unused in (("forget_bias", 1.0), ("chrono_init", False)):
+            takes = [c for c, m in cells.CELLS.items() if name in m.INIT_FLAGS]
+            if getattr(self, name) != unused and self.cell not in takes:
+                raise RnnscopeError(f"--{flag(name)} is a gate initialisation that --cell "
+                                    f"{self.cell} does not have: drop it or use --cell "
+                                    f"{' or --cell '.join(takes)}")
         if self.weight_decay < 0:
             raise RnnscopeError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.dropout < 1:

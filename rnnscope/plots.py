@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogFormatter, MultipleLocator
 
+from .cells import CELLS
 from .health import HEALTHY
 from .records import vocab_size
 
@@ -363,8 +364,10 @@ def gate_saturation(runs: list[RunData]) -> Figure:
         if gates:
             ax.legend(loc="upper right")
         else:
-            tanh = run.doc["config"].get("cell", "rnn") == "rnn" and run.records
-            ax.text(0.5, 0.5, "no gates (tanh cell)" if tanh else "no readings recorded",
+            cell = CELLS.get(run.doc["config"].get("cell", "rnn"))
+            gateless = cell is not None and not cell.SIGMOID and run.records
+            ax.text(0.5, 0.5, f"no gates ({cell.NAME} cell)" if gateless
+                    else "no readings recorded",
                     transform=ax.transAxes, ha="center", va="center", color="0.4")
     fig.supxlabel("fraction left-saturated (gate < 0.1)", fontsize=9)
     fig.supylabel("fraction right-saturated (gate > 0.9)", fontsize=9)

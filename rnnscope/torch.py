@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from . import __version__, panel, runs
+from .cells import CELLS
 from .display import PlainDisplay
 from .errors import RnnscopeError
 from .model import Model, from_parts
@@ -48,13 +49,7 @@ from .records import finite_or_none
 from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
 
-CELL_OF = ((nn.LSTM, "lstm"), (nn.GRU, "gru"), (nn.RNN, "rnn"))
-# rnnscope's name of a layer parameter: the torch parameters (of layer l) whose sum it is, SPEC 8
-MAPPING = {
-    "rnn": {"Wxh": ("weight_ih",), "Whh": ("weight_hh",), "bh": ("bias_ih", "bias_hh")},
-    "gru": {"Wx": ("weight_ih",), "Wh": ("weight_hh",), "bx": ("bias_ih",), "bh": ("bias_hh",)},
-    "lstm": {"Wx": ("weight_ih",), "Wh": ("weight_hh",), "b": ("bias_ih", "bias_hh")},
-}
+CELL_OF = tuple((getattr(nn, c.TORCH[0]), name) for name, c in CELLS.items())  # cells' modules
 GRAD_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-9}  # torch_grad_rel_diff of a match
 CLIPPED = 1e-6  # .grad this much (relative) below its norm after backward: clipping fired
 OPTIMIZERS = {"Adam": "adam", "Adagrad": "adagrad", "RMSprop": "rmsprop"}
@@ -341,7 +336,7 @@ def cell_of(rnn) -> str:
     if rnn.bidirectional:
         raise RnnscopeError("rnnscope.torch.Panel cannot watch a bidirectional module: "
                             "rnnscope's cells run forward in time only; use bidirectional=False")
-    if cell == "rnn" and rnn.nonlinearity != "tanh":
+    if getattr(rnn, "nonlinearity", "tanh") != "tanh":  # nn.RNN's relu
         raise RnnscopeError("rnnscope.torch.Panel cannot watch nn.RNN(nonlinearity='relu'): "
                             "rnnscope's vanilla cell is tanh; use nonlinearity='tanh'")
     if getattr(rnn, "proj_size", 0):
@@ -359,7 +354,7 @@ def mapped(rnn, cell: str, get, combine: str) -> dict[str, np.ndarray]:
     "first": b's gradient is either bias's). Matrices transposed; no bias (bias=False): zeros."""
     out = {}
     for l in range(rnn.num_layers):
-        for name, sources in MAPPING[cell].items():
+        for name, sources in CELLS[cell].TORCH[1].items():  # SPEC 8's mapping
             parts = [get(getattr(rnn, f"{s}_l{l}")) for s in sources if hasattr(rnn, f"{s}_l{l}")]
             if combine == "first":
                 parts = parts[:1]

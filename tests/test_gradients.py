@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from rnnscope.cells import CELLS
 from rnnscope.gradcheck import check_model
 from rnnscope.model import Model
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_every_parameter_matches_finite_differences(cell, layers, with_h0):
@@ -19,7 +20,7 @@ def test_every_parameter_matches_finite_differences(cell, layers, with_h0):
         assert c.verdict in ("good", "doubtful")
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("init", ["orthogonal", "normal", "identity"])
 def test_gradients_hold_in_the_saturated_regime(cell, init):
     checks = check_model(vocab_size=6, hidden_size=6, num_layers=2, seq_len=6, batch=2,
@@ -27,9 +28,11 @@ def test_gradients_hold_in_the_saturated_regime(cell, init):
     assert max(c.rel_error for c in checks) < 1e-6
 
 
-@pytest.mark.parametrize("cell, init", [("gru", {"chrono_init": 6}),
-                                        ("lstm", {"forget_bias": 3.0}),
-                                        ("lstm", {"chrono_init": 6})])
+GATE_INITS = {"forget_bias": 3.0, "chrono_init": 6}  # a value of each init a cell may take
+
+
+@pytest.mark.parametrize("cell, init", [(name, {flag: GATE_INITS[flag]})
+                                        for name, c in CELLS.items() for flag in c.INIT_FLAGS])
 def test_gated_gradients_hold_with_the_gate_initialisations(cell, init):
     checks = check_model(vocab_size=6, hidden_size=6, num_layers=2, seq_len=6, batch=2,
                          cell=cell, **init)

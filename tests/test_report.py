@@ -332,7 +332,7 @@ def test_gated_runs_get_gate_saturation_and_memory_plots(small_corpus, tmp_path,
     texts = svg_texts(element(html, "gate-saturation", "figure"))
     for gate in ("i", "f", "o", "r", "z"):
         assert f"gate {gate}" in texts
-    assert "no gates (tanh cell)" in texts
+    assert "no gates (rnn cell)" in texts
     memory = svg_texts(element(html, "memory-steps", "figure"))
     assert "no readings recorded" not in memory
     assert any("seq-len (BPTT horizon)" in text for text in memory)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rnnscope import config
+from rnnscope.cells import CELLS as REGISTRY
 from rnnscope.model import Model
 from rnnscope.optim import clip_gradients, learning_rate, optimizer_step
 
@@ -19,14 +20,12 @@ F = torch.nn.functional
 
 V, H, T, B = 7, 5, 6, 3
 RTOL, ATOL = 1e-10, 1e-12
-CELLS = ("rnn", "gru", "lstm")
-MODULES = {"rnn": lambda **kw: torch.nn.RNN(nonlinearity="tanh", **kw),
-           "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
-NAMES = {  # rnnscope's local name -> torch's name of the same layer's parameter
-    "rnn": {"Wxh": "weight_ih", "Whh": "weight_hh", "bh": "bias_ih"},
-    "gru": {"Wx": "weight_ih", "Wh": "weight_hh", "bx": "bias_ih", "bh": "bias_hh"},
-    "lstm": {"Wx": "weight_ih", "Wh": "weight_hh", "b": "bias_ih"},
-}
+CELLS = tuple(REGISTRY)  # every cell of the registry is cross-checked
+MODULES = {name: getattr(torch.nn, c.TORCH[0]) for name, c in REGISTRY.items()}
+# rnnscope's local name -> torch's name of the same layer's parameter (the first of a sum: the
+# test sets the others to zero)
+NAMES = {name: {local: sources[0] for local, sources in c.TORCH[1].items()}
+         for name, c in REGISTRY.items()}
 
 
 def torch_twin(model: Model):

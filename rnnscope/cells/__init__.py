@@ -20,6 +20,10 @@ A cell is a module with:
     SIGMOID   the sigmoid gates among them, whose saturation the panel reads
     KEEP      the sigmoid gate that keeps the old state (LSTM f, GRU z; memory_steps reads it),
               None for a cell without one
+    INIT_FLAGS  the gate initialisations (TrainConfig fields) that apply to it: forget_bias,
+              chrono_init; config.validate refuses the others, the triage suggests only these
+    TORCH     (PyTorch module name in torch.nn, {local name: the torch parameters of layer l,
+              without the _l{l} suffix, whose sum it is}), SPEC 8's mapping
 
     init(fan_in, H, rng, init: Init) -> {local name: array}
         one layer's parameters in float64, drawn from rng in a fixed order (reproducible by

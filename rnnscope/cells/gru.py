@@ -48,6 +48,9 @@ INPUT = ("Wx", "bx")
 GATES = ("r", "z", "n")
 SIGMOID = ("r", "z")
 KEEP = "z"
+INIT_FLAGS = ("chrono_init",)
+TORCH = ("GRU", {"Wx": ("weight_ih",), "Wh": ("weight_hh",), "bx": ("bias_ih",),
+                 "bh": ("bias_hh",)})
 
 
 def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:

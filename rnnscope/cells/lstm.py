@@ -45,6 +45,8 @@ INPUT = ("Wx", "b")
 GATES = ("i", "f", "g", "o")
 SIGMOID = ("i", "f", "o")
 KEEP = "f"
+INIT_FLAGS = ("forget_bias", "chrono_init")
+TORCH = ("LSTM", {"Wx": ("weight_ih",), "Wh": ("weight_hh",), "b": ("bias_ih", "bias_hh")})
 
 
 def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:

@@ -24,6 +24,8 @@ INPUT = ("Wxh", "bh")           # ax = u @ Wxh + bh
 GATES = ()
 SIGMOID = ()
 KEEP = None
+INIT_FLAGS = ()                 # no gate initialisation applies
+TORCH = ("RNN", {"Wxh": ("weight_ih",), "Whh": ("weight_hh",), "bh": ("bias_ih", "bias_hh")})
 
 
 def init(fan_in: int, H: int, rng: np.random.Generator, init: Init) -> dict[str, np.ndarray]:

@@ -478,7 +478,7 @@ def short_memory(h: History) -> dict | None:
              "left": values(recs, f"{p}{left}"), "keep": cell.KEEP, "horizon": h.horizon,
              "limit": limit, "best": best_eval(h), "floor": h.floor}
     changes = [{"chrono_init": True}] if not cfg.get("chrono_init") else []
-    if cell is CELLS["lstm"] and cfg.get("forget_bias", 1) < 1:
+    if "forget_bias" in cell.INIT_FLAGS and cfg.get("forget_bias", 1) < 1:
         changes.insert(0, {"forget_bias": 1.0})
     seq_len = cfg.get("seq_len")
     if seq_len and seq_len < 2 * h.horizon:
