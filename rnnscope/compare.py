@@ -27,11 +27,12 @@ from pathlib import Path
 
 from .config import flag
 from .errors import RnnscopeError
+from .health import READINGS
 from .records import finite, read_run, run_name
 from .triage import diagnose, format_finding
 from .triage.across import capacity_not_limiting
 
-COLUMNS = ("train_nll", "eval_nll", "sat_ratio", "mean_gain", "grad_norm", "update_ratio")
+COLUMNS = tuple(k for k, r in READINGS.items() if r.compared)
 SETTINGS = ("cell", "hidden", "layers", "optimizer", "lr")  # shown for each run
 TIME_COLUMNS = ("train_nll", "eval_nll", "best_eval_nll", "sat_ratio", "grad_norm",
                 "update_ratio")

@@ -21,12 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from . import health, panel
+from .cells import CELLS
 
-GATE_READINGS = tuple(f"gate.{g}.{what}" for g in "iforz" for what in ("mean", "left", "right"))
-SHOWN = ("train_nll", "eval_nll", "mean_abs_h", "sat_ratio", "mean_gain", "dh_norm",
-         "dh_raw_norm", "grad_norm", "clip_rate", "update_ratio", "whh_sigma_max", "bptt_profile",
-         "memory_steps", "mean_abs_c", "c_sat_ratio", *GATE_READINGS)  # those a record has
-LABELS = {"bptt_profile": "bptt gain/step"}  # shown as panel.scalar() makes it
+SIGMOID = tuple(dict.fromkeys(g for c in CELLS.values() for g in c.SIGMOID))  # every cell's
+SHOWN = (*(k for k, r in health.READINGS.items() if r.shown and k not in health.PER_GATE),
+         *(f"gate.{g}.{row.split('.')[1]}" for g in SIGMOID for row in health.PER_GATE)
+         )  # those a record has, the gate rows (every cell's sigmoid gates) last
 TREND = 10                                  # records in a trend sparkline
 SPARKS = "▁▂▃▄▅▆▇█"
 STEADY = 0.01                               # a change below 1% shows as a flat arrow
@@ -45,6 +45,11 @@ def make_display(quiet: bool = False) -> Display:
     if quiet or not sys.stdout.isatty():
         return PlainDisplay()
     return LiveDisplay()
+
+
+def label(key: str) -> str:
+    r = health.reading(key)
+    return r.label if r and r.label else key
 
 
 def fmt(v) -> str:
@@ -75,7 +80,7 @@ class Board:
 
     def add(self, rec: dict) -> None:
         for key, value in rec.items():
-            if health.reading_name(key) in SHOWN:
+            if (key.split(".", 1)[1] if key.startswith("layer") else key) in SHOWN:
                 past = self.history.setdefault(key, deque(maxlen=TREND + 1))
                 past.append(panel.scalar(value))
 
@@ -145,7 +150,7 @@ class PlainDisplay:
         for row in self.board.rows():
             if row.key in rec:
                 flag = f" [{row.flag}]" if row.flag else ""
-                parts.append(f"{LABELS.get(row.key, row.key)} {fmt(row.value)}{flag}")
+                parts.append(f"{label(row.key)} {fmt(row.value)}{flag}")
         print(" | ".join(parts + [f"{rate / 1000:.1f}k chars/s"]), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
@@ -222,7 +227,7 @@ class LiveDisplay:
         table.add_column("trend")
         table.add_column("")
         for row in rows:
-            cells = [LABELS.get(row.key, row.key), Text(fmt(row.value), style(row.flag))]
+            cells = [label(row.key), Text(fmt(row.value), style(row.flag))]
             if layered:
                 cells.append(Text(" ").join(Text(fmt(v), style(f)) for v, f in row.layers))
             trend = f"{sparkline(row.trend)} {arrow(row.trend)}"

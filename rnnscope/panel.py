@@ -8,8 +8,8 @@ through-time profile, which walks the recurrence alone through the cell's own ba
 (one (B, H) @ (H, BLOCKS*H) product per time step) once per record.
 
 N = T*B targets per chunk. Per-layer readings are keyed `layer{l}.{name}`; the un-prefixed key
-aggregates the layers as AGGREGATES says (the mean unless listed; for `bptt_profile`, the mean
-over layers of g_k).
+aggregates the layers as the table of readings says (rnnscope/health.py: the mean unless it
+names another; for `bptt_profile`, the mean over layers of g_k).
 
 What a record covers: `train_nll` and `clip_rate` are means over the steps of the interval
 since the previous record, and `steps` is [first, last] of that interval; every other reading
@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from .cells import CELLS, layer_params
+from .health import reading
 
 # ---- per-layer readings of the probes: h, dh, dh_raw are (T, B, H); dh is of the mean loss.
 # Elementwise work stays in the training dtype (a float64 copy of the probes would cost more than
@@ -98,8 +99,6 @@ def profile_steps(T: int) -> set[int]:
 
 # ---- the panel
 
-AGGREGATES = {"whh_sigma_max": max}  # over layers; the mean for every other scalar reading
-
 
 def readings(probes: list[dict], params: dict[str, np.ndarray], grad_norms: dict[str, float],
              deltas: dict[str, np.ndarray], sat_threshold: float, rng, cell: str = "rnn") -> dict:
@@ -116,7 +115,7 @@ def readings(probes: list[dict], params: dict[str, np.ndarray], grad_norms: dict
         rec[f"layer{l}.bptt_profile"] = bptt_profile(unit, P, probe, rng)
     L = len(probes)
     for name in [*PROBE_READINGS, *unit.READINGS]:
-        rec[name] = float(AGGREGATES.get(name, np.mean)([rec[f"layer{l}.{name}"]
+        rec[name] = float(reading(name).aggregate([rec[f"layer{l}.{name}"]
                                                          for l in range(L)]))
     profiles = np.array([[g for _, g in rec[f"layer{l}.bptt_profile"]] for l in range(L)])
     ks = [k for k, _ in rec["layer0.bptt_profile"]]

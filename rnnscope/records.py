@@ -26,14 +26,10 @@ from pathlib import Path
 
 from . import runs
 from .errors import RnnscopeError
+from .health import READINGS, reading_name
 
 CSV_METRICS = "metrics.csv"
 LAYER = re.compile(r"^layer(\d+)\.")
-# keys whose values are numbers (or null), also with a layer{l}. prefix and per-parameter suffix
-NUMERIC = {"step", "chars", "elapsed_s", "lr", "epoch", "train_nll", "eval_nll", "mean_abs_h",
-           "sat_ratio", "mean_gain", "dh_norm", "dh_raw_norm", "grad_norm", "grad_norm_max",
-           "clip_rate", "update_ratio", "whh_sigma_max", "param_norm", "memory_steps",
-           "mean_abs_c", "c_sat_ratio"}
 
 
 def read_run(path: str | Path) -> tuple[dict, list[dict]]:
@@ -185,7 +181,7 @@ def readable(key: str, value) -> bool:
         return isinstance(value, list) and all(
             isinstance(p, list) and len(p) == 2 and finite(p[0]) and (p[1] is None or finite(p[1]))
             for p in value)
-    numeric = base in NUMERIC or base.split(".", 1)[0] in NUMERIC or base.startswith("gate.")
+    numeric = bool(reading_name(base)) or base.split(".", 1)[0] in READINGS  # or per parameter
     return not numeric or value is None or finite(value)
 
 
