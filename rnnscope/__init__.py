@@ -6,11 +6,10 @@
 (`train` stays in its module: re-exporting it here would hide the module rnnscope.train.)
 """
 
-__version__ = "0.1.0"
-
-from .config import TrainConfig  # noqa: E402
-from .errors import RnnscopeError  # noqa: E402
-from .model import LossAndGrads, Model  # noqa: E402
-from .runs import load_run  # noqa: E402
+from .config import TrainConfig
+from .errors import RnnscopeError
+from .model import LossAndGrads, Model
+from .runs import load_run
+from .version import __version__
 
 __all__ = ["Model", "LossAndGrads", "TrainConfig", "RnnscopeError", "load_run", "__version__"]

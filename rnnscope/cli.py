@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
 from .errors import Interrupted, RnnscopeError, RnnscopeWarning, WriteFailed
 

@@ -451,7 +451,7 @@ def svg_figures(runs: list[RunData]) -> dict[str, tuple[str, bool]]:
 
 def main_effects(curves: list[tuple[str, list]]) -> Figure:
     """One panel per swept factor: per value, the mean eval NLL of its runs against steps, the
-    band between their lowest and highest (sweep_summary.effect_curves gives the numbers)."""
+    band between their lowest and highest (sweep.summary.effect_curves gives the numbers)."""
     fig, axes = grid(len(curves), sharey=True)
     for ax, (factor, lines) in zip(axes, curves or [("", [])], strict=True):
         drawn = []

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .config import TrainConfig
 from .data import Vocab
 from .errors import RnnscopeError, RnnscopeWarning, WriteFailed

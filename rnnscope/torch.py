@@ -40,7 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, panel, runs
+from . import panel, runs
+from .version import __version__
 from .cells import CELLS
 from .display import PlainDisplay
 from .errors import RnnscopeError

@@ -8,7 +8,7 @@ import datetime
 from html import escape
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..config import flag, shown
 from ..plots import RunData, main_effects, nll_steps, svg
 from ..report import CSS, PAGE, figures_html, load_runs, section, swatch, verdict_badge
