@@ -16,9 +16,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from .version import __version__
 from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
 from .errors import Interrupted, RnnscopeError, RnnscopeWarning, WriteFailed
+from .version import __version__
 
 
 class Parser(argparse.ArgumentParser):

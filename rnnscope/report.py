@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .version import __version__
 from .errors import RnnscopeError
 from .plots import (
     FIGURES,
@@ -28,6 +27,7 @@ from .records import read_run, run_name, vocab_size
 from .runs import CHECKPOINT, REPORT, load_run, write_text
 from .sample import sample
 from .triage import SEVERITY, read_triage
+from .version import __version__
 
 COMPARE = "compare.html"                # default output for several runs, in the current dir
 SAMPLE = {"length": 300, "temperature": 0.8, "seed": 0}

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .version import __version__
 from .config import TrainConfig
 from .data import Vocab
 from .errors import RnnscopeError, RnnscopeWarning, WriteFailed
 from .model import Model
+from .version import __version__
 
 try:
     import fcntl

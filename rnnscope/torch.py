@@ -41,7 +41,6 @@ import torch
 from torch import nn
 
 from . import panel, runs
-from .version import __version__
 from .cells import CELLS
 from .display import PlainDisplay
 from .errors import RnnscopeError
@@ -49,6 +48,7 @@ from .model import Model, from_parts
 from .records import finite_or_none
 from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
+from .version import __version__
 
 CELL_OF = tuple((getattr(nn, c.TORCH[0]), name) for name, c in CELLS.items())  # cells' modules
 GRAD_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-9}  # torch_grad_rel_diff of a match

@@ -8,11 +8,11 @@ import datetime
 from html import escape
 from pathlib import Path
 
-from ..version import __version__
 from ..config import flag, shown
 from ..plots import RunData, main_effects, nll_steps, svg
 from ..report import CSS, PAGE, figures_html, load_runs, section, swatch, verdict_badge
 from ..runs import CONFIG, REPORT, write_text
+from ..version import __version__
 from .summary import effect_curves, ranked
 
 SWEEP_FIGURES = [
