@@ -123,18 +123,18 @@ def status(run: RunData) -> str:
     return f"last record at step {rec['step']}" + (f" of {steps}" if steps else "")
 
 
-def readings(run: RunData, key: str) -> list:
+def values_of(run: RunData, key: str) -> list:
     return [r[key] for r in run.records if is_number(r.get(key))]
 
 
 def last(run: RunData, key: str, fmt: str) -> str:
-    values = readings(run, key)
+    values = values_of(run, key)
     return fmt.format(values[-1]) if values else "–"
 
 
 def best_eval(run: RunData) -> str:
     """The best eval NLL, and how far above the corpus's floor it is when that is known."""
-    values = readings(run, "eval_nll")
+    values = values_of(run, "eval_nll")
     floor = run.doc.get("corpus", {}).get("floor_nll")
     if not values:
         return "–"

@@ -1,7 +1,7 @@
 """Findings across runs (SPEC section 4, `rnnscope compare`), thresholds in history.THRESHOLDS
 (calibrated in docs/triage.md).
 
-A run here is anything with the reads compare.Run gives: `cfg`, `size` (hidden x layers, None
+A run here is anything with the reads compare.Compared gives: `cfg`, `size` (hidden x layers, None
 when a log does not say), `evals` [(step, eval_nll)], `by_step` {step: record}, `best_eval()`
 and `value(step, key)`.
 
