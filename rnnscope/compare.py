@@ -45,7 +45,7 @@ class Compared:
 
     def __init__(self, path: Path) -> None:
         doc, records = read_run(path)
-        self.path, self.cfg = Path(path), doc["config"]
+        self.path, self.cfg, self.source = Path(path), doc["config"], doc["source"]
         self.verdict = diagnose(records, doc)["verdict"]
         self.records = [r for r in records if "diverged" not in r]
         self.by_step = {r["step"]: r for r in self.records}

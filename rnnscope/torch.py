@@ -300,7 +300,7 @@ class Panel:
         runs.append_record(self.path, rec)
         if self.display:
             self.display.record(rec)
-        self.watch = self.watch or Watch(self.doc["config"], self.doc.get("vocab_size"))
+        self.watch = self.watch or Watch.for_config(self.doc)  # next steps worded for PyTorch
         for finding in self.watch.update(rec):
             self._say(f"step {rec['step']}: {headline(finding)}")
 
