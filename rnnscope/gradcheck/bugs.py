@@ -41,6 +41,19 @@ class Mutant:
     lines: Lines
     layers: frozenset | None
 
+    @property
+    def sends_down_only(self) -> bool:
+        """Changes only what its layers send to the layer below (their own gradients right)."""
+        changed = {f for f in Lines.__dataclass_fields__
+                   if getattr(self.lines, f) != getattr(RIGHT, f)}
+        return changed <= {"down", "below"}
+
+    @property
+    def stage(self) -> int:
+        """0: the whole loop, one layer or every layer (tried first); 1: another union of the
+        top, middle and bottom code paths."""
+        return int(self.layers is not None and 1 < len(self.layers) < 1 + max(self.layers))
+
 
 CATALOG: dict[str, Mistake] = {}
 

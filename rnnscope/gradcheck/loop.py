@@ -117,10 +117,6 @@ def onehot(ids: np.ndarray, V: int) -> np.ndarray:
     return np.eye(V)[ids]
 
 
-def num_layers(P: Grads) -> int:
-    return sum(k.endswith(".Whh") for k in P)
-
-
 @dataclass(frozen=True)
 class Forward:
     """The forward pass of a chunk: h (L, T+1, B, H) with h[l][0] = h0[l] and h[l][t+1] the
@@ -136,7 +132,7 @@ class Forward:
 
 
 def forward(P: Grads, x: np.ndarray, h0: np.ndarray) -> Forward:
-    (T, B), V, L = x.shape, P["by"].shape[0], num_layers(P)
+    (T, B), V, L = x.shape, P["by"].shape[0], len(h0)
     H = P["Why"].shape[0]
     h, a = np.empty((L, T + 1, B, H)), np.empty((L, T, B, H))
     u = u0 = onehot(x, V)
@@ -158,7 +154,7 @@ def bptt(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lines: Lines = 
     (None: every layer). x, y: (T, B); h0: (L, B, H); P and the result use SPEC names. before:
     what the gradient arrays hold from the previous call (kept when lines.reset is False). fw:
     the forward pass of x (or of a longer chunk starting with x), computed when not given."""
-    (T, B), V, L = x.shape, P["by"].shape[0], num_layers(P)
+    (T, B), V, L = x.shape, P["by"].shape[0], len(h0)
     fw = forward(P, x, h0) if fw is None else fw.first(T)
     g = ({k: np.zeros_like(v) for k, v in P.items()} if lines.reset or before is None else
          {k: v.copy() for k, v in before.items()})
@@ -213,5 +209,4 @@ def bptt_calls(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lengths: 
     return {t: calls[t] for t in lengths}
 
 
-__all__ = ["RIGHT", "Forward", "Lines", "bptt", "bptt_calls", "each_call", "forward",
-           "num_layers", "outer"]
+__all__ = ["RIGHT", "Forward", "Lines", "bptt", "bptt_calls", "each_call", "forward", "outer"]

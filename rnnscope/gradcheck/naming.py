@@ -22,8 +22,10 @@ layer (or the list of layers) the mistake sits in, None for the readout or the w
 
 The search is kept short: the layers a mistake in layer set S can change are S and those
 below it, and a mistake sent down to the layer below leaves its own layer right, so only the
-sets whose top layer is the highest wrong layer, or the one above it, are tried; each mutant's
-longest call comes first and a mismatch there ends its run.
+sets whose top layer is the highest wrong layer (the one above it for a mistake that changes
+only what is sent down) are tried; single layers and every layer come first, the other unions
+of code paths only when those match nothing; each mutant's longest call comes first and a
+mismatch there ends its run.
 
 Tolerances, by the precision of the user's arrays (float32 when any is float32). Gradients:
 the relative error ||yours - right|| / (||yours|| + ||right||) per parameter; a correct float32
@@ -152,14 +154,16 @@ def place_words(layer: Layer) -> str:
 
 
 def agreeing(calls: Calls, want: Iterable[tuple[int, dict]], tol: Tolerance,
-             must: frozenset = frozenset()) -> set[str]:
-    """The parameters on which `calls` equal `want` (pairs (t, gradients)) in every call. Stops
-    early, with what agrees so far, once a parameter of `must` disagrees."""
-    ok = set(next(iter(calls.values())))
+             must: Iterable[str] = ()) -> set[str]:
+    """The parameters on which `calls` equal `want` (pairs (t, gradients)) in every call. The
+    parameters of `must` are compared first, in their order: the first that disagrees ends
+    the comparison, with what agrees so far."""
+    ok, must = set(next(iter(calls.values()))), list(must)
     for t, grads in want:
-        ok = {k for k in ok if rel_error(calls[t][k], grads[k]) < tol.grad}
-        if not must <= ok:
-            break
+        for k in must:
+            if rel_error(calls[t][k], grads[k]) >= tol.grad:
+                return ok - {k}
+        ok = {k for k in ok if k in must or rel_error(calls[t][k], grads[k]) < tol.grad}
     return ok
 
 
@@ -168,16 +172,16 @@ def mutant_calls(case: Case, mu: bugs.Mutant, fw: loop.Forward) -> Iterator[tupl
                           mu.layers, fw)
 
 
-def worth_trying(mu: bugs.Mutant, wrong: set[str]) -> bool:
+def worth_trying(mu: bugs.Mutant, wrong: list[str]) -> bool:
     """False when the mutant cannot give these wrong parameters: a mistake in layer set S
-    leaves the readout and the layers above S right, and changes layer max(S) (or, sent down,
-    max(S) - 1 alone)."""
+    leaves the readout and the layers above S right, and changes layer max(S), or, when it
+    changes only what S sends down, layer max(S) - 1 and not max(S)."""
     if mu.layers is None:
         return True
     if "Why" in wrong or "by" in wrong:
         return False
     top = max(int(k.split(".")[0]) for k in wrong)
-    return max(mu.layers) in (top, top + 1)
+    return max(mu.layers) == top + mu.sends_down_only
 
 
 def matching_mistakes(case: Case, right_ok: set[str],
@@ -185,16 +189,18 @@ def matching_mistakes(case: Case, right_ok: set[str],
     """[(mutant, parameters it shows in)] for each mistake one of whose variants, in one of
     the layer sets it can sit in, gives the user's gradients."""
     found, everything = {}, frozenset(case.params)
-    wrong = set(everything - right_ok)
-    catalogue = bugs.mutants(case.cell, case.h0.shape[0])
+    wrong = [k for k in case.params if k not in right_ok]
+    catalogue = sorted(bugs.mutants(case.cell, case.h0.shape[0]), key=lambda mu: mu.stage)
     fw = loop.forward(case.params, case.x, case.h0) if catalogue else None
     for mu in catalogue:
         m = mu.mistake
+        if mu.stage and found:
+            break
         if m.id in found or not worth_trying(mu, wrong):
             continue
-        must = frozenset(wrong) if m.per_parameter else everything
+        must = wrong if m.per_parameter else [*wrong, *right_ok]
         ok = agreeing(case.calls, mutant_calls(case, mu, fw), tol, must)
-        if m.per_parameter and must <= ok and ok - right_ok:
+        if m.per_parameter and set(must) <= ok and ok - right_ok:
             found[m.id] = (mu, sorted(ok - right_ok, key=list(case.params).index))
         elif not m.per_parameter and ok == everything:
             found[m.id] = (mu, [k for k in case.params if k not in right_ok])
@@ -373,8 +379,9 @@ def location_lines(e: dict) -> list[str]:
     if "factor" in e:
         lines.append(f"  there, every wrong gradient is {e['factor']:.6g} x the right one")
     if e["below"]:
-        lines.append(f"  below it: {place_words(e['below'] if len(e['below']) > 1 else e['below'][0])}"
-                     " wrong too (they read what it sends down)")
+        below = e["below"] if len(e["below"]) > 1 else e["below"][0]
+        lines.append(f"  below it: {place_words(below)} wrong too (the gradient sent down "
+                     "carries the error)")
     lines.append("  your forward pass (out/) matches rnnscope's: the error is in the backward "
                  "pass" if e["forward"] == "checked" else
                  "  forward pass not checked: add out/loss and out/<l>.h to rule it out")
