@@ -89,8 +89,10 @@ def layer_place(g: dict, L: int, lengths: list[int]) -> tuple[str, list[str]]:
         return (where + f", in the gradient carried back in time: right for T <= {k}, wrong "
                 f"from T = {t}, so it goes wrong {k} step{'s' * (k > 1)} back from a step's "
                 "loss", BACK_IN_TIME)
-    du = "du = dy @ Why.T" if l == L - 1 else f"du = dh_raw[{l + 1}] @ Wxh[{l + 1}].T"
-    return where, [du, *RECEIVES]
+    if l == L - 1:
+        return where, ["du = dy @ Why.T", *RECEIVES]
+    return (where + f" (in what layer {l + 1} sends down, or in layer {l}'s own dh, dh_raw)",
+            [f"du = dh_raw[{l + 1}] @ Wxh[{l + 1}].T", *RECEIVES])
 
 
 def local(name: str) -> str:
