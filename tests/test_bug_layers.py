@@ -172,7 +172,10 @@ def row_rnn(P, x, y, h0, bug=None, at=None):
     for t in range(T):
         dlogits[t, np.arange(B), y[t]] -= 1
     dlogits /= N
-    g = {"Why": np.einsum("tbh,tbv->hv", us[L], dlogits), "by": dlogits.sum((0, 1))}
+    if bug == "last_step_loss_dropped":
+        dlogits[-1] = 0
+    g = {"Why": np.einsum("tbh,tbv->hv", us[L - (bug == "dwhy_from_the_layer_below")],
+                          dlogits), "by": dlogits.sum((0, 1))}
     from_above = dlogits @ P["Why"].T   # (T, B, H)
     for l in reversed(range(L)):
         b = bug if at == l else None
@@ -324,3 +327,15 @@ def test_a_mistake_outside_the_catalogue_is_located(capsys, tmp_path, style, bug
     right_above = [k for k in ("Why", "by", *(f"{m}.{p}" for m in range(L - 1, l, -1)
                                              for p in ("Wxh", "Whh", "bh")))]
     assert all(k in e["right"] for k in right_above)
+
+
+@pytest.mark.parametrize("bug, words", [
+    ("last_step_loss_dropped", "at the readout, at dy"),
+    ("dwhy_from_the_layer_below", "at the readout, in the gradient of Why (dy is right"),
+])
+def test_a_mistake_in_the_readout_is_located_there(capsys, tmp_path, bug, words):
+    case = export(tmp_path, batch=3)
+    row_answer(case, bug)
+    e = judge(capsys, case)["evidence"]
+    assert e["layer"] is None and words in e["where"], e["where"]
+    assert e["chain"][0]["params"] == ["Why", "by"]
