@@ -17,7 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .loop import RIGHT, Lines, outer
+from .loop import RIGHT, Lines, summed
 
 Grads = dict[str, np.ndarray]
 
@@ -151,8 +151,7 @@ def tanh_derivative_wrong_step():
          right="dWhh += h[l][t-1].T @ dh_raw",
          fix="use the previous state h[t-1] in dWhh (h0 at t = 0)")
 def dwhh_uses_h_t():
-    return {"dWhh += h[l][t].T @ dh_raw":
-            Lines(dWhh=lambda h_prev, h, delta: outer(h, delta))}
+    return {"dWhh += h[l][t].T @ dh_raw": Lines(dWhh=lambda h_prev, h, delta: (h, delta))}
 
 
 @mistake("dWxh of a stacked layer multiplies dh_raw by the wrong input: the layer's own state "
@@ -161,10 +160,9 @@ def dwhh_uses_h_t():
          fix="use the state of the layer below at the same step t, the array the forward pass "
              "multiplied by Wxh", scope="upper")
 def dwxh_uses_wrong_input():
-    return {"dWxh += h[l][t].T @ dh_raw":
-            Lines(dWxh=lambda u, u_prev, h, delta: outer(h, delta)),
+    return {"dWxh += h[l][t].T @ dh_raw": Lines(dWxh=lambda u, u_prev, h, delta: (h, delta)),
             "dWxh += h[l-1][t-1].T @ dh_raw":
-            Lines(dWxh=lambda u, u_prev, h, delta: outer(u_prev, delta))}
+            Lines(dWxh=lambda u, u_prev, h, delta: (u_prev, delta))}
 
 
 @mistake("a gradient multiplies dh, the gradient before the tanh derivative, instead of "
@@ -234,6 +232,11 @@ def every_add(add: Callable) -> Lines:
     return Lines(add=add, add_bias=add)
 
 
+def kept(index: tuple) -> Callable:
+    """An `add` that keeps only the terms at `index` (of the step and stream axes)."""
+    return lambda total, u, v: summed(None if u is None else u[index], v[index])
+
+
 @mistake("a gradient is assigned (=) instead of added (+=) inside the loop, so it keeps only "
          "the term of the last step the loop visits, t = 0",
          right="dWhh += h[l][t-1].T @ dh_raw  (and every other gradient: a sum over steps "
@@ -241,10 +244,9 @@ def every_add(add: Callable) -> Lines:
          fix="accumulate with += into gradients zeroed before the loop", scope="loop",
          per_parameter=True)
 def overwrite_not_accumulate():
-    return {"dW = <step t's term>, streams together (keeps step 0)":
-            every_add(lambda total, terms: terms[0].sum(axis=0)),
+    return {"dW = <step t's term>, streams together (keeps step 0)": every_add(kept(np.s_[:1])),
             "dW = <step t's term>, one stream at a time (keeps the last stream's step 0)":
-            every_add(lambda total, terms: terms[0][-1])}
+            every_add(kept(np.s_[:1, -1:]))}
 
 
 @mistake("a gradient is never accumulated: its line is missing (or adds into another array), "
@@ -253,7 +255,7 @@ def overwrite_not_accumulate():
          fix="add the missing accumulation line for that parameter inside the loop",
          scope="loop", per_parameter=True)
 def gradient_never_accumulated():
-    return {"no dW += ... line (the gradient stays zero)": every_add(lambda total, terms: total)}
+    return {"no dW += ... line (the gradient stays zero)": every_add(lambda total, u, v: total)}
 
 
 @mistake("a bias gradient is averaged over the B streams instead of summed: the loss already "
@@ -263,7 +265,7 @@ def gradient_never_accumulated():
              "average it", scope="loop", per_parameter=True)
 def bias_grad_mean_not_sum():
     return {"db += dh_raw.mean(axis=0)":
-            Lines(add_bias=lambda total, terms: total + terms.mean(axis=1).sum(axis=0))}
+            Lines(add_bias=lambda total, u, v: total + summed(u, v) / v.shape[1])}
 
 
 @mistake("the gradient arrays are not zeroed at the start of each call, so every call adds "

@@ -26,9 +26,10 @@ here):
 
 `bptt(..., lines, layers)` runs the loop with `lines` in the layers `layers` (None: every
 layer) and the right lines elsewhere; the readout's lines (dy, and add/add_bias for Why, by)
-and reset are the loop's, not a layer's. A gradient line hands `add` every step's terms at
-once, (T, B, ...) in step order, so that overwriting (keeping the last step visited, t = 0, or
-the last stream's) can be written as well as summing.
+and reset are the loop's, not a layer's. A gradient line hands `add` every step's and
+stream's terms at once, as their factors (u, v): the term of step t and stream b is
+u[t, b] v[t, b]^T (v[t, b] alone for a bias, u None), so that overwriting (keeping the last
+step visited, t = 0, or its last stream's) can be written as well as summing.
 """
 
 from __future__ import annotations
@@ -64,14 +65,17 @@ def delta_right(dh: np.ndarray, dh_raw: np.ndarray) -> np.ndarray:
     return dh_raw
 
 
-def dWxh_right(u: np.ndarray, u_prev: np.ndarray, h: np.ndarray, delta: np.ndarray):
-    """Every step's terms (T, B, in, H); u_prev[t] = u[t-1] (the layer below's h0 at t = 0),
-    h[t] the layer's own state after step t."""
-    return outer(u, delta)
+Factors = tuple[np.ndarray | None, np.ndarray]
 
 
-def dWhh_right(h_prev: np.ndarray, h: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    return outer(h_prev, delta)
+def dWxh_right(u: np.ndarray, u_prev: np.ndarray, h: np.ndarray, delta: np.ndarray) -> Factors:
+    """Every step's terms as factors ((T, B, in), (T, B, H)); u_prev[t] = u[t-1] (the layer
+    below's h0 at t = 0), h[t] the layer's own state after step t."""
+    return u, delta
+
+
+def dWhh_right(h_prev: np.ndarray, h: np.ndarray, delta: np.ndarray) -> Factors:
+    return h_prev, delta
 
 
 def down_right(dh_raw: np.ndarray, Wxh: np.ndarray, Whh: np.ndarray) -> np.ndarray:
@@ -83,8 +87,17 @@ def below_right(down: np.ndarray) -> np.ndarray:
     return down
 
 
-def add_right(total: np.ndarray, terms: np.ndarray) -> np.ndarray:
-    return total + terms.sum(axis=(0, 1))
+def summed(u: np.ndarray | None, v: np.ndarray) -> np.ndarray:
+    """The sum over steps and streams of the terms u[t, b] v[t, b]^T (v[t, b] when u is None).
+    einsum, not one large matrix product: that product would wake BLAS's threads, which on a
+    busy machine wait for cores far longer than the product takes."""
+    if u is None:
+        return v.sum(axis=(0, 1))
+    return np.einsum("tbi,tbj->ij", u, v)
+
+
+def add_right(total: np.ndarray, u: np.ndarray | None, v: np.ndarray) -> np.ndarray:
+    return total + summed(u, v)
 
 
 @dataclass(frozen=True)
@@ -95,21 +108,16 @@ class Lines:
     dh_raw: Callable = dh_raw_right    # (dh[t], h, a, t) -> dh_raw[t]
     dh_next: Callable = dh_next_right  # (dh[t], dh_raw[t], Whh, Wxh) -> dh_next
     delta: Callable = delta_right      # (dh, dh_raw) -> what the layer's gradients multiply
-    dWxh: Callable = dWxh_right        # (u, u_prev, h, delta) -> every step's dWxh terms
-    dWhh: Callable = dWhh_right        # (h_prev, h, delta) -> every step's dWhh terms
+    dWxh: Callable = dWxh_right        # (u, u_prev, h, delta) -> dWxh's terms, as factors
+    dWhh: Callable = dWhh_right        # (h_prev, h, delta) -> dWhh's terms, as factors
     down: Callable = down_right        # (dh_raw, Wxh, Whh) -> the gradient sent to the layer below
     below: Callable = below_right      # (down) -> what the layer below reads at each step
-    add: Callable = add_right          # (gradient so far, terms (T, B, ...)) -> gradient: weights
+    add: Callable = add_right          # (gradient so far, u, v: the terms) -> gradient: weights
     add_bias: Callable = add_right     # the same for the biases bh, by
     reset: bool = True                 # the gradients start from zero at every call
 
 
 RIGHT = Lines()
-
-
-def outer(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(..., m), (..., n) -> (..., m, n): each step's and stream's term u v^T."""
-    return u[..., :, None] * v[..., None, :]
 
 
 def onehot(ids: np.ndarray, V: int) -> np.ndarray:
@@ -159,8 +167,8 @@ def bptt(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lines: Lines = 
     g = ({k: np.zeros_like(v) for k, v in P.items()} if lines.reset or before is None else
          {k: v.copy() for k, v in before.items()})
     dy = lines.dy(fw.p, onehot(y, V), T, B)
-    g["Why"] = lines.add(g["Why"], outer(fw.h[L - 1][1:], dy))
-    g["by"] = lines.add_bias(g["by"], dy)
+    g["Why"] = lines.add(g["Why"], fw.h[L - 1][1:], dy)
+    g["by"] = lines.add_bias(g["by"], None, dy)
     du = dy @ P["Why"].T
     for l in reversed(range(L)):
         ll = lines if layers is None or l in layers else RIGHT
@@ -182,9 +190,9 @@ def layer_backward(P: Grads, l: int, fw: Forward, du: np.ndarray, ll: Lines,
     u = fw.u0 if l == 0 else fw.h[l - 1][1:]
     u_prev = np.concatenate([np.zeros_like(u[:1]), u[:-1]]) if l == 0 else fw.h[l - 1][:-1]
     delta = ll.delta(dh, dh_raw)
-    g[f"{l}.Wxh"] = ll.add(g[f"{l}.Wxh"], ll.dWxh(u, u_prev, h[1:], delta))
-    g[f"{l}.bh"] = ll.add_bias(g[f"{l}.bh"], delta)
-    g[f"{l}.Whh"] = ll.add(g[f"{l}.Whh"], ll.dWhh(h[:-1], h[1:], delta))
+    g[f"{l}.Wxh"] = ll.add(g[f"{l}.Wxh"], *ll.dWxh(u, u_prev, h[1:], delta))
+    g[f"{l}.bh"] = ll.add_bias(g[f"{l}.bh"], None, delta)
+    g[f"{l}.Whh"] = ll.add(g[f"{l}.Whh"], *ll.dWhh(h[:-1], h[1:], delta))
     return ll.below(ll.down(dh_raw, Wxh, Whh))
 
 
@@ -209,4 +217,4 @@ def bptt_calls(P: Grads, x: np.ndarray, y: np.ndarray, h0: np.ndarray, lengths: 
     return {t: calls[t] for t in lengths}
 
 
-__all__ = ["RIGHT", "Forward", "Lines", "bptt", "bptt_calls", "each_call", "forward", "outer"]
+__all__ = ["RIGHT", "Forward", "Lines", "bptt", "bptt_calls", "each_call", "forward", "summed"]
