@@ -12,7 +12,7 @@ LAYERS = [  # top-level modules and packages, bottom first; a module may import 
     {"version", "errors", "health", "synthetic", "cells"},
     {"config", "data"},
     {"model", "optim"},
-    {"runs", "sample", "panel"},
+    {"runs", "sample", "panel", "heldout"},
     {"corpora", "records"},
     {"triage"},
     {"display", "plots"},
