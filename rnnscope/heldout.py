@@ -4,10 +4,10 @@ docs/panel.md), and the state resets of --reset-every.
 Stateful truncated BPTT carries each training stream's hidden state from the first character
 of an epoch on; a model may learn to score well only from the states its training streams
 reached (docs/triage.md, state_dependence). Three readings at each eval tell it apart, each over
-a window of `window_chunks(T)` chunks (at least STATE_WINDOW characters) per stream:
+a window of `window_chunks(T)` chunks (at least STATE_WINDOW characters) of the first
+STATE_STREAMS streams:
 
-    eval_nll_fresh    the eval streams' first window scored from a zero state (a by-product
-                      of the eval pass, which starts there: free)
+    eval_nll_fresh    the eval streams' first window scored from a zero state
     eval_nll_carried  the same window scored from the state the training streams carry now
     train_nll_fresh   the window the training streams read last (the text just trained on)
                       scored from a zero state
@@ -27,6 +27,7 @@ from .data import chunks_per_epoch, get_chunk
 from .model import Model, State, as_parts, from_parts
 
 STATE_WINDOW = 200  # characters per stream each state-dependence reading scores (at least)
+STATE_STREAMS = 8   # ... on at most this many streams: 1,600 characters or more, a few % noise
 STATE_KEYS = ("eval_nll_fresh", "eval_nll_carried", "train_nll_fresh")
 
 
@@ -36,37 +37,36 @@ def window_chunks(seq_len: int) -> int:
 
 
 def score(model: Model, streams: np.ndarray, first: int, count: int, seq_len: int,
-          h: State | None = None) -> tuple[float, float]:
-    """(mean NLL over chunks [first, first + count) of the streams, the state carried from h
-    (None: zero) along them; the mean over the first `window_chunks` of them)."""
+          h: State | None = None) -> float:
+    """Mean NLL over chunks [first, first + count) of the streams, the state carried from h
+    (None: zero) along them. Every chunk holds T*B targets: the mean of the chunks' means is
+    the mean over the targets."""
     h = model.zero_state(streams.shape[0]) if h is None else h
-    losses = []
+    total = 0.0
     for i in range(first, first + count):
         x, y = get_chunk(streams, i, seq_len)
         loss, h = model.loss(x, y, h)
-        losses.append(loss)
-    return float(np.mean(losses)), float(np.mean(losses[:window_chunks(seq_len)]))
+        total += loss
+    return total / count
 
 
-def evaluate(model: Model, streams: np.ndarray, seq_len: int) -> tuple[float, float]:
-    """(NLL over the eval streams, the state carried along each stream from zero; the NLL of
-    their first window, eval_nll_fresh). Every chunk holds T*B' targets, so the mean of the
-    chunk means is the mean over all targets."""
+def evaluate(model: Model, streams: np.ndarray, seq_len: int) -> float:
+    """eval_nll: the NLL over the eval streams, the state carried along each from zero."""
     return score(model, streams, 0, chunks_per_epoch(streams, seq_len), seq_len)
 
 
 def state_readings(model: Model, eval_streams: np.ndarray, train_streams: np.ndarray,
-                   next_chunk: int, seq_len: int, h: State, fresh: float) -> dict:
-    """The state-dependence readings (module docstring) at an eval: `fresh` is the eval pass's
-    eval_nll_fresh, h the training streams' carried state (B, B >= B' eval streams), and
-    next_chunk the training streams' next chunk in the epoch."""
-    n, streams = window_chunks(seq_len), eval_streams.shape[0]
-    carried = score(model, eval_streams, 0, min(n, chunks_per_epoch(eval_streams, seq_len)),
-                    seq_len, rows(h, streams))[0]
+                   next_chunk: int, seq_len: int, h: State) -> dict:
+    """The state-dependence readings (module docstring) at an eval: h is the training
+    streams' carried state (B streams, B >= B' eval streams) and next_chunk the training
+    streams' next chunk in the epoch."""
+    k = min(STATE_STREAMS, eval_streams.shape[0])
+    n = min(window_chunks(seq_len), chunks_per_epoch(eval_streams, seq_len))
     end = next_chunk or chunks_per_epoch(train_streams, seq_len)  # 0: an epoch just ended
-    start = max(0, end - n)
-    recent = score(model, train_streams[:streams], start, end - start, seq_len)[0]
-    return {"eval_nll_fresh": fresh, "eval_nll_carried": carried, "train_nll_fresh": recent}
+    start = max(0, end - window_chunks(seq_len))
+    return {"eval_nll_fresh": score(model, eval_streams[:k], 0, n, seq_len),
+            "eval_nll_carried": score(model, eval_streams[:k], 0, n, seq_len, rows(h, k)),
+            "train_nll_fresh": score(model, train_streams[:k], start, end - start, seq_len)}
 
 
 def rows(state: State, n: int) -> State:

@@ -328,14 +328,14 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
 def held_out(s: Session, elapsed: float) -> dict:
     """The eval record's scores: eval_nll (best.npz kept at a new best) and, with the panel,
     the state-dependence readings (rnnscope/heldout.py)."""
-    e, fresh = evaluate(s.model, s.eval_streams, s.cfg.seq_len)
+    e = evaluate(s.model, s.eval_streams, s.cfg.seq_len)
     if e < s.best_eval:
         s.best_eval = e
         save(s, runs.BEST, elapsed, checkpoint_meta(s))
     if not s.cfg.panel:
         return {"eval_nll": e}
     return {"eval_nll": e, **state_readings(s.model, s.eval_streams, s.streams, s.chunk,
-                                            s.cfg.seq_len, s.h, fresh)}
+                                            s.cfg.seq_len, s.h)}
 
 
 def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
