@@ -89,6 +89,7 @@ def main() -> None:
                   train_chars=cut)
 
     T, pos, h = args.seq, 0, None
+    W, T_STATE = STATE_WINDOW, min(args.seq, STATE_WINDOW)  # the state readings' window
     for step in range(1, args.steps + 1):
         if pos + T + 1 > train.shape[0]:
             pos, h = 0, None  # a new epoch starts from a zero state
@@ -103,8 +104,8 @@ def main() -> None:
         panel.step(loss, opt)  # rnnscope 2: instead of opt.step()
         if step % args.eval_every == 0:
             nll = evaluate(model, held_out, T)
-            W = STATE_WINDOW  # the same held-out text from a fresh and the carried state:
-            state = state_readings(lambda text, h0: evaluate(model, text, min(T, W), h0),
+            # the same held-out text from a fresh and from the carried state:
+            state = state_readings(lambda text, h0: evaluate(model, text, T_STATE, h0),
                                    held_out[:W + 1], train[max(pos - W, 0):][:W + 1, :1],
                                    first_streams(h, 1))
             panel.eval(nll, **state)
