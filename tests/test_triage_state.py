@@ -10,6 +10,7 @@ from rnnscope.triage.history import THRESHOLDS
 
 UNIFORM = math.log(VOCAB)
 K = THRESHOLDS["persist_state"]
+assert THRESHOLDS["persist_guess"] == 1
 
 
 def trap(n_evals: int, bad_from: int, **readings) -> list[dict]:
@@ -41,8 +42,19 @@ def test_eval_worse_than_a_uniform_guess_while_train_is_fine_is_never_healthy():
     assert f["next"][0] == f"--reset-every {THRESHOLDS['reset_every']}"
 
 
-def test_one_eval_worse_than_a_guess_is_not_enough():
-    assert judged(trap(6, 6))["verdict"] == "healthy"
+def test_one_eval_worse_than_a_guess_is_enough_and_stays_a_finding():
+    assert judged(trap(6, 6))["verdict"] == "state_dependence"
+    recovered = [{**r, "eval_nll": 2.5} if r["step"] == 300 else r for r in trap(6, 5)]
+    assert judged(recovered)["verdict"] == "state_dependence"  # at step 250: held
+
+
+def test_a_state_gap_alone_needs_two_evals():
+    assert judged(trap(6, 99, eval_nll_fresh=lambda bad: 2.6,
+                       eval_nll_carried=lambda bad: 2.6))["verdict"] == "healthy"
+    one = trap(6, 99, **state_gap(2.0))
+    one = [{**r, "eval_nll_fresh": 4.6 if r["step"] == 300 else 2.6} if "eval_nll" in r else r
+           for r in one]
+    assert judged(one)["verdict"] == "healthy"
 
 
 def test_the_readings_name_state_dependence_even_before_eval_is_worse_than_a_guess():

@@ -49,7 +49,8 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "gap_growth": 0.1,            # nats the eval - train gap grew since the best eval
     "passes": 1.0,                # memorisation needs the training split read about once
     # an eval worse than a guess, and state_dependence
-    "persist_state": 2,           # consecutive evals (each one a pass over the whole split)
+    "persist_state": 2,           # consecutive evals a state gap alone must hold on
+    "persist_guess": 1,           # evals worse than a guess: one pass over the whole split
     "train_below": 0.3,           # nats the train NLL beside such an eval is below the guess
     "state_gap": 0.5,             # nats a fresh state scores the same text worse than carried
     "reset_every": 10,            # state_dependence's first step: --reset-every 10 (chunks)
@@ -231,10 +232,12 @@ def guess(h: History, e: dict) -> tuple[float, str] | None:
 
 
 def worse_than_guess(h: History) -> list | None:
-    """The last `persist_state` evals when each is above its guess (guess()) while the train
-    NLL beside it is `train_below` under that guess: never a healthy run."""
-    last = h.evals[-THRESHOLDS["persist_state"]:]
-    if len(last) < THRESHOLDS["persist_state"]:
+    """The last `persist_guess` evals when each is above its guess (guess()) while the train
+    NLL beside it is `train_below` under that guess: never a healthy run. One eval is enough:
+    it scores the whole held-out split, and no noise puts it above a uniform guess while the
+    model scores its training text well."""
+    last = h.evals[-THRESHOLDS["persist_guess"]:]
+    if len(last) < THRESHOLDS["persist_guess"]:
         return None
     for e in last:
         g = guess(h, e)

@@ -351,14 +351,16 @@ def memorised(h: History) -> dict | None:
 
 def state_dependence(h: History) -> dict | None:
     """The model scores well only from the states its training streams reached: on
-    `persist_state` consecutive evals a fresh (zero) state scores the same text `state_gap`
-    nats worse than the carried one (state_gaps: the held-out window, else the text just
-    trained on); or, without those readings, the evals are worse than a guess while the train
-    NLL is fine and no memorisation explains it. Critical when worse than a guess."""
-    k = THRESHOLDS["persist_state"]
-    last, bad = h.evals[-k:], worse_than_guess(h)
+    `persist_state` consecutive evals (one, when it is worse than a guess) a fresh (zero) state
+    scores the same text `state_gap` nats worse than the carried one (state_gaps: the held-out
+    window, else the text just trained on); or, without those readings, an eval worse than a
+    guess while the train NLL is fine and no memorisation explains it. Critical when worse
+    than a guess."""
+    bad = worse_than_guess(h)
+    last = bad or h.evals[-THRESHOLDS["persist_state"]:]
     gaps = [state_gaps(e) for e in last]
-    measured = len(last) == k and all(g is not None for g in gaps)
+    measured = len(last) >= THRESHOLDS["persist_guess" if bad else "persist_state"] and \
+        all(g is not None for g in gaps)
     if measured and not all(g[1] > THRESHOLDS["state_gap"] for g in gaps):
         return None
     if not measured and (bad is None or memorised(h) is not None):
