@@ -8,6 +8,7 @@ the table of readings (rnnscope/health.py). docs/triage.md gives the calibration
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -107,6 +108,7 @@ class History:
             # "best" is the eval with the lowest NLL up to this one
             e = {"step": rec["step"], "eval_nll": rec["eval_nll"],
                  "train_nll": statistics.fmean(self.since_eval), "chars": rec.get("chars"),
+                 "train_now": rec.get("train_nll"),  # the interval just before the eval
                  **{k: rec.get(k) for k in STATE_KEYS}}
             best = self.evals[-1]["best"] if self.evals else e
             e["best"] = e if e["eval_nll"] < best["eval_nll"] else best
@@ -233,7 +235,8 @@ def guess(h: History, e: dict) -> tuple[float, str] | None:
 
 def worse_than_guess(h: History) -> list | None:
     """The last `persist_guess` evals when each is above its guess (guess()) while the train
-    NLL beside it is `train_below` under that guess: never a healthy run. One eval is enough:
+    NLL beside it, and that of the eval's own record (not a loss spike that took eval along),
+    is `train_below` under that guess: never a healthy run. One eval is enough:
     it scores the whole held-out split, and no noise puts it above a uniform guess while the
     model scores its training text well."""
     last = h.evals[-THRESHOLDS["persist_guess"]:]
@@ -241,7 +244,8 @@ def worse_than_guess(h: History) -> list | None:
         return None
     for e in last:
         g = guess(h, e)
-        if g is None or not (e["eval_nll"] > g[0] > e["train_nll"] + THRESHOLDS["train_below"]):
+        train = max(e["train_nll"], e["train_now"] if finite(e["train_now"]) else -math.inf)
+        if g is None or not (e["eval_nll"] > g[0] > train + THRESHOLDS["train_below"]):
             return None
     return last
 

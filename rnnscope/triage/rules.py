@@ -575,13 +575,15 @@ class Rule:
 RULES = {  # in priority order: ties of severity are broken by it
     "diverged": Rule(diverged, ("train_nll",)),
     "exploding_gradients": Rule(exploding_gradients, ("grad_norm",)),
+    # before saturation: an eval worse than a guess is where the run ends up; the units held
+    # on the rails are how it got there (issue 29: both critical, the state's advice measured)
+    "state_dependence": Rule(state_dependence, ("train_nll", "eval_nll")),
     "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
     "gate_saturation": Rule(gate_saturation, gate_keys),
     "short_memory": Rule(short_memory, memory_keys, horizon=True),
     "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
     "update_too_large": Rule(update_too_large, ("update_ratio",)),
     "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
-    "state_dependence": Rule(state_dependence, ("train_nll", "eval_nll")),
     "overfitting": Rule(overfitting, ("train_nll", "eval_nll", "chars"), at_end=True,
                         split=True),
     "plateau": Rule(plateau, ("train_nll",), at_end=True),

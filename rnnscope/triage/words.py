@@ -44,6 +44,11 @@ def steps(recs: list) -> str:
     return f"{recs[0]['step']}-{recs[-1]['step']}"
 
 
+def at_steps(recs: list) -> str:
+    """"step 500" or "steps 500-1000"."""
+    return f"step {recs[0]['step']}" if len(recs) == 1 else f"steps {steps(recs)}"
+
+
 # ---- what was seen, per finding id: (facts, records) -> one sentence
 
 
@@ -115,7 +120,7 @@ def seen_overfitting(f: dict, recs: list) -> str:
                 f"above train NLL, which went {f['best_train']:.3f} -> {f['train']:.3f}: the gap "
                 f"grew from {f['gap0']:.2f} to {f['gap']:.2f} nats{read}")
     else:
-        seen = (f"eval NLL {span(f['evals'])} at steps {steps(recs)} while train NLL was "
+        seen = (f"eval NLL {span(f['evals'])} at {at_steps(recs)} while train NLL was "
                 f"{f['train']:.3f}, and the held-out text scores as badly from the carried state "
                 f"as from a fresh one{read}")
     if f.get("guess"):
@@ -138,10 +143,10 @@ def seen_state_dependence(f: dict, recs: list) -> str:
                 if f["pair"] == "eval" else
                 f"the text just trained on scores {f['train_nll_fresh']:.3f} from a fresh (zero) "
                 f"state against train NLL {f['train_nll']:.3f}")
-        seen = (f"at steps {steps(recs)} {pair}: {span(f['gaps'], '.2f')} nats worse from a "
+        seen = (f"at {at_steps(recs)} {pair}: {span(f['gaps'], '.2f')} nats worse from a "
                 f"fresh state; eval NLL {f['eval_nll']:.3f}")
     else:
-        seen = (f"eval NLL {f['eval_nll']:.3f} at steps {steps(recs)} while train NLL was "
+        seen = (f"eval NLL {f['eval_nll']:.3f} at {at_steps(recs)} while train NLL was "
                 f"{f['train_nll']:.3f}, and nothing memorised explains it; eval_nll_fresh and "
                 "eval_nll_carried (docs/panel.md) would confirm that the model scores well "
                 "only from the state its training stream carries")
