@@ -219,8 +219,9 @@ CAVEAT = {
                    "several evals in a row are needed, and memorisation is claimed only after "
                    "about one pass over the training text",
     "state_dependence": "a fresh state costs a healthy model a few characters of context "
-                        "(0.0-0.2 nats over a 200-character window in the calibration runs), "
-                        "far below the 0.5 nats the rule needs on two evals in a row",
+                        "(-0.16 to +0.18 nats over a 200-character window in the calibration "
+                        "runs), far below the 0.5 nats the rule needs on two evals in a row; "
+                        "held-out text unlike the training text scores badly from any state",
     "plateau": "the loss may already be near what the data allow (text with little structure), "
                "or the run is still young: compare with a larger model",
     "gate_saturation": "trained gated cells keep many gates saturated on purpose (forget gates "
