@@ -134,7 +134,19 @@ RECIPES = {
     "trap-adagrad-b1-shakespeare": (("state_dependence", "!overfitting"), f"{TRAP} --steps 3000"),
     "trap-c-minrnn-shakespeare": (("state_dependence", "!overfitting"),
                                   f"{MINRNN} --steps 3000 --eval-every 500"),
+    # variants: another seed and 120 units fell into the trap too (of 20 variants tried:
+    # docs/triage.md); the C recipe with seeds 2 and 4
+    "trap-adagrad-b1-seed4-shakespeare": (("state_dependence", "!overfitting"),
+                                          f"{TRAP} --seed 4 --steps 3000"),
+    "trap-adagrad-b1-h120-shakespeare": (("state_dependence", "!overfitting"),
+                                         f"{TRAP} --hidden 120 --steps 3000"),
+    "trap-c-minrnn-seed2-shakespeare": (("state_dependence", "!overfitting"),
+                                        f"{MINRNN} --steps 3000 --eval-every 500 --seed 2"),
+    "trap-c-minrnn-seed4-shakespeare": (("state_dependence", "!overfitting"),
+                                        f"{MINRNN} --steps 3000 --eval-every 500 --seed 4"),
     "healthy-b1-reset10-shakespeare": (HEALTHY, f"{TRAP} --reset-every 10 --steps 3000"),
+    "healthy-c-minrnn-reset10-shakespeare": (HEALTHY, f"{MINRNN} --steps 3000 --eval-every 500 "
+                                                      "--reset-every 10"),
     "healthy-b1-adam-shakespeare": (HEALTHY, f"{SHAKESPEARE} --hidden 100 --batch 1 --seq-len 25 "
                                              "--eval-every 500 --steps 3000"),
 }
