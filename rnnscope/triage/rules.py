@@ -323,8 +323,7 @@ def overfitting(h: History) -> dict | None:
     last = h.evals[-THRESHOLDS["persist_evals"]:] if facts else bad
     facts = facts or {"evals": values(bad, "eval_nll"), "train": bad[-1]["train_nll"],
                       "passes": passes(h), "memorised": False}
-    if bad:
-        facts.update(guess=guess(h, bad[-1]), unlike=not facts["memorised"])
+    facts["guess"] = guess(h, bad[-1]) if bad else None
     suspects = ["memorises"] if facts["memorised"] else ["eval_unlike_train"]
     return detection("overfitting", "critical" if bad else "warning", last,
                      {key: [sig(e[key]) for e in last] for key in ("eval_nll", "train_nll")},

@@ -123,7 +123,7 @@ def seen_overfitting(f: dict, recs: list) -> str:
         seen = (f"eval NLL {span(f['evals'])} at {at_steps(recs)} while train NLL was "
                 f"{f['train']:.3f}, and the held-out text scores as badly from the carried state "
                 f"as from a fresh one{read}")
-    if f.get("guess"):
+    if f["guess"]:
         seen += f"; eval NLL is worse than {guessed(f['guess'])}: never a healthy run"
     return seen
 
