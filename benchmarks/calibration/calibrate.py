@@ -49,6 +49,7 @@ LETTERS_CHARS = 1_000_000  # random letters a-z (seed 1): too much text to memor
 # name: ((the verdict the run must get, then the findings it must also show, first or as a
 # consequence of another, or with "!" must not show), the train flags)
 HEALTHY = ("healthy",)
+CURED = ("healthy", "!state_dependence")
 RECIPES = {
     "healthy-stdlib": (HEALTHY, f"{SMALL} --steps 800"),
     "healthy-stdlib-2layers": (HEALTHY, f"{SMALL} --layers 2 --steps 800"),
@@ -144,9 +145,11 @@ RECIPES = {
                                         f"{MINRNN} --steps 3000 --eval-every 500 --seed 2"),
     "trap-c-minrnn-seed4-shakespeare": (("state_dependence", "!overfitting"),
                                         f"{MINRNN} --steps 3000 --eval-every 500 --seed 4"),
-    "healthy-b1-reset10-shakespeare": (HEALTHY, f"{TRAP} --reset-every 10 --steps 3000"),
-    "healthy-c-minrnn-reset10-shakespeare": (HEALTHY, f"{MINRNN} --steps 3000 --eval-every 500 "
-                                                      "--reset-every 10"),
+    # the trap's cure: healthy, yet they start on the rails with Adagrad's large first steps (a
+    # transient the rules set aside), so they do not set the healthy margins (tables.py)
+    "healthy-b1-reset10-shakespeare": (CURED, f"{TRAP} --reset-every 10 --steps 3000"),
+    "healthy-c-minrnn-reset10-shakespeare": (CURED, f"{MINRNN} --steps 3000 --eval-every 500 "
+                                                    "--reset-every 10"),
     "healthy-b1-adam-shakespeare": (HEALTHY, f"{SHAKESPEARE} --hidden 100 --batch 1 --seq-len 25 "
                                              "--eval-every 500 --steps 3000"),
 }
