@@ -55,6 +55,9 @@ def train_flags(p: argparse.ArgumentParser) -> None:
       help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
+    a("--reset-every", type=int, metavar="K", help="zero each stream's carried state every K "
+      "chunks, the streams staggered (default: only at each epoch's start); teaches the "
+      "model to score from a fresh state too (docs/triage.md, state_dependence)")
     a("--eval-frac", type=float)
     a("--eval-every", type=int, help=f"steps between evals (default {d.eval_every})")
     a("--log-every", type=int, help=f"steps between panel records (default {d.log_every})")

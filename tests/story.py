@@ -141,7 +141,7 @@ def cited(f: dict, records: list) -> list[str]:
     if any(s not in by_step for s in ev["steps"]):
         return [f"{f['id']} cites steps that are not in the records: {ev['steps']}"]
     for key, cited_values in ev["readings"].items():
-        if f["id"] == "overfitting" and key == "train_nll":
+        if f["id"] in ("overfitting", "state_dependence") and key == "train_nll":
             continue  # the mean since the previous eval: checked by the story
         for step, v in zip(ev["steps"], cited_values, strict=True):
             rec = by_step[step]
@@ -184,6 +184,8 @@ def story(f: dict, records: list, doc: dict, tops: list) -> list[str]:
         return crawling(records, recs, reads)
     if rid == "overfitting":
         return overfits(records, ev)
+    if rid == "state_dependence":
+        return state_dependent(records, ev)
     if rid == "plateau":
         floor = doc.get("corpus", {}).get("floor_nll")
         best = min((e["eval_nll"] for e in evals(records)), default=None)
@@ -243,11 +245,15 @@ def crawling(records: list, recs: list, reads: dict) -> list[str]:
 
 
 def overfits(records: list, ev: dict) -> list[str]:
-    """Eval NLL above train, no new best at the cited evals, train NLL improving."""
+    """Eval NLL above train at the cited evals; for memorisation ("the gap grew") also no new
+    best and train NLL improving."""
     es = evals(records)
     cited_evals = [e for e in es if e["step"] in set(ev["steps"])]
     if len(cited_evals) != len(ev["steps"]):
         return ["cites steps without an eval"]
+    if "the gap grew" not in ev["seen"]:  # worse than a guess, from any state: no memorisation
+        return [] if all(e["eval_nll"] > e["train_nll"] for e in cited_evals) else [
+            "eval NLL is not above train NLL"]
     before = [e for e in es if e["step"] < cited_evals[0]["step"]]
     if not before:
         return ["no eval before the cited ones"]
@@ -260,6 +266,22 @@ def overfits(records: list, ev: dict) -> list[str]:
     if not cited_evals[-1]["train_nll"] < best["train_nll"]:
         out.append("train NLL did not improve since the best eval")
     return out
+
+
+def state_dependent(records: list, ev: dict) -> list[str]:
+    """At each cited eval a fresh state scores worse by state_gap, or (without the readings)
+    eval NLL far above train."""
+    cited = [r for r in records if r["step"] in set(ev["steps"]) and "eval_nll" in r]
+    if len(cited) != len(ev["steps"]):
+        return ["cites steps without an eval"]
+    for r in cited:
+        fresh, carried = r.get("eval_nll_fresh"), r.get("eval_nll_carried")
+        if fresh is not None and carried is not None:
+            if fresh - carried <= T["state_gap"]:
+                return ["a fresh state did not score worse than the carried one"]
+        elif r["eval_nll"] <= r["train_nll"] + T["train_below"]:
+            return ["eval NLL not far above train NLL"]
+    return []
 
 
 def advice(findings: list, records: list, cfg: dict, shown: list) -> list[str]:

@@ -25,14 +25,17 @@ from rnnscope.triage.story import consistent
 
 K = THRESHOLDS["persist"]
 VOCAB = 30
-CONFIG = {"config": TrainConfig().to_dict(), "vocab": [chr(97 + i) for i in range(VOCAB)]}
+TRAIN_CHARS = 200_000  # the training split: read once by step 100 (2,048 characters a step)
+CONFIG = {"config": TrainConfig().to_dict(), "vocab": [chr(97 + i) for i in range(VOCAB)],
+          "corpus": {"train_chars": TRAIN_CHARS}}
 PROFILE = [[1, 0.8], [2, 0.6], [4, 0.4], [8, 0.2], [16, 0.05], [32, 0.01], [64, 0.001]]
 COLLAPSED = [[1, 0.3], [2, 0.05], [4, 0.005], [8, 1e-4]]
 
 
 def record(i: int, **readings) -> dict:
     """The i-th record (step 10 i) of a healthy, learning run, with `readings` replaced."""
-    rec = {"step": 10 * i, "lr": 2e-3, "train_nll": 3.0 - 0.01 * i, "clip_rate": 0.0,
+    rec = {"step": 10 * i, "chars": 20480 * i, "lr": 2e-3, "train_nll": 3.0 - 0.01 * i,
+           "clip_rate": 0.0,
            "grad_norm": 0.5, "mean_abs_h": 0.4, "sat_ratio": 0.05, "mean_gain": 0.7,
            "dh_norm": 2.0, "dh_raw_norm": 1.5, "whh_sigma_max": 2.0, "bptt_profile": PROFILE,
            "update_ratio": 4e-3}
@@ -396,7 +399,8 @@ def test_a_log_with_only_step_and_train_nll_gets_not_measured_instead_of_a_guess
                        "vanishing_gradients": ["bptt_profile"],
                        "update_too_large": ["update_ratio"],
                        "update_too_small": ["update_ratio"],
-                       "overfitting": ["eval_nll"]}
+                       "state_dependence": ["eval_nll"],
+                       "overfitting": ["eval_nll", "chars", "train_chars"]}
     assert "not measured: exploding_gradients (no grad_norm)" in format_diagnosis(result)
 
 

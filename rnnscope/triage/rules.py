@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..cells import CELLS
+from ..heldout import STATE_KEYS
 from .history import (
     THRESHOLDS,
     History,
@@ -42,16 +43,20 @@ from .history import (
     finite,
     gated_cell,
     growth,
+    guess,
     improvement,
     last_gap,
     layer_keys,
+    passes,
     profile_at,
     quoted,
     scaled,
     sig,
     stalled,
+    state_gaps,
     streak,
     values,
+    worse_than_guess,
 )
 
 # ---- the rules
@@ -302,11 +307,33 @@ def update_detection(id_: str, h: History, recs: list, facts: dict, suspects: li
 
 
 def overfitting(h: History) -> dict | None:
-    """On `persist_evals` consecutive evals: no new best eval NLL, eval NLL above the train NLL
-    beside it, the gap grown by `gap_growth` nats since the best eval, and the train NLL lower
-    than at the best eval: the model learns the training text and not the eval text."""
-    k = THRESHOLDS["persist_evals"]
-    if len(h.evals) <= k:
+    """Memorisation: on `persist_evals` consecutive evals no new best eval NLL, eval NLL above
+    the train NLL beside it, the gap grown by `gap_growth` nats since the best eval, and the
+    train NLL lower than at the best eval, after the model has read its training split about
+    once (`passes`: nothing can be memorised before). Critical when the last evals are worse
+    than a guess (worse_than_guess); then also without memorisation when the state readings
+    rule state dependence out: the held-out text is scored badly from any state."""
+    bad = worse_than_guess(h)
+    if bad and not all(g is not None and g[1] <= THRESHOLDS["state_gap"]
+                       for g in map(state_gaps, bad)):
+        bad = None  # state_dependence tells that story, or its readings are missing
+    facts = memorised(h)
+    if facts is None and bad is None:
+        return None
+    last = h.evals[-THRESHOLDS["persist_evals"]:] if facts else bad
+    facts = facts or {"evals": values(bad, "eval_nll"), "train": bad[-1]["train_nll"],
+                      "passes": passes(h), "memorised": False}
+    facts["guess"] = guess(h, bad[-1]) if bad else None
+    suspects = ["memorises"] if facts["memorised"] else ["eval_unlike_train"]
+    return detection("overfitting", "critical" if bad else "warning", last,
+                     {key: [sig(e[key]) for e in last] for key in ("eval_nll", "train_nll")},
+                     facts, suspects, regularise(h) + smaller(h) + [{"corpus": "LARGER_TEXT"}])
+
+
+def memorised(h: History) -> dict | None:
+    """The facts of memorisation (overfitting's docstring) or None."""
+    k, read = THRESHOLDS["persist_evals"], passes(h)
+    if len(h.evals) <= k or read is None or read < THRESHOLDS["passes"]:
         return None
     best = h.evals[-k - 1]["best"]
     gap0 = best["eval_nll"] - best["train_nll"]
@@ -315,14 +342,54 @@ def overfitting(h: History) -> dict | None:
                 e["eval_nll"] - e["train_nll"] - gap0 > THRESHOLDS["gap_growth"] for e in last)
             and last[-1]["train_nll"] < best["train_nll"]):
         return None
+    return {"evals": values(last, "eval_nll"), "best": best["eval_nll"],
+            "best_step": best["step"], "best_train": best["train_nll"], "gap0": gap0,
+            "gap": last[-1]["eval_nll"] - last[-1]["train_nll"], "train": last[-1]["train_nll"],
+            "eval_frac": h.cfg.get("eval_frac"), "k": k, "passes": read, "memorised": True}
+
+
+def state_dependence(h: History) -> dict | None:
+    """The model scores well only from the states its training streams reached: on
+    `persist_state` consecutive evals (one, when it is worse than a guess) a fresh (zero) state
+    scores the same text `state_gap` nats worse than the carried one (state_gaps: the held-out
+    window, else the text just trained on); or, without those readings, an eval worse than a
+    guess while the train NLL is fine and no memorisation explains it. Critical when worse
+    than a guess."""
+    bad = worse_than_guess(h)
+    last = bad or h.evals[-THRESHOLDS["persist_state"]:]
+    gaps = [state_gaps(e) for e in last]
+    measured = len(last) >= THRESHOLDS["persist_guess" if bad else "persist_state"] and \
+        all(g is not None for g in gaps)
+    if measured and not all(g[1] > THRESHOLDS["state_gap"] for g in gaps):
+        return None
+    if not measured and (bad is None or memorised(h) is not None):
+        return None
     cfg = h.cfg
-    facts = {"evals": values(last, "eval_nll"), "best": best["eval_nll"],
-             "best_step": best["step"], "best_train": best["train_nll"], "gap0": gap0,
-             "gap": last[-1]["eval_nll"] - last[-1]["train_nll"], "train": last[-1]["train_nll"],
-             "eval_frac": cfg.get("eval_frac"), "k": k}
-    return detection("overfitting", "warning", last, {key: [sig(e[key]) for e in last] for key
-                                                      in ("eval_nll", "train_nll")},
-                     facts, ["memorises"], regularise(h) + smaller(h) + [{"corpus": "LARGER_TEXT"}])
+    facts = {"measured": measured, "pair": gaps[-1][0] if measured else None,
+             "gaps": [g[1] for g in gaps] if measured else None,
+             "guess": guess(h, last[-1]) if bad else None, "passes": passes(h),
+             **{key: last[-1].get(key) for key in ("eval_nll", "train_nll", *STATE_KEYS)}}
+    suspects = ["state_regimes"] + (["lr_high"] if cfg.get("optimizer") in ("adagrad", "sgd")
+                                    and cfg.get("batch") == 1 else [])
+    return detection("state_dependence", "critical" if bad else "warning", last,
+                     {key: [sig(e.get(key)) for e in last] for key in
+                      ("eval_nll", "train_nll", *STATE_KEYS) if any(key in e for e in last)},
+                     facts, suspects, state_changes(h))
+
+
+def state_changes(h: History) -> list:
+    """What makes the model score from a fresh state too: state resets while training (the
+    first, measured on the issue-29 runs: docs/triage.md), more streams, a lower lr, Adam."""
+    cfg = h.cfg
+    every = cfg.get("reset_every")
+    changes = [{"reset_every": max(every // 2, 1) if every else THRESHOLDS["reset_every"]}]
+    batch = cfg.get("batch")
+    if batch is not None and batch < THRESHOLDS["state_batch"]:
+        changes.append({"batch": THRESHOLDS["state_batch"]})
+    changes.append(scaled(h, "lr", 0.3))
+    if cfg.get("optimizer") != "adam":
+        changes.append({"optimizer": "adam", "lr": 0.002})
+    return changes
 
 
 def regularise(h: History) -> list:
@@ -501,18 +568,23 @@ class Rule:
     at_end: bool = False          # where a run ends up: must hold at its last record
     resolved: Callable[[History, dict], dict | None] | None = None  # over by the end: why
     horizon: bool = False         # decides only where the corpus says how far back data reach
+    split: bool = False           # decides only where the config gives the training split's size
 
 
 RULES = {  # in priority order: ties of severity are broken by it
     "diverged": Rule(diverged, ("train_nll",)),
     "exploding_gradients": Rule(exploding_gradients, ("grad_norm",)),
+    # before saturation: an eval worse than a guess is where the run ends up; the units held
+    # on the rails are how it got there (issue 29: both critical, the state's advice measured)
+    "state_dependence": Rule(state_dependence, ("train_nll", "eval_nll")),
     "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
     "gate_saturation": Rule(gate_saturation, gate_keys),
     "short_memory": Rule(short_memory, memory_keys, horizon=True),
     "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
     "update_too_large": Rule(update_too_large, ("update_ratio",)),
     "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
-    "overfitting": Rule(overfitting, ("train_nll", "eval_nll"), at_end=True),
+    "overfitting": Rule(overfitting, ("train_nll", "eval_nll", "chars"), at_end=True,
+                        split=True),
     "plateau": Rule(plateau, ("train_nll",), at_end=True),
 }
 PRIORITY = tuple(RULES)
@@ -522,7 +594,7 @@ def rule_needs(rule: Rule, h: History) -> tuple[str, ...] | None:
     """The readings that decide rule in this run; None where it does not apply (a gated
     cell's rule on a cell without gates)."""
     if not callable(rule.needs):
-        return rule.needs
+        return rule.needs + (("train_chars",) if rule.split and not h.train_chars else ())
     cell = gated(h)
     if cell is None:
         return None

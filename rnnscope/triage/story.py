@@ -183,12 +183,14 @@ class Watch:
 
     def __init__(self, config: TrainConfig | dict, vocab_size: int | None = None,
                  unigram_eval_nll: float | None = None, floor_nll: float | None = None,
-                 horizon: int | None = None, source: str = "rnnscope") -> None:
+                 horizon: int | None = None, train_chars: int | None = None,
+                 source: str = "rnnscope") -> None:
         """source: where the run came from (records.SOURCES), the words of its next steps."""
         cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config)
         self.source = source
         uniform = math.log(vocab_size) if vocab_size else None
-        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll, horizon)
+        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll, horizon,
+                               train_chars)
         self.held: dict[str, dict] = {}       # detections, each as it first held
         self.reported: set[str] = set()
 
@@ -202,11 +204,13 @@ class Watch:
 
     @classmethod
     def for_config(cls, doc: dict) -> Watch:
-        """A Watch for a run whose config.json is doc (a log's may lack config and vocab)."""
+        """A Watch for a run whose config.json is doc (a log's may lack config and vocab; its
+        training split's size is its own "train_chars", docs/format.md)."""
         corpus = doc.get("corpus", {})
         return cls(doc.get("config", {}), run_records.vocab_size(doc),
                    corpus.get("unigram_eval_nll"), corpus.get("floor_nll"),
                    (corpus.get("source") or {}).get("K"),  # a synthetic source's K (SPEC 9)
+                   corpus.get("train_chars", doc.get("train_chars")),
                    run_records.source_of(doc))
 
     def update(self, record: dict) -> list[dict]:
