@@ -37,7 +37,7 @@ from .base import (
     input_matrix,
     recurrent_matrix,
     side_by_side,
-    sigmoid,
+    sigmoid_of_half,
 )
 from .gates import gate_readings, memory_steps
 
@@ -68,22 +68,23 @@ def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
     h[0] = h0
     fill(gates)
     gates[:2] += P["bh"][:2 * H].reshape(2, 1, 1, H)  # r and z add both biases into one sum
+    gates[:2] *= 0.5                                  # and are halved: sigmoid_of_half
     Wh, bh_n = aligned(work, "Wh", blocks(P["Wh"], H)), P["bh"][2 * H:]
+    Wh[:2] *= 0.5
     m, s = work("m", (3, B, H)), work("s", (B, H))
     r, z, n = gates
-    with np.errstate(over="ignore"):
-        for t in range(T):
-            np.matmul(h[t], Wh, out=m)
-            rz = gates[:2, t]
-            rz += m[:2]
-            sigmoid(rz, out=rz)
-            np.add(m[2], bh_n, out=m_n[t])
-            np.multiply(r[t], m_n[t], out=s)
-            n[t] += s
-            np.tanh(n[t], out=n[t])
-            np.subtract(h[t], n[t], out=h[t + 1])  # h_t = n + z * (h_{t-1} - n)
-            h[t + 1] *= z[t]
-            h[t + 1] += n[t]
+    for t in range(T):
+        np.matmul(h[t], Wh, out=m)
+        rz = gates[:2, t]
+        rz += m[:2]
+        sigmoid_of_half(np.tanh(rz, out=rz))
+        np.add(m[2], bh_n, out=m_n[t])
+        np.multiply(r[t], m_n[t], out=s)
+        n[t] += s
+        np.tanh(n[t], out=n[t])
+        np.subtract(h[t], n[t], out=h[t + 1])  # h_t = n + z * (h_{t-1} - n)
+        h[t + 1] *= z[t]
+        h[t + 1] += n[t]
     return {"h": h, "gates": gates, "m_n": m_n}
 
 
