@@ -104,7 +104,8 @@ def run_bench(vs_torch: bool, rounds: int | None, quick: bool, grid: str | None 
             what = "warm-up round" if r == 0 else f"round {r}/{rounds}"
             report(f"bench {label}, {what} done, {time.perf_counter() - started:.0f} s")
 
-        rows.append(bench_row(cfg, rounds, torch, context, heard))
+        rows.append(bench_row(cfg, rounds, torch, context, heard,
+                              panel_passes=PASSES if full else 1))
     return rows
 
 
@@ -266,16 +267,18 @@ def flops_per_char(hidden: int, layers: int, vocab: int, blocks: int = 1) -> int
 
 
 def bench_row(cfg: TrainConfig, rounds: int, torch, context: dict,
-              heard: Callable[[int], None] = lambda r: None) -> dict:
+              heard: Callable[[int], None] = lambda r: None, panel_passes: int = PASSES) -> dict:
     """The contestants at cfg's hidden size, layers, batch and seq-len, timed and summarised;
-    heard(r) after each round r (0: the warm-up)."""
+    heard(r) after each round r (0: the warm-up). panel_passes: blocks per round of the panel
+    on and off, the longest group (log_every steps a block); 1 alternates their order from
+    round to round instead of within it."""
     chunks = random_chunks(cfg)
     # all the trainer's blocks are log_every steps long, so each ends on the step that records
     trainer = engine_train(cfg, chunks)
     fwd_bwd = {"fwd_bwd": engine_fwd_bwd(cfg, chunks)}
     groups = [Group(fwd_bwd, SHORT_BLOCK, PASSES),
               Group({"train": partial(trainer, False), "train_panel": partial(trainer, True)},
-                    cfg.log_every, PASSES)]
+                    cfg.log_every, panel_passes)]
     if torch is not None:
         fwd_bwd["torch_fwd_bwd"] = torch_step(torch, cfg, chunks, train=False)
         groups.append(Group({"torch_train": torch_step(torch, cfg, chunks, train=True)},
