@@ -18,7 +18,9 @@ through every group and runs two blocks of each member, a pair in the order A B 
 round B A A B), so that whatever favours a position cancels within the round. The
 forward+backward pair runs blocks of a few steps (the speed of a shared machine drifts within
 seconds); the panel on and off run blocks of log_every steps, so that each block holds exactly
-one panel record. Ratios are taken within a round; the median over the rounds is reported.
+one panel record, and (but with --full) one block each per round, A B then B A: the longest
+blocks, halved so that `rnnscope bench` answers within two minutes. Ratios are taken within
+a round; the median over the rounds is reported.
 panel_overhead is read inside the panel-on blocks, step by step (see panel_overhead()): between
 two blocks the machine's speed drifts by more than the panel costs.
 
