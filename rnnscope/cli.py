@@ -132,10 +132,13 @@ def build_parser() -> Parser:
                        "with --vs torch)")
     p.add_argument("--vs", choices=("torch",))
     p.add_argument("--json", action="store_true")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    p.add_argument("--rounds", type=int, help="interleaved timing rounds (default: 2, with "
+                   "--full 5)")
     p.add_argument("--quick", action="store_true", help="one small grid row, for a smoke test")
-    p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
-                   "(256x1,512x1,512x2), e.g. 512x1")
+    p.add_argument("--full", action="store_true", help="the full grid (256x1,512x1,512x2) "
+                   "instead of hidden 256 alone; takes many minutes")
+    p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the default "
+                   "(256x1, or with --full 256x1,512x1,512x2), e.g. 512x1")
     p.add_argument("--cell", metavar="CELL,...", help=f"cells to time (default all: "
                    f"{','.join(CELLS)}), e.g. gru,lstm")
 
@@ -245,7 +248,8 @@ def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
 
     rows = run_bench(vs_torch=args.vs == "torch", rounds=args.rounds, quick=args.quick,
-                     grid=args.grid, cells=args.cell)
+                     grid=args.grid, cells=args.cell, full=args.full,
+                     progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
     return 0
 
