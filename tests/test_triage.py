@@ -131,8 +131,12 @@ def test_next_steps_are_computed_from_the_run_config():
     cfg = {**CONFIG, "config": {**CONFIG["config"], "lr": 0.05, "recurrent_scale": 4.0,
                                 "input_scale": 4.0}}
     result = judged([record(i, **BROKEN["saturation"]) for i in range(1, K + 1)], cfg)
-    assert texts(result["findings"][0])[:2] == ["--recurrent-scale 1 --input-scale 1",
-                                                 "--lr 0.013"]
+    f = result["findings"][0]
+    assert texts(f)[:2] == ["--recurrent-scale 1 --input-scale 1", "--lr 0.01"]
+    # a quarter of 0.05 is still above what healthy Adam runs use: the largest of those
+    assert f["evidence"]["why_next"] == ("lr 0.01 from 0.05: lr x 0.25 would give 0.013: the "
+                                         "largest lr healthy adam runs use (healthy adam runs: "
+                                         "0.001-0.01)")
 
 
 def test_saturation_of_one_layer_is_found_and_named():
@@ -298,7 +302,8 @@ def test_large_updates_explain_a_saturated_start():
     result = judged(records)
     assert explained(result) == {"update_too_large": ["saturation"]}
     assert result["findings"][0]["severity"] == "critical"  # the worst of what it explains
-    assert texts(result["findings"][0])[0] == "--lr 0.0004"
+    # 2e-3 x 4e-3 / 0.02 = 4e-4 is below what healthy Adam runs use: the smallest of those
+    assert texts(result["findings"][0])[0] == "--lr 0.001"
 
 
 def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
@@ -309,7 +314,7 @@ def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
     result = judged(records)
     assert explained(result) == {"update_too_large": ["saturation"]}
     f = result["findings"][0]
-    assert "31 times its initial 1" in f["evidence"]["seen"] and texts(f)[0] == "--lr 0.0002"
+    assert "31 times its initial 1" in f["evidence"]["seen"] and texts(f)[0] == "--lr 0.001"
     assert found([record(i, update_ratio=0.006, whh_sigma_max=31.0 if i > 3 else 2.0)
                   for i in range(1, 30)]) == []  # grown later: not the first steps
 
