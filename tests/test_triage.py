@@ -4,9 +4,11 @@ their cause, one consistent set of next steps, then each finding on a short real
 show it, and doctor on runs that stopped on a NaN or are still being written. Every diagnosis
 here also passes the story invariants of tests/story.py."""
 
+import importlib.util
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +20,12 @@ from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
 from rnnscope.train import train
 from rnnscope.triage import Watch, diagnose, diagnose_run, format_diagnosis, write_triage
-from rnnscope.triage.history import THRESHOLDS, History
+from rnnscope.triage.history import LR_HEALTHY, THRESHOLDS, History, lr_step
 from rnnscope.triage.rules import PRIORITY
 from rnnscope.triage.steps import next_step
 from rnnscope.triage.story import consistent
+
+CALIBRATION = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration"
 
 K = THRESHOLDS["persist"]
 VOCAB = 30
@@ -669,3 +673,64 @@ def test_a_pytorch_runs_config_says_where_it_came_from_and_its_advice_is_pytorch
     result = judged([record(i, **BROKEN["saturation"]) for i in range(1, K + 1)], doc)
     steps = texts(result["findings"][0])
     assert any("`lr=" in t for t in steps) and not any(t.startswith("--") for t in steps)
+
+
+# ---- the cause first; an lr a user can check ---------------------------------------------
+
+def issue_run():
+    """Issue 23's PyTorch loop: nn.RNN, SGD at lr 1, no clipping, weight_hh at 6 times
+    PyTorch's init (benchmarks/calibration/records)."""
+    calibrate = importlib.util.spec_from_file_location("calibrate", CALIBRATION / "calibrate.py")
+    module = importlib.util.module_from_spec(calibrate)
+    calibrate.loader.exec_module(module)
+    doc, records = module.recorded("torch-rnn-sgd-noclip-init6")
+    return doc["config"], records
+
+
+def test_a_gradient_that_exploded_before_the_first_record_is_named_as_the_cause():
+    doc, records = issue_run()
+    result = judged(records, doc)
+    f = result["findings"][0]
+    assert result["verdict"] == "exploding_gradients" and len(result["findings"]) == 1
+    assert {"update_too_large", "update_too_small", "saturation"} <= {
+        c["id"] for c in f["evidence"]["consequences"]}
+    assert "before the first record the gradient exploded with no clipping" in \
+        f["evidence"]["seen"]
+    assert f["next"][0]["settings"] == {"clip": "norm", "clip_value": 1.0}
+    assert f["next"][0]["text"].startswith("`torch.nn.utils.clip_grad_norm_(model.parameters()")
+    assert any(s["settings"].get("lr", 1) < 1 for s in f["next"] if s["setting"] == "lr")
+
+
+def test_the_harness_catches_a_consequence_told_as_a_second_problem_and_opposing_remedies():
+    doc, records = issue_run()
+    result = diagnose(records, doc)
+    cause = result["findings"][0]
+    # the story issue 23 found: the consequences told as problems of their own
+    result["findings"] = [{**c, "evidence": {**c["evidence"], "caveat": "-"}, "suspects": [],
+                           "next": []} for c in cause["evidence"].pop("consequences")
+                          if c["id"] in ("update_too_large", "update_too_small")]
+    result["verdict"] = result["findings"][0]["id"]
+    found = violations(result, records, doc)
+    assert "update_too_small and update_too_large pull lr opposite ways as two problems" in found
+    assert any("weights blown up from the first record told as" in v for v in found)
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "factor", "ratio", "expected"), [
+    ("adam", 0.5, 0.5, None, 0.01),      # 250 times the usual: the largest healthy Adam lr
+    ("adam", 0.5, 1, 0.02, 0.01),        # even where the update ratio says 0.1
+    ("adam", 2e-3, 1, 0.008, 1e-3),      # halving stays within the healthy range
+    ("adam", 1e-5, 1, 1.7e-5, 2.4e-3),   # raised by the ratio, within the range
+    ("sgd", 0.01, 1, 1e-4, 0.4),
+    ("momentum", 5.0, 0.1, None, 0.1),
+])
+def test_a_suggested_lr_is_derived_from_the_ratio_and_bounded_by_healthy_runs(
+        optimizer, lr, factor, ratio, expected):
+    h = History({"optimizer": optimizer, "lr": lr})
+    change, why = lr_step(h, factor, ratio)
+    assert change["lr"] == pytest.approx(expected, rel=0.05) and f"from {lr:g}" in why
+    lo, hi = LR_HEALTHY[optimizer]
+    assert lo <= change["lr"] <= hi
+
+
+def test_without_a_known_lr_the_step_is_relative_to_yours():
+    assert lr_step(History({}), 0.1)[0] == {"lr": ("x", 0.1)}

@@ -29,7 +29,7 @@ OPTIMIZERS = {"adam": lambda p, lr: torch.optim.Adam(p, lr=lr),
               "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
               "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
               "adagrad": lambda p, lr: torch.optim.Adagrad(p, lr=lr)}
-LOOP = {"module": "rnn", "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "steps": 600,
+LOOP = {"module": "rnn", "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "steps": 300,
         "whh_scale": 1.0, "wih_scale": 1.0, "forget_bias": None, "hidden": 64, "batch": 16,
         "seq": 32, "chars": 400_000}
 EMB, LOG_EVERY, EVAL_EVERY = 32, 10, 50
