@@ -262,9 +262,8 @@ def vanishing_gradients(h: History) -> dict | None:
     """In some layer, less than `vanish_g` of a unit gradient survives `vanish_k` steps back."""
     cfg, k = h.cfg, THRESHOLDS["vanish_k"]
 
-    def survives(r):  # NaN entries (written as null) are left to the diverged rule
-        g = [profile_at(r[key], k) for key in layer_keys(h, r, "bptt_profile")]
-        return min((v for v in g if finite(v)), default=math.inf)
+    def survives(r):
+        return surviving(h, r)
 
     recs = streak(h, ("bptt_profile",), lambda r: survives(r) < THRESHOLDS["vanish_g"])
     if recs is None or gated(h) and stuck_above_floor(h) is None:
@@ -286,6 +285,33 @@ def vanishing_gradients(h: History) -> dict | None:
     reads = quoted(recs, "whh_sigma_max", "mean_gain")
     reads[f"g_{k}"] = [sig(g) for g in facts["g"]]
     return detection("vanishing_gradients", "warning", recs, reads, facts, suspects, changes)
+
+
+def surviving(h: History, r: dict) -> float:
+    """The least g_k, k = `vanish_k`, over the layers of record r (NaN entries, written as null,
+    are left to the diverged rule)."""
+    g = [profile_at(r[key], THRESHOLDS["vanish_k"]) for key in layer_keys(h, r, "bptt_profile")]
+    return min((v for v in g if finite(v)), default=math.inf)
+
+
+def vanishing_resolved(h: History, det: dict) -> dict | None:
+    """Facts of a collapsed profile that recovered by the end while the run learned: the last
+    `persist` records carry g_k above `vanish_g` in every layer and the train NLL fell below its
+    level while collapsed (a PyTorch nn.RNN at its default init starts with a weak recurrence
+    that training strengthens). A collapse an init scaled down explains (--recurrent-scale
+    below 1) stays a finding: its remedy is known and the run learned slower for it."""
+    if h.cfg.get("recurrent_scale", 1) < 1:
+        return None
+    last = [r for r in h.records if r.get("bptt_profile") is not None][-THRESHOLDS["persist"]:]
+    nll = [r["train_nll"] for r in h.records if finite(r.get("train_nll"))]
+    during = [r["train_nll"] for r in det["recs"] if finite(r.get("train_nll"))]
+    if (len(last) < THRESHOLDS["persist"] or last[0]["step"] <= det["recs"][-1]["step"] or
+            any(surviving(h, r) < THRESHOLDS["vanish_g"] for r in last) or not during
+            or nll[-1] >= min(during)):
+        return None
+    return {"why": "recovered", "from": min(det["facts"]["g"]), "to": surviving(h, last[-1]),
+            "step": last[-1]["step"], "k": THRESHOLDS["vanish_k"], "nll_from": during[0],
+            "nll_to": nll[-1]}
 
 
 def update_too_large(h: History) -> dict | None:
@@ -594,7 +620,8 @@ RULES = {  # in priority order: ties of severity are broken by it
     "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
     "gate_saturation": Rule(gate_saturation, gate_keys),
     "short_memory": Rule(short_memory, memory_keys, horizon=True),
-    "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
+    "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",),
+                                resolved=vanishing_resolved),
     "update_too_large": Rule(update_too_large, ("update_ratio",)),
     "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
     "overfitting": Rule(overfitting, ("train_nll", "eval_nll"), at_end=True),

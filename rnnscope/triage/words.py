@@ -234,6 +234,9 @@ WHY = {
     "resolved": "{sat} started on the rails ({from:.2f}) and had left them by step {step} "
                 "({to:.2f}) while train NLL fell {nll_from:.3f} -> {nll_to:.3f}: a transient of "
                 "the start, nothing to change",
+    "recovered": "the profile collapsed (g_{k} {from:.2g}) and had recovered by step {step} "
+                 "(g_{k} {to:.2g}) while train NLL fell {nll_from:.3f} -> {nll_to:.3f}: a weak "
+                 "recurrence at the start that training strengthened",
     "at_floor": "the best eval NLL {best:.3f} is at the corpus's floor {floor:.3f}: the run "
                 "learned what the data allow",
 }
