@@ -107,8 +107,13 @@ def exploding_gradients(h: History) -> dict | None:
               if finite(r.get("grad_norm"))]
     usual = statistics.median(before) if len(before) >= k else math.inf
 
+    # clipping on most steps says the gradient was above the threshold: evidence only where the
+    # threshold is known (a PyTorch loop's may be far below its usual grad_norm, as the word
+    # language model's 0.25 is, and fire on every step of a healthy run)
+    clipped = THRESHOLDS["clip_rate"] if finite(cfg.get("clip_value")) else math.inf
+
     def explodes(r):
-        return ((r.get("clip_rate") or 0) > THRESHOLDS["clip_rate"] or growth(r) > THRESHOLDS[
+        return ((r.get("clip_rate") or 0) > clipped or growth(r) > THRESHOLDS[
             "profile_growth"] or r["grad_norm"] > THRESHOLDS["grad_spike"] * usual)
 
     early = blown_up(h)
