@@ -545,7 +545,8 @@ REAL = {  # name: (the settings of a short run, its verdict, what the verdict ex
     "update_too_large": (dict(corpus="stdlib", lr=0.05, steps=60), "update_too_large", []),
     "update_too_small": (dict(corpus="stdlib", lr=1e-5, steps=60), "update_too_small", []),
     "diverged": (dict(corpus="stdlib", optimizer="sgd", lr=50.0, clip="none", steps=60),
-                 "diverged", ["saturation", "vanishing_gradients", "update_too_large"]),
+                 "diverged", ["exploding_gradients", "saturation", "vanishing_gradients",
+                              "update_too_large"]),  # the gradient blew the weights up first
     "overfitting": (dict(corpus="words.txt", hidden=128, batch=4, eval_frac=0.2, eval_every=10,
                          steps=300), "overfitting", []),
     "plateau": (dict(corpus="letters.txt", steps=400), "plateau", []),
