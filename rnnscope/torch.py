@@ -97,7 +97,8 @@ class Panel:
         self.doc = {"rnnscope_version": __version__, "source": "pytorch",
                     "config": {"cell": self.cell, "hidden": rnn.hidden_size,
                                "layers": rnn.num_layers, "dropout": rnn.dropout,
-                               "log_every": log_every, "sat_threshold": sat_threshold}}
+                               "log_every": log_every, "sat_threshold": sat_threshold,
+                               "whh_sigma_init": sigma_init(rnn)}}
         if vocab_size:
             self.doc["vocab_size"] = vocab_size
         if train_chars:
@@ -375,6 +376,14 @@ def cell_of(rnn) -> str:
         raise RnnscopeError(f"rnnscope.torch.Panel reads float32 or float64 weights, not "
                             f"{rnn.weight_hh_l0.dtype}; watch the module in full precision")
     return cell
+
+
+def sigma_init(rnn) -> float:
+    """The largest singular value of the recurrent weights as the panel finds them (your init):
+    what the triage compares a grown whh_sigma_max with."""
+    with torch.no_grad():
+        return round(max(float(torch.linalg.matrix_norm(getattr(rnn, f"weight_hh_l{l}"), ord=2))
+                         for l in range(rnn.num_layers)), 4)
 
 
 def mapped(rnn, cell: str, get, combine: str) -> dict[str, np.ndarray]:

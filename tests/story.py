@@ -13,11 +13,19 @@ from __future__ import annotations
 import math
 import statistics
 
-from rnnscope.triage.history import SEVERITY, THRESHOLDS
+from rnnscope.triage.history import LR_HEALTHY, SEVERITY, THRESHOLDS
 from rnnscope.triage.rules import RULES
 
 T = THRESHOLDS
 TOO_LARGE_A_STEP = {"diverged", "exploding_gradients", "update_too_large", "saturation"}
+# the way each finding's story pulls a setting (its remedy): two findings told as two problems
+# must not pull one setting opposite ways
+PULLS = {"diverged": {"lr": -1}, "exploding_gradients": {"lr": -1, "recurrent_scale": -1},
+         "update_too_large": {"lr": -1}, "saturation": {"lr": -1, "recurrent_scale": -1},
+         "update_too_small": {"lr": 1}, "vanishing_gradients": {"recurrent_scale": 1}}
+# what weights blown up before the first record show: one cause, the rest its consequences
+BLOWN_UP = {"exploding_gradients", "update_too_large", "update_too_small", "saturation",
+            "gate_saturation", "vanishing_gradients"}
 
 
 def finite(v) -> bool:
@@ -119,7 +127,50 @@ def violations(result: dict, records: list, doc: dict) -> list[str]:
         out += [f"{f['id']}: {v}" for v in story(f, records, doc, findings)]
     out += advice(findings, records, cfg, shown)
     out += [f"{f['id']}: {v}" for f in findings for v in step_shape(f["next"])]
+    out += two_problems(findings, records, cfg)
     return out
+
+
+def two_problems(findings: list, records: list, cfg: dict) -> list[str]:
+    """No story holds a finding and its own consequence as two problems, nor two findings whose
+    remedies pull one setting opposite ways: weights blown up from the first record (an
+    exploded gradient or too large a first step) show one cause; small updates of units on the
+    rails are the saturation's; too small and too large a step are never both the problem."""
+    out, ids = [], [f["id"] for f in findings]
+    pulls = {}
+    for i in ids:
+        for name, way in PULLS.get(i, {}).items():
+            pulls.setdefault(name, {})[way] = i
+    out += [f"{ways[1]} and {ways[-1]} pull {name} opposite ways as two problems"
+            for name, ways in pulls.items() if len(ways) == 2]
+    if blown_up(records, cfg) and len(BLOWN_UP & set(ids)) > 1:
+        out.append(f"weights blown up from the first record told as {sorted(BLOWN_UP & set(ids))}"
+                   ", not one cause with its consequences")
+    for f in findings:
+        if f["id"] == "update_too_small":
+            cited = [r for r in records if r["step"] in set(f["evidence"]["steps"])]
+            if all(finite(r.get("sat_ratio")) and r["sat_ratio"] > T["sat_ratio"] and
+                   r.get("mean_gain", 1) < T["mean_gain"] for r in cited):
+                out.append("update_too_small of units on the rails told apart from saturation")
+    return out
+
+
+def blown_up(records: list, cfg: dict) -> bool:
+    """whh_sigma_max `weights_grew` times its init on the first `persist` records that carry it."""
+    first = [r for r in records if finite(r.get("whh_sigma_max"))][:T["persist"]]
+    init = max(cfg.get("whh_sigma_init") or cfg.get("recurrent_scale", 1), 1)
+    return len(first) == T["persist"] and all(r["whh_sigma_max"] > T["weights_grew"] * init
+                                              for r in first)
+
+
+def within_healthy(step: dict, cfg: dict) -> bool:
+    """An lr suggested for the run's own optimizer from one beyond the lrs healthy runs of it use
+    lands within them, not at a fraction of a value that was far off."""
+    new, lr = step["settings"]["lr"], cfg.get("lr")
+    if cfg.get("optimizer") not in LR_HEALTHY or not finite(new) or not finite(lr):
+        return True
+    lo, hi = LR_HEALTHY[cfg["optimizer"]]
+    return not (lr > hi and new > hi or lr < lo and new < lo)
 
 
 def step_shape(steps: list) -> list[str]:
@@ -301,6 +352,9 @@ def advice(findings: list, records: list, cfg: dict, shown: list) -> list[str]:
                 if name == "lr" and move == 1 and (spikes(records) or ids & TOO_LARGE_A_STEP):
                     out.append(f"{f['id']} advises a higher lr ({flags}) in a run whose records "
                                "show a loss spike or too large a step")
+                if name == "lr" and not within_healthy(step, cfg):
+                    out.append(f"{f['id']} suggests {flags}, beyond the lrs healthy "
+                               f"{cfg['optimizer']} runs use, from {cfg['lr']:g}")
                 if name == "hidden" and move == 1 and ("overfitting" in ids or
                                                        gap > T["gap_large"]):
                     out.append(f"{f['id']} advises a larger model ({flags}) while eval NLL is "

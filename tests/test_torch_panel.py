@@ -294,9 +294,12 @@ def test_eval_close_and_the_run_directory(tmp_path):
                     panel.eval(net.loss(x, y, None)[0].item(), **state)
     path = tmp_path / "run"
     doc, records = read_run(path)
+    sigma = doc["config"].pop("whh_sigma_init")  # the init the triage compares a grown one with
+    assert sigma == pytest.approx(records[0]["whh_sigma_max"], rel=0.5)
     assert doc["config"] == {"cell": "rnn", "hidden": H, "layers": 1, "dropout": 0.0,
                              "log_every": 4, "sat_threshold": 0.95, "optimizer": "adam",
                              "lr": 0.01, "weight_decay": 0, "seq_len": T, "batch": B}
+    assert doc["source"] == "pytorch"
     assert doc["vocab_size"] == V
     assert [r["step"] for r in records] == [4, 5, 8, 10]
     assert [r["step"] for r in records if "eval_nll" in r] == [5, 10]

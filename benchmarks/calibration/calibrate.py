@@ -24,13 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnscope.records import read_run
+from rnnscope import runs
+from rnnscope.records import check_records, read_run
 from rnnscope.triage import diagnose
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import kept_records, write_kept  # noqa: E402
 from story import violations  # noqa: E402  (the invariants tests/test_triage_story.py checks)
+from torch_loops import command, loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -152,8 +155,57 @@ RECIPES = {
                                                     "--reset-every 10"),
     "healthy-b1-adam-shakespeare": (HEALTHY, f"{SHAKESPEARE} --hidden 100 --batch 1 --seq-len 25 "
                                              "--eval-every 500 --steps 3000"),
+    # issue 23's engine runs: the gated cells' mistakes, and the tanh cell blown up by an SGD
+    # step with no clipping (the cause, exploding_gradients, with its consequences under it)
+    "sgd-noclip-large-recurrence-stdlib": (("exploding_gradients", "saturation"),
+                                           f"{SMALL} --optimizer sgd --lr 1 --clip none "
+                                           "--recurrent-scale 4 --steps 400"),
+    "lstm-adam-lr0.5-stdlib": (("diverged",), f"{SMALL} --cell lstm --lr 0.5 --steps 400"),
+    "gru-adam-lr0.5-shakespeare": (("diverged",), f"{SHAKESPEARE} {SMALL} --cell gru "
+                                                          "--lr 0.5 --steps 400"),
+    "lstm-lr-low-shakespeare": (("update_too_small",), f"{SHAKESPEARE} {SMALL} --cell lstm "
+                                                       "--lr 1e-5 --steps 400"),
+    "gru-sgd-lr-low-stdlib": (("update_too_small",), f"{SMALL} --cell gru --optimizer sgd "
+                                                     "--lr 0.01 --steps 400"),
+    # the same SGD step and init as sgd-noclip-large-recurrence-stdlib on a GRU: its gates keep
+    # the gradient in bounds (grad_norm_max 6.8 in the first interval), and it learns
+    "gru-sgd-noclip-large-recurrence-stdlib": (HEALTHY, f"{SMALL} --cell gru "
+                                               "--optimizer sgd --lr 1 --clip none "
+                                               "--recurrent-scale 4 --steps 400"),
+    "healthy-lstm-momentum-shakespeare": (HEALTHY, f"{SHAKESPEARE} {SMALL} --cell lstm "
+                                                   "--optimizer momentum --lr 0.05 --steps 600"),
 }
 
+
+# issue 23's PyTorch loops (torch_loops.py: Embedding -> module -> Linear on tinyshakespeare,
+# watched by rnnscope.torch.Panel, 64 units, batch 16, 32 steps, 300 steps, a record every 10,
+# an eval every 50): the usual mistakes and healthy loops of each module. name: (expected, the loop)
+TORCH = {
+    "torch-rnn-sgd-noclip-init6": (("exploding_gradients", "update_too_small"), loop(
+        module="rnn", optimizer="sgd", lr=1.0, clip=0, whh_scale=6, steps=600)),
+    # the same loop on an LSTM: its gates keep the gradient in bounds (grad_norm_max 0.81 in the
+    # first interval, whh_sigma_init 10), and it learns as the healthy LSTM does
+    "torch-lstm-sgd-noclip-init6": (HEALTHY, loop(module="lstm", optimizer="sgd", lr=1.0, clip=0,
+                                                  whh_scale=6)),
+    "torch-lstm-adam-lr0.5": (("update_too_large",), loop(module="lstm", lr=0.5)),
+    "torch-gru-adam-lr0.5": (("diverged",), loop(module="gru", lr=0.5)),
+    "torch-rnn-adam-lr0.5": (("diverged", "saturation"), loop(module="rnn", lr=0.5)),
+    "torch-rnn-adam-lr1e-5": (("update_too_small",), loop(module="rnn", lr=1e-5)),
+    "torch-lstm-adam-lr1e-5": (("update_too_small",), loop(module="lstm", lr=1e-5)),
+    "torch-rnn-sgd-lr0.01": (("update_too_small",), loop(module="rnn", optimizer="sgd", lr=0.01,
+                                                         clip=0)),
+    "torch-lstm-sgd-lr0.05": (("update_too_small",), loop(module="lstm", optimizer="sgd",
+                                                          lr=0.05, clip=0)),
+    "torch-lstm-closed-forget": (("short_memory",), loop(module="lstm", forget_bias=-16)),
+    "torch-gru-large-init": (("gate_saturation",), loop(module="gru", wih_scale=20)),
+    "healthy-torch-rnn": (HEALTHY, loop(module="rnn")),
+    "healthy-torch-gru": (HEALTHY, loop(module="gru")),
+    "healthy-torch-lstm": (HEALTHY, loop(module="lstm")),
+    "healthy-torch-lstm-sgd-clip": (HEALTHY, loop(module="lstm", optimizer="sgd", lr=1.0,
+                                                  clip=0.25)),
+    "healthy-torch-rnn-momentum": (HEALTHY, loop(module="rnn", optimizer="momentum", lr=0.02)),
+    "healthy-torch-gru-rmsprop": (HEALTHY, loop(module="gru", optimizer="rmsprop", lr=1e-3)),
+}
 
 # 15-minute runs on tinyshakespeare, side by side with another (benchmarks/quality/race.py):
 # their records are kept with the quality benchmark and judged from there
@@ -207,6 +259,15 @@ def build_minrnn(where: Path) -> Path:
     subprocess.run(["cc", "-std=c99", "-O2", "-I", str(where), str(ROOT / "examples/c/minrnn.c"),
                     "-lm", "-o", str(out)], check=True)
     return out
+def train_loop(name: str, tmp: Path) -> None:
+    """Run one PyTorch loop (torch_loops.py, in a process of its own) and keep its records."""
+    run_dir = tmp / name
+    proc = subprocess.run([sys.executable, str(HERE / "torch_loops.py"), name, str(run_dir)],
+                          capture_output=True, text=True)
+    print(f"{name}: exit {proc.returncode} {proc.stderr[-500:]}", file=sys.stderr)
+    doc = {"command": command(name), "loop": TORCH[name][1], "exit": proc.returncode,
+           "config": json.loads((run_dir / runs.CONFIG).read_text())}
+    write_kept(RECORDS, name, doc, kept_records(run_dir))
 
 
 def keep(name: str, run_dir: Path, exit_code: int | str) -> None:
@@ -228,15 +289,17 @@ def recorded(name: str) -> tuple[dict, list[dict]]:
     else:
         doc = json.loads((RECORDS / f"{name}.json").read_text())
     where = QUALITY if name in LONG else RECORDS
-    lines = (where / f"{name}.jsonl").read_text().splitlines()
-    return doc, [json.loads(line) for line in lines]
+    file = where / f"{name}.jsonl"
+    # as doctor reads them: a PyTorch loop's eval, a line of its own, joins its step's record
+    return doc, check_records([json.loads(line) for line in file.read_text().splitlines()],
+                              file)
 
 
 def judge(name: str) -> tuple[dict, list[str]]:
     """The diagnosis of a recorded run, and each way it misses what the run was built to show:
     another verdict, a finding not shown (first or as a consequence), a finding in a healthy run,
     a story its records contradict (tests/story.py)."""
-    expected = LONG[name] if name in LONG else RECIPES[name][0]
+    expected = LONG[name] if name in LONG else {**RECIPES, **TORCH}[name][0]
     doc, records = recorded(name)
     result = diagnose(records, doc["config"])
     shown = [f["id"] for f in result["findings"]] + [
@@ -252,8 +315,8 @@ def judge(name: str) -> tuple[dict, list[str]]:
 def check() -> bool:
     """Judge every recorded run; True when each shows what it was built to show."""
     ok = True
-    for name in [*RECIPES, *LONG]:
-        if name in RECIPES and not (RECORDS / f"{name}.jsonl").exists():
+    for name in [*RECIPES, *TORCH, *LONG]:
+        if name not in LONG and not (RECORDS / f"{name}.jsonl").exists():
             print(f"BAD {name:36} not recorded: python {Path(__file__).name} {name}")
             ok = False
             continue
@@ -282,13 +345,17 @@ def main() -> int:
              f"stopped by hand at step {last} of {planned}")
     if args.markdown:
         from tables import tables
-        print(tables({**RECIPES, **{n: (v, "") for n, v in LONG.items()}}, recorded))
+        loops = {n: (expected, command(n)) for n, (expected, _) in TORCH.items()}
+        print(tables({**RECIPES, **loops, **{n: (v, "") for n, v in LONG.items()}}, recorded))
         return 0
     if not (args.check or args.keep):
         with tempfile.TemporaryDirectory() as tmp:
-            for name in args.names or RECIPES:
+            for name in args.names or [*RECIPES, *TORCH]:
                 if args.force or args.names or not (RECORDS / f"{name}.jsonl").exists():
-                    train(name, RECIPES[name][1], Path(tmp))
+                    if name in TORCH:
+                        train_loop(name, Path(tmp))
+                    else:
+                        train(name, RECIPES[name][1], Path(tmp))
     return 0 if check() else 1
 
 

@@ -68,6 +68,7 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     # short_memory (gated cells)
     "memory_short": 0.25,         # memory_steps below this fraction of the horizon the data need
     "keep_left": 0.5,             # and over half of the keep gate's entries below 0.1
+    "keep_shut": 0.95,            # without a horizon: this much of it below 0.1, first to last
     # capacity_not_limiting (rnnscope compare)
     "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
     "same_plateau": 0.03,         # nats between the two best eval NLLs
@@ -75,6 +76,18 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "differ_mean_gain": 0.1,      # as suspects (absolute difference) ...
     "differ_grad_norm": 2.0,      # ... or ratio
     "differ_update_ratio": 2.0,
+}
+
+# The learning rates of healthy runs, per optimizer: (lowest, highest). A suggested lr that the
+# measured update ratio would put beyond them is kept within them (lr_step), so a run whose lr
+# was far off gets one healthy runs use, not a fraction of its own. docs/triage.md gives the
+# calibration runs and PyTorch defaults behind each bound.
+LR_HEALTHY = {
+    "adam": (1e-3, 1e-2),      # healthy 2e-3 .. 1e-2 (engine and PyTorch loops); 0.03 too large
+    "rmsprop": (1e-3, 1e-2),   # healthy 1e-3 (a PyTorch GRU); PyTorch's default 1e-2
+    "adagrad": (1e-2, 0.1),    # PyTorch's default 1e-2; min-char-rnn's 0.1
+    "momentum": (0.01, 0.1),   # healthy 0.05 (engine), 0.02 (PyTorch); 1.0 diverges
+    "sgd": (0.1, 1.0),         # healthy 1.0 with clipping (a PyTorch LSTM); 0.01 too small
 }
 
 SEVERITY = ("critical", "warning", "info")
@@ -290,12 +303,46 @@ def scaled(h: History, name: str, factor: float) -> dict:
     return {name: value * factor if finite(value) else ("x", factor)}
 
 
+def lr_step(h: History, factor: float, ratio: float | None = None) -> tuple[dict, str]:
+    """({"lr": the lr to try}, why): the run's lr times update_target / ratio when the update
+    ratio was measured (ratio: its median), else times factor; kept within the lrs healthy runs
+    of the run's optimizer use (LR_HEALTHY) where it would move past them in the direction it
+    moves. Relative to the run's own ("x", factor) when its lr is not known."""
+    lr, optimizer = h.cfg.get("lr"), h.cfg.get("optimizer")
+    if ratio:
+        factor = THRESHOLDS["update_target"] / ratio
+        why = (f"the measured update_ratio {ratio:.2g} scaled to the healthy "
+               f"{THRESHOLDS['update_target']:g} (lr x {factor:.2g})")
+    else:
+        why = f"lr x {factor:g}"
+    if not finite(lr):
+        return {"lr": ("x", factor)}, f"learning rate yours x {factor:.2g}: {why}"
+    new, (lo, hi) = lr * factor, LR_HEALTHY.get(optimizer, (0.0, math.inf))
+    down = factor < 1
+    if down and new > hi or not down and new < lo:
+        new, why = (hi if down else lo), f"{why} would give {lr * factor:.2g}: " + (
+            f"the {'largest' if down else 'smallest'} lr healthy {optimizer} runs use")
+    elif down and lr > lo > new or not down and lr < hi < new:
+        new, why = (lo if down else hi), f"{why} would give {lr * factor:.2g}, beyond the " + (
+            f"{'smallest' if down else 'largest'} lr healthy {optimizer} runs use")
+    return {"lr": new}, f"lr {new:.2g} from {lr:g}: {why} (healthy {optimizer} runs: " \
+        f"{lo:g}-{hi:g})" if optimizer in LR_HEALTHY else f"lr {new:.2g} from {lr:g}: {why}"
+
+
+def init_sigma(cfg: dict) -> float:
+    """whh_sigma_max at init, at least 1: what rnnscope.torch measured of your init, else
+    --recurrent-scale (rnnscope's recurrent init has singular values of about that scale)."""
+    return max(cfg.get("whh_sigma_init") or cfg.get("recurrent_scale", 1), 1)
+
+
 def gated_cell() -> list:
     """The change to the first gated cell of the registry, the usual later step for a tanh RNN."""
     return [{"cell": name} for name, c in CELLS.items() if c.SIGMOID][:1]
 
 
 def detection(id_: str, severity: str, recs: list, reads: dict, facts: dict, suspects: list,
-              changes: list) -> dict:
+              changes: list, why: dict | None = None) -> dict:
+    """why: {setting: the reason for the value suggested} (words.py puts it in the evidence
+    while a next step still suggests that setting)."""
     return {"id": id_, "severity": severity, "recs": recs, "readings": reads, "facts": facts,
-            "suspects": suspects, "changes": changes}
+            "suspects": suspects, "changes": changes, "why": why or {}}

@@ -75,6 +75,7 @@ TORCH_SCHEDULE = {
     "constant": "no lr scheduler",
 }
 PARAMS = "model.parameters()"
+TORCH_INIT = {"identity": "eye", "orthogonal": "orthogonal", "normal": "normal"}  # nn.init's
 
 
 def torch_text(settings: dict, cfg: dict) -> str:
@@ -127,7 +128,8 @@ def torch_setting(name: str, value, cfg: dict) -> str:
         return f"`nn.{CELLS[value].TORCH[0]}(...)`{was}"
     if name in ("forget_bias", "chrono_init"):
         return torch_gate_bias(name, value, cfg)
-    return TORCH_SETTING.get(name, "{name} {v}").format(name=name, v=v)
+    return TORCH_SETTING.get(name, "{name} {v}").format(name=name, v=v, torch_init=TORCH_INIT.get(
+        value, value))
 
 
 TORCH_SETTING = {
@@ -136,7 +138,7 @@ TORCH_SETTING = {
     "dropout": "`dropout={v}` in the recurrent module (between layers), or `nn.Dropout({v})` "
                "before the readout",
     "weight_decay": "`weight_decay={v}` in the optimizer (`torch.optim.AdamW`)",
-    "recurrent_init": "`torch.nn.init.{v}_` on each `rnn.weight_hh_l*`",
+    "recurrent_init": "`torch.nn.init.{torch_init}_` on each `rnn.weight_hh_l*`",
     "seq_len": "sequences of {v} steps (the length you backpropagate through)",
     "corpus": "a larger training text ({v})",
     "reset_every": "the hidden state reset to zeros every {v} chunks of each stream "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import string
 
+from .history import THRESHOLDS, init_sigma
 from .steps import next_step
 
 
@@ -69,6 +70,14 @@ def seen_diverged(f: dict, recs: list) -> str:
 
 
 def seen_exploding_gradients(f: dict, recs: list) -> str:
+    if f["early"]:
+        e = f["early"]
+        clip = "with no clipping to stop it" if e["unclipped"] else "although clipping was on"
+        return (f"before the first record the gradient exploded {clip}: grad_norm_max "
+                f"{e['peak']:.3g} in the first interval, {e['peak'] / e['median']:.0f} times the "
+                f"median grad_norm {e['median']:.3g} of steps {steps(recs)}, and from the first "
+                f"record whh_sigma_max {span(e['grown'])}, {min(e['grown']) / e['init']:.0f} "
+                f"times its {e['init']:.3g} at init: the recurrent weights were blown up")
     seen = [f"at steps {steps(recs)} grad_norm was {span(f['norms'])}"]
     if f["spiked"]:
         seen.append(f"up to {max(f['norms']) / f['usual']:.0f} times its median {f['usual']:.3g} "
@@ -184,6 +193,11 @@ def seen_gate_saturation(f: dict, recs: list) -> str:
 
 
 def seen_short_memory(f: dict, recs: list) -> str:
+    if f["horizon"] is None:
+        return (f"from the first record (step {f['since']}) to steps {steps(recs)} "
+                f"{span(f['left'], '.0%')} of the keep gate {f['keep']}'s entries were below 0.1 "
+                f"and did not move (memory_steps {span(f['memory'])}): the gate was shut from "
+                "the start, and the cell overwrites its state every step")
     need = f"a quarter of the {f['horizon']} steps back the corpus's letters depend on"
     seen = (f"at steps {steps(recs)} {f['layer']}'s memory_steps was {span(f['memory'])} steps, "
             f"below {f['limit']:.3g} ({need}), with {span(f['left'], '.0%')} of its keep gate "
@@ -203,8 +217,10 @@ SEEN = {"diverged": seen_diverged, "exploding_gradients": seen_exploding_gradien
 
 CAVEAT = {
     "diverged": "none: a NaN or a loss this far above a uniform guess is never noise",
-    "exploding_gradients": "a --clip-value far below the usual grad_norm (here {clip_value:g}) "
-                           "makes clipping fire on every step without any explosion",
+    "exploding_gradients": "a clipping threshold far below the usual grad_norm (here "
+                           "{clip_value:g}) makes clipping fire on every step without any "
+                           "explosion; grown weights need a grad_norm_max {grad_spike:g} times "
+                           "the median after it too",
     "saturation": "long healthy runs drift towards the rails while they learn (sat_ratio 0.24 -> "
                   "0.65 in 12 minutes); this rule only fires from the start or while the loss "
                   "rises, and a start that leaves the rails while the loss falls is set aside",
@@ -234,16 +250,15 @@ CAVEAT = {
 }
 
 SUSPECTS = {
-    "lr_high": "learning rate {lr:g} too high for --optimizer {optimizer}",
-    "lr_low": "learning rate {lr:g} too low for --optimizer {optimizer}",
-    "clip_none": "no gradient clipping (--clip none)",
-    "clip_elementwise": "--clip elementwise bounds each gradient component at {clip_value:g}, "
-                        "not the size of the step",
-    "init_large": "initial weights too large (--recurrent-scale {recurrent_scale:g} "
-                  "--input-scale {input_scale:g})",
+    "lr_high": "learning rate {lr:g} too high for {optimizer}",
+    "lr_low": "learning rate {lr:g} too low for {optimizer}",
+    "clip_none": "no gradient clipping",
+    "clip_elementwise": "clipping each gradient component at {clip_value:g} bounds the "
+                        "components, not the size of the step",
+    "init_large": "initial weights too large (recurrent scale {recurrent_scale:g}, input scale "
+                  "{input_scale:g})",
     "recurrence_amplifies": "recurrent weights that amplify the gradient through time: "
-                            "whh_sigma_max {sigma:.3g} (init --recurrent-scale "
-                            "{recurrent_scale:g})",
+                            "whh_sigma_max {sigma:.3g} ({init_sigma:.3g} at init)",
     "lr_high_for_gradients": "learning rate {lr:g} too high for the gradient scale",
     "updates_push_to_rails": "updates too large (update_ratio {ratio:.2g}) push units to the "
                              "rails",
@@ -275,6 +290,9 @@ WHY = {
     "resolved": "{sat} started on the rails ({from:.2f}) and had left them by step {step} "
                 "({to:.2f}) while train NLL fell {nll_from:.3f} -> {nll_to:.3f}: a transient of "
                 "the start, nothing to change",
+    "recovered": "the profile collapsed (g_{k} {from:.2g}) and had recovered by step {step} "
+                 "(g_{k} {to:.2g}) while train NLL fell {nll_from:.3f} -> {nll_to:.3f}: a weak "
+                 "recurrence at the start that training strengthened",
     "at_floor": "the best eval NLL {best:.3f} is at the corpus's floor {floor:.3f}: the run "
                 "learned what the data allow",
 }
@@ -292,9 +310,13 @@ MISSING = {"horizon": "horizon: the corpus does not say how far back its letters
 def finding(det: dict, cfg: dict, source: str = "rnnscope") -> dict:
     """The finding of a detection (and of those it explains) for a run with settings cfg, its
     next steps worded for the run's source (records.SOURCES)."""
-    values = {**cfg, **det["facts"]}
+    values = {**THRESHOLDS, **cfg, "init_sigma": init_sigma(cfg), **det["facts"]}
     evidence = {**evidence_of(det),
                 "caveat": WORDS.format(CAVEAT[det["id"]], **values)}
+    why = [text for name, text in det.get("why", {}).items()
+           if any(name in change for change in det["changes"])]
+    if why:  # the reason for each value suggested, while a next step still suggests it
+        evidence["why_next"] = "; ".join(why)
     if det.get("consequences"):
         evidence["consequences"] = [{"id": c["id"], "severity": c["severity"],
                                      "evidence": evidence_of(c)} for c in det["consequences"]]
