@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import locate, read_doc, run_name
-from . import need, replay
+from . import need
 from .tags import scalars
 
 EXTRA = "wandb"
@@ -55,8 +55,3 @@ class WandB:
         if self.own and self.run is not None:
             self.run.finish()
 
-
-def export(path: str | Path, project: str | None = None) -> int:
-    """Log the run at path (any run, as tensorboard.export) to a new W&B run; returns the
-    number of records."""
-    return replay(Path(path), [WandB.new(project)])
