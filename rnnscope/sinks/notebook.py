@@ -64,8 +64,9 @@ class Shown:
                 return drawn[key]([data])
             keys = recorded(data.records)
             if key not in keys:
+                names = sorted(k for k in keys - {"step"} if "." not in k)
                 raise RnnscopeError(f"{self.path} has no reading {key!r}; plot one of "
-                                    f"{', '.join(sorted(k for k in keys - {'step'} if '.' not in k))} "
+                                    f"{', '.join(names)} "
                                     f"or a figure: {', '.join(drawn)}")
             fig, ((ax,),) = new_figure()
             plot_each(ax, [data], key, lw=1.6)
