@@ -117,6 +117,7 @@ class Panel:
         # rnnscope's engine holding the module's layers (their weights copied in at a record)
         self.model = Model(rnn.input_size, rnn.hidden_size, rnn.num_layers, cell=self.cell,
                            dtype=str(rnn.weight_hh_l0.dtype).removeprefix("torch."))
+        self.pending: tuple | None = None  # before_step's measurements, for after_step
         self.sinks = [s for s in (tensorboard and TensorBoard(tensorboard),
                                   wandb_run and WandB(wandb_run)) if s]
         for sink in self.sinks:
@@ -197,7 +198,10 @@ class Panel:
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
         """The record of the step optimizer.step() just took (see before_step). Clipping is
         seen from .grad here, so clipping after before_step (Lightning's) counts too."""
-        params, nll, measured, before = self.pending
+        if self.pending is None:
+            raise RnnscopeError("panel.after_step(optimizer) follows panel.before_step(loss, "
+                                "optimizer) on every step; call before_step first")
+        (params, nll, measured, before), self.pending = self.pending, None
         n, due = self.steps + 1, self._due()
         now = [torch.linalg.vector_norm(p.grad.detach()) ** 2 for p in params]
         now_sq = float(torch.stack(now).sum())
