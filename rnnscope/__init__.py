@@ -1,7 +1,10 @@
 """rnnscope: character-level RNNs with hand-written BPTT and an instrument panel.
 
-    from rnnscope import Model, TrainConfig, load_run
+    from rnnscope import Model, TrainConfig, load_run, view
     from rnnscope.train import train        # train(TrainConfig(...), run_dir) -> Path
+
+load_run(path) is a trained run with its model; it and view(path) (any run's records) show
+themselves in a notebook (rnnscope/sinks/notebook.py).
 
 (`train` stays in its module: re-exporting it here would hide the module rnnscope.train.)
 """
@@ -9,7 +12,8 @@
 from .config import TrainConfig
 from .errors import RnnscopeError
 from .model import LossAndGrads, Model
-from .runs import load_run
+from .sinks.notebook import load_run, view
 from .version import __version__
 
-__all__ = ["Model", "LossAndGrads", "TrainConfig", "RnnscopeError", "load_run", "__version__"]
+__all__ = ["Model", "LossAndGrads", "TrainConfig", "RnnscopeError", "load_run", "view",
+           "__version__"]

@@ -72,6 +72,27 @@ def train_flags(p: argparse.ArgumentParser) -> None:
       help="do not write report.html at the end (rnnscope report RUN makes it later)")
 
 
+def sink_flags(p: argparse.ArgumentParser, also: str) -> None:
+    """--tensorboard DIR and --wandb [PROJECT] (docs/ecosystem.md)."""
+    p.add_argument("--tensorboard", metavar="DIR", help=f"{also} write every reading and "
+                   "finding as TensorBoard scalars and text into DIR (rnnscope[tensorboard])")
+    p.add_argument("--wandb", nargs="?", const="", metavar="PROJECT", help=f"{also} log every "
+                   "reading and finding to a new Weights & Biases run in PROJECT (default "
+                   "rnnscope; rnnscope[wandb]; WANDB_MODE=offline keeps it on disk)")
+
+
+def sinks(args: argparse.Namespace) -> list:
+    """The sinks the --tensorboard and --wandb flags ask for; a library that is missing is
+    refused here, before anything runs."""
+    from .sinks.tensorboard import TensorBoard
+    from .sinks.wandb import WandB
+
+    out = [TensorBoard.into(args.tensorboard)] if getattr(args, "tensorboard", None) else []
+    if hasattr(args, "wandb"):
+        out.append(WandB.new(args.wandb or None))
+    return out
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnnscope", description="Train character-level RNNs and see why "
                     "they stop learning.")
@@ -85,6 +106,7 @@ def build_parser() -> Parser:
                    "checkpoint with its own settings; --steps/--minutes may be raised, "
                    "--corpus/--data-dir may point at the same text moved elsewhere")
     p.add_argument("--quiet", action="store_true", help="plain lines instead of the live panel")
+    sink_flags(p, "also")
 
     p = sub.add_parser("sample", help="sample text from a trained run")
     p.add_argument("run")
@@ -111,6 +133,11 @@ def build_parser() -> Parser:
     p.add_argument("runs", nargs="+", metavar="RUN|FILE.jsonl|FILE.csv")
     p.add_argument("-o", "--output", help="the HTML file (default: report.html in the run, "
                    "FILE.report.html beside a log, or compare.html here for several runs)")
+
+    p = sub.add_parser("export", help="write a run's readings and findings into TensorBoard "
+                       "or Weights & Biases", argument_default=argparse.SUPPRESS)
+    p.add_argument("run", metavar="RUN|FILE.jsonl|FILE.csv")
+    sink_flags(p, "")
 
     p = sub.add_parser("gradcheck", help="finite-difference check of rnnscope's or your BPTT")
     p.add_argument("--cell", choices=CELLS, default="rnn")
@@ -178,15 +205,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import resume, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "run_dir", "resume",
-                                                                "quiet")}
+                                                                "quiet", "tensorboard", "wandb")}
     run_dir, resume_dir = getattr(args, "run_dir", None), getattr(args, "resume", None)
     if resume_dir and run_dir:
         raise RnnscopeError("give --resume DIR or --run-dir DIR, not both")
     display = make_display(getattr(args, "quiet", False))
     if resume_dir:
-        path = resume(resume_dir, given, display)
+        path = resume(resume_dir, given, display, sinks(args))
     else:
-        path = train(TrainConfig(**given), run_dir, display)
+        path = train(TrainConfig(**given), run_dir, display, sinks(args))
     print(f"run written to {path}")
     return 0
 
@@ -221,6 +248,19 @@ def cmd_report(args) -> int:
 
     out = write_report([Path(r) for r in args.runs], Path(args.output) if args.output else None)
     print(f"report written to {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .sinks import replay
+
+    chosen = sinks(args)
+    if not chosen:
+        raise RnnscopeError("say where to export: --tensorboard DIR and/or --wandb [PROJECT]")
+    n = replay(Path(args.run), chosen)
+    where = [f"TensorBoard {args.tensorboard}"] if getattr(args, "tensorboard", None) else []
+    where += ["W&B"] if hasattr(args, "wandb") else []
+    print(f"exported {n} records of {args.run} to {' and '.join(where)}")
     return 0
 
 
@@ -324,7 +364,8 @@ def cmd_c_header(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
-            "compare": cmd_compare, "report": cmd_report, "gradcheck": cmd_gradcheck,
+            "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
+            "gradcheck": cmd_gradcheck,
             "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora,
             "c-header": cmd_c_header}
 

@@ -1,8 +1,8 @@
 """The one table of readings: for each panel reading (SPEC 3 and 8) its group in the report (and
-in TensorBoard), how the per-layer values aggregate, its healthy range, whether the live display
-shows it and whether compare's table does. The display, the records' reader (which keys hold
-numbers), the report's plot bands, compare and the triage's thresholds all read it; docs/panel.md
-and docs/triage.md give the runs that calibrate each bound.
+in TensorBoard and W&B, rnnscope/sinks/tags.py), how the per-layer values aggregate, its healthy
+range, whether the live display shows it and whether compare's table does. The display, the
+records' reader (which keys hold numbers), the report's plot bands, compare and the triage's
+thresholds all read it; docs/panel.md and docs/triage.md give the runs that calibrate each bound.
 
 A reading outside its range on one record is flagged by the display; the triage decides from
 persistent patterns across records, against these same bounds.
@@ -52,6 +52,7 @@ READINGS: dict[str, Reading] = {  # in the display's order
     "grad_norm": Reading("gradients", (None, 100.0), compared=True),
     "grad_norm_max": Reading("gradients", shown=False),
     "clip_rate": Reading("gradients", (None, 0.5)),
+    "torch_grad_rel_diff": Reading("gradients", shown=False),  # rnnscope.torch.Panel's check
     "update_ratio": Reading("updates", (4e-4, 0.015), compared=True),
     "param_norm": Reading("updates", shown=False),
     "whh_sigma_max": Reading("updates", (None, 10.0), aggregate=max),

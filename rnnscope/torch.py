@@ -49,6 +49,8 @@ from .heldout import STATE_KEYS, STATE_WINDOW
 from .model import Model, from_parts
 from .records import finite_or_none
 from .report import write_report
+from .sinks.tensorboard import TensorBoard
+from .sinks.wandb import WandB
 from .triage import Watch, format_diagnosis, headline, write_triage
 from .version import __version__
 
@@ -77,14 +79,16 @@ class Panel:
     def __init__(self, rnn: nn.Module, run_dir: str | Path, log_every: int = 50, *,
                  quiet: bool = False, sat_threshold: float = 0.95, loss_reduction: str = "mean",
                  vocab_size: int | None = None, train_chars: int | None = None,
-                 report: bool = True, seed: int = 0) -> None:
+                 report: bool = True, seed: int = 0, tensorboard=None, wandb_run=None) -> None:
         """rnn: the module to watch; run_dir: a new (or empty) directory for the run.
         quiet: no line per record; loss_reduction: "mean" (PyTorch's default) or "sum" over
         the T*B positions; vocab_size: your alphabet's size, if you want the triage to know
         the loss of a uniform guess; train_chars: your training text's size in characters,
         so that the triage can tell whether the model has read it once (no memorisation is
-        claimed before); report: write report.html at close() (False: faster
-        tests); seed: the through-time profile's random vectors."""
+        claimed before); report: write report.html at close() (False: faster tests); seed: the
+        through-time profile's random vectors; tensorboard: a SummaryWriter and wandb_run: a W&B
+        run that every record and finding is also written to (both stay yours: flushed at
+        close(), never closed; docs/ecosystem.md)."""
         self.cell = cell_of(rnn)
         if not (isinstance(log_every, int) and log_every > 0):
             raise RnnscopeError(f"log_every must be a positive integer, got {log_every!r}")
@@ -121,6 +125,11 @@ class Panel:
         # rnnscope's engine holding the module's layers (their weights copied in at a record)
         self.model = Model(rnn.input_size, rnn.hidden_size, rnn.num_layers, cell=self.cell,
                            dtype=str(rnn.weight_hh_l0.dtype).removeprefix("torch."))
+        self.pending: tuple | None = None  # before_step's measurements, for after_step
+        self.sinks = [s for s in (tensorboard and TensorBoard(tensorboard),
+                                  wandb_run and WandB(wandb_run)) if s]
+        for sink in self.sinks:
+            sink.start(self.path, 0)
         self.hooks = [rnn.register_forward_hook(self._on_forward, with_kwargs=True)]
         self._watch_grads(rnn.parameters())
 
@@ -176,23 +185,38 @@ class Panel:
 
     def step(self, loss, optimizer: torch.optim.Optimizer) -> None:
         """optimizer.step(), with the panel's measurements around it (as GradScaler.step)."""
+        self.before_step(loss, optimizer)
+        optimizer.step()
+        self.after_step(optimizer)
+
+    def before_step(self, loss, optimizer: torch.optim.Optimizer) -> None:
+        """The measurements before the update, for a loop that calls optimizer.step() itself
+        (rnnscope.lightning): then after_step(optimizer) right after the update."""
         params = [p for group in optimizer.param_groups for p in group["params"]
                   if p.grad is not None]
         if self.steps == 0:
             self._describe_optimizer(optimizer)
             self._watch_grads(params)
+        nll = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        nll /= self._positions() if self.loss_reduction == "sum" else 1
+        measured = self._measure() if self._due() else None
+        before = [p.detach().clone() for p in params] if measured else None
+        self.pending = (params, nll, measured, before)
+
+    def after_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The record of the step optimizer.step() just took (see before_step). Clipping is
+        seen from .grad here, so clipping after before_step (Lightning's) counts too."""
+        if self.pending is None:
+            raise RnnscopeError("panel.after_step(optimizer) follows panel.before_step(loss, "
+                                "optimizer) on every step; call before_step first")
+        (params, nll, measured, before), self.pending = self.pending, None
         n, due = self.steps + 1, self._due()
         now = [torch.linalg.vector_norm(p.grad.detach()) ** 2 for p in params]
         now_sq = float(torch.stack(now).sum())
         pre_sq = float(torch.stack([self.grad_sq.get(p, g) for p, g in zip(params, now,
                                                                            strict=True)]).sum())
         grad_norm = math.sqrt(pre_sq)
-        nll = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
-        nll /= self._positions() if self.loss_reduction == "sum" else 1
         self.interval.add(n, nll, float(now_sq < pre_sq * (1 - CLIPPED)), grad_norm)
-        measured = self._measure() if due else None
-        before = [p.detach().clone() for p in params] if measured else None
-        optimizer.step()
         self.steps = n
         if due:
             rec = self._base_record(optimizer)
@@ -222,6 +246,8 @@ class Panel:
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
+        for sink in self.sinks:
+            sink.close()
         self._say(format_diagnosis(write_triage(self.path)))
         if self.report:
             self._say(f"report: {write_report([self.path])}")
@@ -317,8 +343,11 @@ class Panel:
         if self.display:
             self.display.record(rec)
         self.watch = self.watch or Watch.for_config(self.doc)  # next steps worded for PyTorch
-        for finding in self.watch.update(rec):
+        findings = self.watch.update(rec)
+        for finding in findings:
             self._say(f"step {rec['step']}: {headline(finding)}")
+        for sink in self.sinks:
+            sink.write(rec, findings)
 
     def _say(self, text: str) -> None:
         if self.display:

@@ -28,7 +28,7 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +55,7 @@ from .heldout import evaluate, reset_streams, state_readings
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .records import finite_or_none
+from .sinks import Sink
 from .triage import Watch, format_diagnosis, headline, write_triage
 
 __all__ = ["DEFAULT_STEPS", "Diverged", "resume", "train"]
@@ -90,23 +91,27 @@ class Session:
     best_eval: float = math.inf
     deltas: dict | None = None
     watch: Watch | None = None          # the triage, fed each record as it is written
+    sinks: list = field(default_factory=list)  # TensorBoard, W&B: each record (rnnscope.sinks)
 
 
 def train(cfg: TrainConfig, run_dir: str | Path | None = None,
-          display: Display | None = None) -> Path:
-    """Train a new run as cfg says and return its run directory.
-    A corpus that cannot be trained on is refused before any directory is made."""
+          display: Display | None = None, sinks: Sequence[Sink] = ()) -> Path:
+    """Train a new run as cfg says and return its run directory; sinks (TensorBoard, W&B)
+    get every record too. A corpus that cannot be trained on is refused before any directory
+    is made."""
     cfg = located(cfg.validate().with_length())
     text = prepare(cfg)
     path = runs.new_run_dir(run_dir, cfg)
     with runs.writer_lock(path), quiet_overflow():
         runs.check_new(path)  # another train that took the lock first has not written here
         runs.write_config(path, cfg, corpus_info(text), text.vocab)
-        return run(open_session(cfg, path, text), display or PlainDisplay())
+        s = open_session(cfg, path, text)
+        s.sinks = list(sinks)
+        return run(s, display or PlainDisplay())
 
 
 def resume(path: str | Path, changes: dict | None = None,
-           display: Display | None = None) -> Path:
+           display: Display | None = None, sinks: Sequence[Sink] = ()) -> Path:
     """Continue the run in path from its last checkpoint with the settings of its config.json;
     changes holds the flags given with --resume ({"steps": 80}: see TrainConfig.resumed)."""
     path, display = Path(path), display or PlainDisplay()
@@ -120,6 +125,7 @@ def resume(path: str | Path, changes: dict | None = None,
         except WriteFailed as e:
             raise WriteFailed(f"{e}; the run is as it was: run the same command again once the "
                               "disk has room (or the directory is writable)") from None
+        s.sinks = list(sinks)
         return run(s, display)
 
 
@@ -131,7 +137,18 @@ def quiet_overflow() -> Iterator[None]:
 
 
 def run(s: Session, display: Display) -> Path:
-    """Train s to its planned length, then write the verdict and the report."""
+    """Train s to its planned length, then write the verdict and the report; the sinks are
+    started from the session's step and closed however the run ends."""
+    for sink in s.sinks:
+        sink.start(s.path, s.step)
+    try:
+        return run_to_end(s, display)
+    finally:
+        for sink in s.sinks:
+            sink.close()
+
+
+def run_to_end(s: Session, display: Display) -> Path:
     s.watch = Watch.for_run(s.path)
     total, limit = planned_length(s)
     display.start(s.path, s.step, total, limit)
@@ -321,8 +338,11 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
     rec = {k: finite_or_none(v) for k, v in rec.items()}
     runs.append_record(s.path, rec)
     display.record(rec)
-    for finding in s.watch.update(rec):
+    findings = s.watch.update(rec)
+    for finding in findings:
         display.note(f"step {rec['step']}: {headline(finding)}")
+    for sink in s.sinks:
+        sink.write(rec, findings)
 
 
 def held_out(s: Session, elapsed: float) -> dict:

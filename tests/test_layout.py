@@ -18,9 +18,9 @@ LAYERS = [  # top-level modules and packages, bottom first; a module may import 
     {"triage"},
     {"display", "plots"},
     {"report", "compare"},
-    {"train", "gradcheck"},
+    {"train", "gradcheck", "sinks"},
     {"torch", "bench"},
-    {"sweep"},
+    {"sweep", "lightning"},
     {"cli", "__init__"},
 ]
 
