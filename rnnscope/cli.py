@@ -16,7 +16,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
+from .config import (
+    CELLS,
+    CLIPS,
+    DTYPES,
+    INITS,
+    OPTIMIZERS,
+    READOUT_INITS,
+    SCHEDULES,
+    TrainConfig,
+)
 from .errors import Interrupted, RnnscopeError, RnnscopeWarning, WriteFailed
 from .version import __version__
 
@@ -55,6 +64,12 @@ def train_flags(p: argparse.ArgumentParser) -> None:
       help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
+    a("--embed", type=int, metavar="E", help="layer 0 reads a learned E-wide embedding of each "
+      "character instead of its one-hot row (default 0: one-hot)")
+    a("--warmup", type=int, metavar="STEPS", help="raise the learning rate linearly from "
+      "lr/STEPS to lr over the first STEPS steps (default 0: none)")
+    a("--readout-init", choices=READOUT_INITS, help="readout bias at zero (default) or at the "
+      "log unigram frequencies of the training split (prior)")
     a("--eval-frac", type=float)
     a("--eval-every", type=int, help=f"steps between evals (default {d.eval_every})")
     a("--log-every", type=int, help=f"steps between panel records (default {d.log_every})")
