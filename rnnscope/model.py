@@ -5,7 +5,7 @@ Layer l's parameters are "{l}.{name}" with the names of its cell (rnnscope/cells
 has "{l}.Wxh" (in x H), "{l}.Whh" (H x H), "{l}.bh" (H)); the readout "Why" (H x V), "by" (V).
 The model does what every cell shares: the input product ax = u @ Wx + bx of all steps at once
 (the input of layer 0 is one-hot, so it is a row lookup of Wx + bx; with an embedding (SPEC 1,
-"embed", V x E) it is the row lookup of embed @ Wx + bx, the same product; the input of layer l > 0 is
+"embed", V x E) the row lookup of embed @ Wx + bx, the same product; the input of layer l > 0 is
 the output h of layer l-1, after dropout when training with dropout; layers_pass gives layer 0
 a dense input instead, as another network's layers have: SPEC 10), the input-weight gradients
 as single large products, stacking, dropout, readout, loss and the reused work buffers; the
