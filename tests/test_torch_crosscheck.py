@@ -5,8 +5,8 @@ readout, with weight_ih_l{l} = Wx.T, weight_hh_l{l} = Wh.T (the tanh cell's Wxh,
 Linear.weight = Why.T, Linear.bias = by; with an embedding (--embed E) layer 0 reads
 torch.nn.functional.embedding of the ids (its autograd scatter-adds the gradient by id) from a
 weight held as embed.T, so that every matrix is transposed alike. Biases: the GRU's bx, bh are
-bias_ih, bias_hh; the tanh cell's bh and the LSTM's b are bias_ih, with bias_hh fixed at zero: torch has two biases
-where rnnscope has one, and both receive the same gradient, the gradient of rnnscope's.
+bias_ih, bias_hh; the tanh cell's bh and the LSTM's b are bias_ih, with bias_hh fixed at zero:
+torch has two biases where rnnscope has one, and both receive the same gradient, rnnscope's.
 """
 
 import numpy as np
