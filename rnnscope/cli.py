@@ -40,7 +40,8 @@ class Parser(argparse.ArgumentParser):
 def train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     a = p.add_argument
-    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K} or synthetic:delay{K} "
+    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K}, synthetic:delay{K} or "
+      "synthetic:recall{K} "
       f"(optionally :seed{{S}}), or a text file path (default {d.corpus})")
     a("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     a("--cell", choices=CELLS)
