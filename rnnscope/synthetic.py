@@ -143,10 +143,11 @@ def recall_entropy_rate(K: int, items: int, distractors: int) -> float:
 
 
 def recall_oracle_nll(streams: np.ndarray, K: int) -> float:
-    """Mean NLL of the exact Bayes predictor on recall{K} streams (B, L) of letter indices, each
-    read from its first letter without knowing where in a block it starts: the belief over
-    (phase, item) starts uniform and is updated letter by letter. It scores what the best
-    model can on those streams (SPEC 9: the floor plus what a stream's unknown start costs)."""
+    """Mean NLL of the exact Bayes predictor on recall{K} streams (B, L) of letter indices, over
+    every letter after the first (the ones a model that reads a stream predicts): the belief
+    over (phase, held item) starts uniform, each stream read from its first letter without
+    knowing where in a block it starts. It scores what the best model can on those streams
+    (the floor, plus what a stream's unknown start costs)."""
     A, D = len(RECALL_ITEMS), len(RECALL_DISTRACTORS)
     B, L = streams.shape
     belief = np.full((B, K + 1, A), 1.0 / ((K + 1) * A))  # phase of the last letter, item
@@ -161,13 +162,13 @@ def recall_oracle_nll(streams: np.ndarray, K: int) -> float:
         like[is_item, K, x[is_item]] = 1.0               # the recall of the held item
         joint = belief * like
         p = joint.sum(axis=(1, 2))
-        total -= np.log(p).sum()
+        total -= np.log(p).sum() if t else 0.0
         belief = joint / p[:, None, None]
         items = np.flatnonzero(is_item)  # a fresh item is now the one held
         fresh = belief[items, 0, :].sum(axis=1)
         belief[items, 0, :] = 0.0
         belief[items, 0, x[items]] = fresh
-    return total / (B * L)
+    return total / (B * (L - 1))
 
 
 # ---- markov
