@@ -7,7 +7,7 @@ state carried from chunk to chunk):
   fwd_bwd        Model.loss_and_grads: forward, loss and hand-written BPTT
   train          train.update (gradients, clipping, Adam) with the panel off
   train_panel    the same, and on every log_every-th step the panel: per-parameter gradient
-                 norms and panel.readings, as train.record does
+                 norms and panel.measure, as train.record does
   torch_fwd_bwd  with --vs torch: one-hot input -> nn.RNN (tanh), nn.GRU or nn.LSTM -> Linear
                  -> cross_entropy -> backward, gradients zeroed each step
   torch_train    the same plus clip_grad_norm_ and torch.optim.Adam
@@ -430,7 +430,7 @@ def engine_train(cfg: TrainConfig, chunks) -> Callable[[bool], None]:
         u = update(model, x, y, h, cfg, opt_state, deltas, cfg.lr, rng, want_norms=due)
         h, deltas = u.out.h_last, u.deltas
         if due:
-            panel.readings(u.out.probes, model.params, u.norms, u.deltas, cfg.sat_threshold,
+            panel.measure(u.out.probes, model.params, u.norms, u.deltas, cfg.sat_threshold,
                            panel_rng, cfg.cell)
 
     return step

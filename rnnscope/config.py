@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 from . import cells
 from .errors import RnnscopeError
+from .optim import CLIPS, OPTIMIZERS, SCHEDULES
 
 CELLS = tuple(cells.CELLS)
-OPTIMIZERS = ("adam", "sgd", "momentum", "adagrad", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine", "plateau")
-CLIPS = ("norm", "elementwise", "none")
 INITS = ("orthogonal", "normal", "identity")
 DTYPES = ("float32", "float64")
 READOUT_INITS = ("zero", "prior")

@@ -279,7 +279,7 @@ class Panel:
                             lambda t: numpy(change.get(t, torch.zeros_like(t))), "sum")
             d2 = sum(float(torch.sum(d * d)) for d in change.values())
             p2 = sum(float(torch.sum(b * b)) for b in before)
-        rec = panel.readings(measured["probes"], after, panel.grad_norms(measured["grads"]),
+        rec = panel.measure(measured["probes"], after, panel.grad_norms(measured["grads"]),
                              deltas, self.sat_threshold, self.rng, self.cell)
         rec["update_ratio"] = math.sqrt(d2 / p2) if p2 > 0 else math.inf  # every parameter
         if measured["grad_diff"] is not None:
@@ -300,7 +300,7 @@ class Panel:
         runs.append_record(self.path, rec)
         if self.display:
             self.display.record(rec)
-        self.watch = self.watch or Watch(self.doc["config"], self.doc.get("vocab_size"))
+        self.watch = self.watch or Watch.for_config(self.doc)  # next steps worded for PyTorch
         for finding in self.watch.update(rec):
             self._say(f"step {rec['step']}: {headline(finding)}")
 

@@ -309,7 +309,7 @@ def record(s: Session, lr: float, elapsed: float, u: Update) -> dict:
     rec.update(s.interval.summary(s.step))
     rec["grad_norm"] = u.grad_norm
     if u.norms is not None:
-        rec.update(panel.readings(u.out.probes, s.model.params, u.norms, u.deltas,
+        rec.update(panel.measure(u.out.probes, s.model.params, u.norms, u.deltas,
                                   s.cfg.sat_threshold, s.panel_rng, s.cfg.cell))
     return rec
 

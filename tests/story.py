@@ -11,7 +11,6 @@ checks are written from the records and THRESHOLDS alone, not from the rules' co
 from __future__ import annotations
 
 import math
-import re
 import statistics
 
 from rnnscope.triage.history import SEVERITY, THRESHOLDS
@@ -64,25 +63,30 @@ def evals(records: list) -> list[dict]:
     return out
 
 
-def parsed(flags: str, cfg: dict) -> list[tuple[str, object]]:
-    """'--lr 0.0005 --clip norm' -> [("lr", -1), ("clip", "norm")]: numbers as a direction
-    against the run's own value, choices as the value (an lr that comes with another optimizer
-    is a new recipe, not a direction)."""
-    pairs = {name.replace("-", "_"): value
-             for name, value in re.findall(r"--(\S+) (\([^)]*\)|\S+)", flags)}
+def parsed(step: dict, cfg: dict) -> list[tuple[str, object]]:
+    """A next step's settings as moves: {"lr": 0.0005, "clip": "norm"} -> [("lr", -1), ("clip",
+    "norm")]: numbers as a direction against the run's own value (or its factor where the value
+    is relative to one the log did not record), choices as the value (an lr that comes with
+    another optimizer is a new recipe, not a direction)."""
+    settings = step["settings"]
     out = []
-    for name, value in pairs.items():
+    for name, new in settings.items():
         old = cfg.get(name)
-        if name == "lr" and pairs.get("optimizer", cfg.get("optimizer")) != cfg.get("optimizer"):
+        if name == "lr" and settings.get("optimizer", cfg.get("optimizer")) != cfg.get(
+                "optimizer"):
             continue
-        try:
-            new = float(value)
-        except ValueError:
-            out.append((name, value))
-            continue
-        if finite(old) and not isinstance(old, bool):
+        if new is None and name == step["setting"]:
+            out.append((name, 1 if step["factor"] > 1 else -1))
+        elif isinstance(new, bool) or not finite(new):
+            out.append((name, new))
+        elif finite(old) and not isinstance(old, bool):
             out.append((name, (new > old) - (new < old)))
     return out
+
+
+def texts(finding: dict) -> list[str]:
+    """The words of a finding's next steps."""
+    return [step["text"] for step in finding["next"]]
 
 
 def violations(result: dict, records: list, doc: dict) -> list[str]:
@@ -114,6 +118,19 @@ def violations(result: dict, records: list, doc: dict) -> list[str]:
         out += cited(f, records)
         out += [f"{f['id']}: {v}" for v in story(f, records, doc, findings)]
     out += advice(findings, records, cfg, shown)
+    out += [f"{f['id']}: {v}" for f in findings for v in step_shape(f["next"])]
+    return out
+
+
+def step_shape(steps: list) -> list[str]:
+    """Each next step is {"setting", "value", "settings", "text"} (and "factor" where the value
+    is relative), its setting and value the first of its settings."""
+    out = []
+    for step in steps:
+        keys = {"setting", "value", "settings", "text"} | ({"factor"} & set(step))
+        first = next(iter((step.get("settings") or {None: None}).items()))
+        if set(step) != keys or (step["setting"], step["value"]) != first or not step["text"]:
+            out.append(f"a next step not of the format: {step}")
     return out
 
 
@@ -254,8 +271,9 @@ def advice(findings: list, records: list, cfg: dict, shown: list) -> list[str]:
     es = evals(records)
     gap = es[-1]["eval_nll"] - es[-1]["train_nll"] if es else 0.0
     for f in findings:
-        for flags in f["next"]:
-            for name, move in parsed(flags, cfg):
+        for step in f["next"]:
+            flags = step["text"]
+            for name, move in parsed(step, cfg):
                 if moves.setdefault(name, move) != move:
                     out.append(f"{name} is moved both ways or to two values ({f['id']}: {flags})")
                 if name == "lr" and move == 1 and (spikes(records) or ids & TOO_LARGE_A_STEP):

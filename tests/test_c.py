@@ -171,7 +171,9 @@ def test_c_network_trains_on_shakespeare_and_its_log_goes_through_doctor(minrnn,
                    capture_output=True)
     doc, records = read_run(run)
     assert [r["step"] for r in records] == list(range(15, 301, 15))
-    assert doc == {"source": "jsonl", "config": {"layers": 1, "lr": 0.1}}
+    assert doc == {"source": "c", "vocab_size": 65, "config": {
+        "cell": "rnn", "hidden": 48, "layers": 1, "seq_len": 25, "batch": 4,
+        "optimizer": "adagrad", "lr": 0.1, "clip": "elementwise", "clip_value": 5}}
     assert records[-1]["train_nll"] < records[0]["train_nll"] < np.log(65) + 1
     assert all(r["dh_raw_norm"] <= r["dh_norm"] and 0 < r["clip_rate"] < 1 for r in records)
     assert [r["step"] for r in records if "eval_nll" in r] == [150, 300]

@@ -10,8 +10,9 @@ from rnnscope.cells import CELLS
 PACKAGE = Path(__file__).resolve().parents[1] / "rnnscope"
 LAYERS = [  # top-level modules and packages, bottom first; a module may import its layer or below
     {"version", "errors", "health", "synthetic", "cells"},
-    {"config", "data"},
-    {"model", "optim"},
+    {"optim", "data"},
+    {"config"},
+    {"model"},
     {"runs", "sample", "panel"},
     {"corpora", "records"},
     {"triage"},

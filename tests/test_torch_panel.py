@@ -120,7 +120,7 @@ def engine_readings(net, cell, twin: Model, x, y, h0, before, rng) -> dict:
         params = mapped(net.rnn, cell, lambda t: t.numpy().copy(), "sum")
         was = mapped(net.rnn, cell, lambda t: old[id(t)].numpy(), "sum")
     deltas = {k: params[k] - was[k] for k in params}  # what the step changed
-    rec = rs_panel.readings(out.probes, params, rs_panel.grad_norms(grads), deltas, 0.95, rng,
+    rec = rs_panel.measure(out.probes, params, rs_panel.grad_norms(grads), deltas, 0.95, rng,
                             cell)
     d2 = sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True))
     rec["update_ratio"] = math.sqrt(d2 / sum(float((b ** 2).sum()) for b in before))

@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from story import violations
+from story import texts, violations
 
 from rnnscope import runs
 from rnnscope.cli import main
@@ -20,6 +20,7 @@ from rnnscope.train import train
 from rnnscope.triage import Watch, diagnose, diagnose_run, format_diagnosis, write_triage
 from rnnscope.triage.history import THRESHOLDS, History
 from rnnscope.triage.rules import PRIORITY
+from rnnscope.triage.steps import next_step
 from rnnscope.triage.story import consistent
 
 K = THRESHOLDS["persist"]
@@ -105,7 +106,8 @@ def test_findings_cite_their_steps_and_readings_and_suggest_flags(finding_id):
     last = records[-1]["step"]
     assert f["evidence"]["steps"][-1] == last and str(last) in f["evidence"]["seen"]
     assert f["evidence"]["readings"] and f["evidence"]["caveat"] and f["suspects"]
-    assert f["next"] and all(step.startswith("--") for step in f["next"])
+    assert f["next"] and all(step["text"].startswith("--") for step in f["next"])
+    assert all(step["settings"][step["setting"]] == step["value"] for step in f["next"])
 
 
 def test_a_nan_is_believed_at_once():
@@ -129,7 +131,7 @@ def test_next_steps_are_computed_from_the_run_config():
     cfg = {**CONFIG, "config": {**CONFIG["config"], "lr": 0.05, "recurrent_scale": 4.0,
                                 "input_scale": 4.0}}
     result = judged([record(i, **BROKEN["saturation"]) for i in range(1, K + 1)], cfg)
-    assert result["findings"][0]["next"][:2] == ["--recurrent-scale 1 --input-scale 1",
+    assert texts(result["findings"][0])[:2] == ["--recurrent-scale 1 --input-scale 1",
                                                  "--lr 0.013"]
 
 
@@ -285,7 +287,7 @@ def test_a_divergence_explains_the_other_readings_with_one_set_of_next_steps():
     assert explained(result) == {"diverged": ["saturation", "vanishing_gradients",
                                               "update_too_large"]}
     f = result["findings"][0]
-    assert f["next"] == ["--lr 0.1", "--clip norm", "--optimizer adam --lr 0.002"]
+    assert texts(f) == ["--lr 0.1", "--clip norm", "--optimizer adam --lr 0.002"]
     assert all(set(c) == {"id", "severity", "evidence"} for c in f["evidence"]["consequences"])
 
 
@@ -296,7 +298,7 @@ def test_large_updates_explain_a_saturated_start():
     result = judged(records)
     assert explained(result) == {"update_too_large": ["saturation"]}
     assert result["findings"][0]["severity"] == "critical"  # the worst of what it explains
-    assert result["findings"][0]["next"][0] == "--lr 0.0004"
+    assert texts(result["findings"][0])[0] == "--lr 0.0004"
 
 
 def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
@@ -307,7 +309,7 @@ def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
     result = judged(records)
     assert explained(result) == {"update_too_large": ["saturation"]}
     f = result["findings"][0]
-    assert "31 times its initial 1" in f["evidence"]["seen"] and f["next"][0] == "--lr 0.0002"
+    assert "31 times its initial 1" in f["evidence"]["seen"] and texts(f)[0] == "--lr 0.0002"
     assert found([record(i, update_ratio=0.006, whh_sigma_max=31.0 if i > 3 else 2.0)
                   for i in range(1, 30)]) == []  # grown later: not the first steps
 
@@ -378,8 +380,8 @@ def test_a_plateau_far_above_the_floor_with_a_collapsed_profile_is_vanishing_gra
 def test_a_plateau_with_eval_far_above_train_advises_regularisation_not_a_larger_model():
     records = [{**r, "eval_nll": 2.4} if "eval_nll" in r else r for r in flat(40)]
     f = judged(records)["findings"][0]
-    assert f["id"] == "plateau" and f["next"][:2] == ["--dropout 0.2", "--weight-decay 0.1"]
-    assert not any(n.startswith("--hidden") for n in f["next"])
+    assert f["id"] == "plateau" and texts(f)[:2] == ["--dropout 0.2", "--weight-decay 0.1"]
+    assert not any(n.startswith("--hidden") for n in texts(f))
 
 
 # ---- readings a log does not have ----------------------------------------------------------
@@ -402,7 +404,8 @@ def test_a_log_without_config_still_finds_a_divergence_against_its_own_start():
     records = [{"step": 10 * i, "train_nll": 3.0 if i < 5 else 9.0} for i in range(1, 15)]
     f = judged(records, {})["findings"][0]
     assert f["id"] == "diverged" and "the first recorded train NLL 3.000" in f["evidence"]["seen"]
-    assert f["next"][0] == "--lr (yours x 0.1)"
+    assert f["next"][0] == {"setting": "lr", "value": None, "settings": {"lr": None},
+                            "factor": 0.1, "text": "learning rate (yours x 0.1)"}
 
 
 def test_a_cell_without_whh_sigma_max_or_mean_gain_is_judged_on_what_it_has():
@@ -426,7 +429,8 @@ def test_the_story_check_catches_overfitting_with_eval_below_train():
 def test_the_story_check_catches_contradicting_advice():
     records = broken("update_too_large")
     result = diagnose(records, CONFIG)
-    result["findings"][0]["next"].append("--lr 0.01")
+    result["findings"][0]["next"].append({"setting": "lr", "value": 0.01,
+                                          "settings": {"lr": 0.01}, "text": "--lr 0.01"})
     assert any("higher lr" in v for v in violations(result, records, CONFIG))
 
 
@@ -622,3 +626,41 @@ def test_write_triage_writes_the_diagnosis_to_triage_json(nan_run, tmp_path):
 def test_watch_for_a_run_has_seen_its_records(nan_run):
     watch = Watch.for_run(nan_run[1])
     assert "diverged" in watch.held and watch.update({"step": 999, "train_nll": 1.0}) == []
+
+
+# ---- next steps in the user's terms ------------------------------------------------------
+
+@pytest.mark.parametrize(("source", "text"), [
+    ("rnnscope", "--clip norm"),
+    ("pytorch", "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1)` after `loss.backward()`, "
+                "before `opt.step()` (`panel.step`)"),
+    ("c", "clip the gradient's norm at 1"),
+    ("log", "clip the gradient's norm at 1"),
+])
+def test_a_next_step_names_the_setting_and_is_worded_for_the_runs_source(source, text):
+    cfg = {"optimizer": "sgd", "lr": 0.5, "clip": "none"}
+    if source == "rnnscope":
+        cfg["clip_value"] = 5.0
+    step = next_step({"clip": "norm"}, cfg, source)
+    assert step["setting"] == "clip" and step["value"] == "norm" and step["text"] == text
+    assert step["settings"] == ({"clip": "norm"} if source == "rnnscope" else
+                                {"clip": "norm", "clip_value": 1.0})
+
+
+def test_a_step_that_changes_two_settings_carries_both():
+    step = next_step({"optimizer": "adam", "lr": 0.002}, {"optimizer": "sgd", "lr": 0.5},
+                     "pytorch")
+    assert step == {"setting": "optimizer", "value": "adam",
+                    "settings": {"optimizer": "adam", "lr": 0.002},
+                    "text": "`torch.optim.Adam(model.parameters(), lr=0.002)` in place of your "
+                            "optimizer"}
+    assert next_step({"lr": 0.0123456}, {"optimizer": "sgd"}, "pytorch")["text"] == \
+        "`lr=0.012` in the optimizer (`torch.optim.SGD(model.parameters(), lr=0.012)`)"
+    assert next_step({"lr": 0.0123456}, {}, "c")["settings"] == {"lr": 0.012}
+
+
+def test_a_pytorch_runs_config_says_where_it_came_from_and_its_advice_is_pytorchs():
+    doc = {"source": "pytorch", "config": {**CONFIG["config"], "lr": 0.05}}
+    result = judged([record(i, **BROKEN["saturation"]) for i in range(1, K + 1)], doc)
+    steps = texts(result["findings"][0])
+    assert any("`lr=" in t for t in steps) and not any(t.startswith("--") for t in steps)

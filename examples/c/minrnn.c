@@ -295,6 +295,13 @@ static int train(int argc, char **argv)
                 "--batch %d\n", path, T, B);
         return 2;
     }
+    char settings[512];
+    snprintf(settings, sizeof settings, "\"cell\": \"rnn\", \"hidden\": %d, \"layers\": 1, "
+             "\"seq_len\": %d, \"batch\": %d, \"optimizer\": \"%s\", \"lr\": %g, "
+             "\"clip\": \"elementwise\", \"clip_value\": %g", H, T, B, sgd ? "sgd" : "adagrad",
+             lr, CLIP);
+    snprintf(path, sizeof path, "%s/config.json", argv[3]);
+    if (rs_config_write(path, d.V, settings) != 0) return 2;
     Net n = net_new(d.V, H);
     Chunk c = chunk_new(&n, T, B);
     int *x = alloc((size_t)T * B), *y = alloc((size_t)T * B);

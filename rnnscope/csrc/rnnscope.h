@@ -210,6 +210,27 @@ static inline int rs_record_end(rs_record *r)
     return 0;
 }
 
+/* config.json beside metrics.jsonl: {"source": "c", "vocab_size": V, "config": {settings}}.
+ * settings is the inside of a JSON object with rnnscope's names of the settings (docs/format.md),
+ * e.g. "\"cell\": \"rnn\", \"hidden\": 100, \"optimizer\": \"adagrad\", \"lr\": 0.1".
+ * It tells the triage the loss of a uniform guess, your settings, and that the run is a C
+ * program's, so its next steps name the settings in words. 0, or -1 when it could not write. */
+static inline int rs_config_write(const char *path, int vocab_size, const char *settings)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "rnnscope.h: cannot write %s (does its directory exist?)\n", path);
+        return -1;
+    }
+    fprintf(f, "{\"source\": \"c\", \"vocab_size\": %d, \"config\": {%s}}\n", vocab_size,
+            settings);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "rnnscope.h: could not write all of %s (disk full?)\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* The probe readings of `layers` layers: layer{l}.mean_abs_h, .sat_ratio, .mean_gain, .dh_norm,
  * .dh_raw_norm for each layer l and, un-prefixed, their mean over the layers (as rnnscope
  * writes them). h[l], dh[l], dh_raw[l]: rows x H arrays of layer l (see the top). */

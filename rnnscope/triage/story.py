@@ -183,8 +183,10 @@ class Watch:
 
     def __init__(self, config: TrainConfig | dict, vocab_size: int | None = None,
                  unigram_eval_nll: float | None = None, floor_nll: float | None = None,
-                 horizon: int | None = None) -> None:
+                 horizon: int | None = None, source: str = "rnnscope") -> None:
+        """source: where the run came from (records.SOURCES), the words of its next steps."""
         cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config)
+        self.source = source
         uniform = math.log(vocab_size) if vocab_size else None
         self.history = History(cfg, uniform, unigram_eval_nll, floor_nll, horizon)
         self.held: dict[str, dict] = {}       # detections, each as it first held
@@ -204,7 +206,8 @@ class Watch:
         corpus = doc.get("corpus", {})
         return cls(doc.get("config", {}), run_records.vocab_size(doc),
                    corpus.get("unigram_eval_nll"), corpus.get("floor_nll"),
-                   (corpus.get("source") or {}).get("K"))  # a synthetic source's K (SPEC 9)
+                   (corpus.get("source") or {}).get("K"),  # a synthetic source's K (SPEC 9)
+                   run_records.source_of(doc))
 
     def update(self, record: dict) -> list[dict]:
         h = self.history
@@ -221,7 +224,7 @@ class Watch:
                 self.reported.update(c["id"] for c in top.get("consequences", []))
                 new.append(top)
         consistent(h, new, list(self.held.values()))
-        return [words.finding(d, h.cfg) for d in new]
+        return [words.finding(d, h.cfg, self.source) for d in new]
 
     def result(self) -> dict:
         """{"verdict", "findings", "set_aside", "not_measured"} of the run so far (module
@@ -242,7 +245,7 @@ class Watch:
                 dets.append(det)
         tops = fold(h, dets)
         consistent(h, tops, dets)
-        findings = [words.finding(d, h.cfg) for d in tops]
+        findings = [words.finding(d, h.cfg, self.source) for d in tops]
         return {"verdict": findings[0]["id"] if findings else "healthy", "findings": findings,
                 "set_aside": set_aside, "not_measured": not_measured(h)}
 

@@ -9,7 +9,8 @@ A finding (the shape of `rnnscope doctor --json`, SPEC section 4):
                   "caveat": when the finding may be a false positive,
                   "consequences": [what it explains: {"id", "severity", "evidence"}, ...]},
      "suspects": [what it usually means, most likely first],
-     "next": [rnnscope flags to try, first to try first, computed from the run's config]}
+     "next": [next steps, first to try first, computed from the run's config: steps.py
+              {"setting", "value", "settings", "text"}, the text worded for the run's source]}
 
 "consequences" is there only when the finding explains others; they share its next steps.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import string
 
-from ..config import flag
+from .steps import next_step
 
 
 class Words(string.Formatter):
@@ -230,8 +231,9 @@ MISSING = {"horizon": "horizon: the corpus does not say how far back its letters
 # ---- a detection as a finding
 
 
-def finding(det: dict, cfg: dict) -> dict:
-    """The finding of a detection (and of those it explains) for a run with settings cfg."""
+def finding(det: dict, cfg: dict, source: str = "rnnscope") -> dict:
+    """The finding of a detection (and of those it explains) for a run with settings cfg, its
+    next steps worded for the run's source (records.SOURCES)."""
     values = {**cfg, **det["facts"]}
     evidence = {**evidence_of(det),
                 "caveat": WORDS.format(CAVEAT[det["id"]], **values)}
@@ -240,7 +242,7 @@ def finding(det: dict, cfg: dict) -> dict:
                                      "evidence": evidence_of(c)} for c in det["consequences"]]
     return {"id": det["id"], "severity": det["severity"], "evidence": evidence,
             "suspects": [WORDS.format(SUSPECTS[s], **values) for s in det["suspects"]],
-            "next": [flags(c) for c in det["changes"]]}
+            "next": [next_step(c, cfg, source) for c in det["changes"]]}
 
 
 def evidence_of(det: dict) -> dict:
@@ -254,22 +256,6 @@ def set_aside(det: dict, why: dict) -> dict:
             "evidence": evidence_of(det)}
 
 
-def flags(change: dict) -> str:
-    """{"lr": 0.0005, "clip": "norm"} -> "--lr 0.0005 --clip norm"; a value relative to a
-    setting the log did not record, ("x", 0.1), reads "(yours x 0.1)" (docs/format.md)."""
-    out = []
-    for name, value in change.items():
-        if value is True:                     # a switch: --chrono-init
-            out.append(f"--{flag(name)}")
-            continue
-        if isinstance(value, tuple):
-            value = f"(yours x {value[1]:.2g})"
-        elif isinstance(value, float):
-            value = f"{value:.2g}" if name == "lr" else f"{value:g}"
-        out.append(f"--{flag(name)} {value}")
-    return " ".join(out)
-
-
 # ---- text
 
 
@@ -278,7 +264,7 @@ def headline(f: dict) -> str:
     line = f"{f['id']} ({f['severity']}): {f['evidence']['seen']}"
     also = [c["id"] for c in f["evidence"].get("consequences", [])]
     line += f"; explains {', '.join(also)}" if also else ""
-    return line + (f"; try {f['next'][0]}" if f["next"] else "")
+    return line + (f"; try {f['next'][0]['text']}" if f["next"] else "")
 
 
 def format_finding(f: dict) -> str:
@@ -287,10 +273,10 @@ def format_finding(f: dict) -> str:
     lines += [f"  explains {c['id']}: {c['evidence']['seen']}"
               for c in ev.get("consequences", [])]
     lines.append(f"  usually means: {'; '.join(f['suspects'])}")
-    if f["next"]:
-        lines.append(f"  try first: {f['next'][0]}")
-    if len(f["next"]) > 1:
-        lines.append(f"  then: {'   '.join(f['next'][1:])}")
+    texts = [step["text"] for step in f["next"]]
+    if texts:
+        lines.append(f"  try first: {texts[0]}")
+    lines += [f"  then: {text}" for text in texts[1:]]
     lines.append(f"  may be a false positive when: {ev['caveat']}")
     return "\n".join(lines)
 
