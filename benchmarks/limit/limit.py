@@ -18,6 +18,7 @@ training again.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import statistics
 import sys
@@ -44,6 +45,7 @@ TOLERANCE = 0.1  # nats above the floor that still count as reaching it (docs/fl
 # 0.008 nats/char at K = 256; a run reaches the floor when it has learned RECALLED of that
 RECALL_KS = (4, 16, 64, 256)
 RECALL_STEPS = 3000
+RECALL_VARIANTS = (RECALL_STEPS, 4 * RECALL_STEPS)  # the recipe, and four times as long
 RECALLED = 0.9
 
 
@@ -141,19 +143,21 @@ def recall_markdown(cells: list[str]) -> str:
     rows = ["| cell | K | steps | best eval NLL (step) | floor | reachable | item worth | "
             "share learned | verdict | gradient left K steps back, first -> last | "
             "memory_steps (last) | chars/s (load) |", "|---" * 12 + "|"]
-    for cell in cells:
-        for K in RECALL_KS:
-            s = summary(cell, K, source="recall", steps=RECALL_STEPS)
-            if s is None:
-                continue
-            verdict = "reaches the floor" if s["reaches_floor"] else "stops short"
-            memory = "-" if s["memory_steps"] is None else f"{s['memory_steps']:.3g}"
-            rows.append(f"| {cell} | {K} | {s['steps']} | {s['best_eval_nll']:.4f} "
-                        f"({s['best_step']}) | {s['floor_nll']:.4f} | {s['reachable']:.4f} | "
-                        f"{s['worth']:.4f} | {s['share']:.2f} | {verdict} | "
-                        f"{s['g_K'][0]:.2g} -> {s['g_K'][1]:.2g} | {memory} | "
-                        f"{s['chars_per_s'] / 1000:.1f}k ({s['load_average'][0]:g}) |")
+    for steps, cell, K in itertools.product(RECALL_VARIANTS, cells, RECALL_KS):
+        s = summary(cell, K, source="recall", steps=steps)
+        if s is not None:
+            rows.append(recall_row(s))
     return "\n".join(rows)
+
+
+def recall_row(s: dict) -> str:
+    verdict = "reaches the floor" if s["reaches_floor"] else "stops short"
+    memory = "-" if s["memory_steps"] is None else f"{s['memory_steps']:.3g}"
+    return (f"| {s['cell']} | {s['K']} | {s['steps']} | {s['best_eval_nll']:.4f} "
+            f"({s['best_step']}) | {s['floor_nll']:.4f} | {s['reachable']:.4f} | "
+            f"{s['worth']:.4f} | {s['share']:.2f} | {verdict} | "
+            f"{s['g_K'][0]:.2g} -> {s['g_K'][1]:.2g} | {memory} | "
+            f"{s['chars_per_s'] / 1000:.1f}k ({s['load_average'][0]:g}) |")
 
 
 def main() -> int:
