@@ -155,7 +155,7 @@ def recall_row(s: dict) -> str:
     memory = "-" if s["memory_steps"] is None else f"{s['memory_steps']:.3g}"
     return (f"| {s['cell']} | {s['K']} | {s['steps']} | {s['best_eval_nll']:.4f} "
             f"({s['best_step']}) | {s['floor_nll']:.4f} | {s['reachable']:.4f} | "
-            f"{s['worth']:.4f} | {s['share']:.2f} | {verdict} | "
+            f"{s['worth']:.4f} | {s['share']:.3f} | {verdict} | "
             f"{s['g_K'][0]:.2g} -> {s['g_K'][1]:.2g} | {memory} | "
             f"{s['chars_per_s'] / 1000:.1f}k ({s['load_average'][0]:g}) |")
 
