@@ -43,6 +43,7 @@ class TrainConfig:
     embed: int = 0  # E > 0: layer 0 reads a learned V x E embedding (SPEC 1); 0: one-hot
     warmup: int = 0  # steps of linear learning-rate warm-up
     readout_init: str = "zero"  # "prior": the readout bias at the log unigram frequencies
+    reset_every: int | None = None  # zero each stream's carried state every K chunks (staggered)
     eval_frac: float = 0.05
     eval_every: int = 250
     log_every: int = 50
@@ -66,7 +67,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {getattr(self, name)}")
-        for name in ("steps", "minutes", "checkpoint_every"):
+        for name in ("steps", "minutes", "checkpoint_every", "reset_every"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {value}")

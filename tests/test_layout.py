@@ -13,7 +13,7 @@ LAYERS = [  # top-level modules and packages, bottom first; a module may import 
     {"optim", "data"},
     {"config"},
     {"model"},
-    {"runs", "sample", "panel"},
+    {"runs", "sample", "panel", "heldout"},
     {"corpora", "records"},
     {"triage"},
     {"display", "plots"},

@@ -75,6 +75,7 @@ TORCH_SCHEDULE = {
     "constant": "no lr scheduler",
 }
 PARAMS = "model.parameters()"
+TORCH_INIT = {"identity": "eye", "orthogonal": "orthogonal", "normal": "normal"}  # nn.init's
 
 
 def torch_text(settings: dict, cfg: dict) -> str:
@@ -127,7 +128,8 @@ def torch_setting(name: str, value, cfg: dict) -> str:
         return f"`nn.{CELLS[value].TORCH[0]}(...)`{was}"
     if name in ("forget_bias", "chrono_init"):
         return torch_gate_bias(name, value, cfg)
-    return TORCH_SETTING.get(name, "{name} {v}").format(name=name, v=v)
+    return TORCH_SETTING.get(name, "{name} {v}").format(name=name, v=v, torch_init=TORCH_INIT.get(
+        value, value))
 
 
 TORCH_SETTING = {
@@ -136,9 +138,12 @@ TORCH_SETTING = {
     "dropout": "`dropout={v}` in the recurrent module (between layers), or `nn.Dropout({v})` "
                "before the readout",
     "weight_decay": "`weight_decay={v}` in the optimizer (`torch.optim.AdamW`)",
-    "recurrent_init": "`torch.nn.init.{v}_` on each `rnn.weight_hh_l*`",
+    "recurrent_init": "`torch.nn.init.{torch_init}_` on each `rnn.weight_hh_l*`",
     "seq_len": "sequences of {v} steps (the length you backpropagate through)",
     "corpus": "a larger training text ({v})",
+    "reset_every": "the hidden state reset to zeros every {v} chunks of each stream "
+                   "(`h = None` at those steps), so the model also learns from a fresh state",
+    "batch": "`batch_size={v}`: more parallel streams, each carrying its own state",
 }
 
 
@@ -162,7 +167,8 @@ WORDS = {"lr": "learning rate", "optimizer": "optimizer", "clip_value": "clippin
          "hidden": "hidden size", "layers": "layers", "dropout": "dropout", "weight_decay":
          "weight decay", "recurrent_init": "recurrent weights' init", "seq_len":
          "sequence length (steps backpropagated through)", "forget_bias":
-         "forget-gate bias at init", "corpus": "training text"}
+         "forget-gate bias at init", "corpus": "training text", "batch":
+         "parallel streams (batch size)"}
 CLIP_WORDS = {"norm": "clip the gradient's norm", "elementwise": "clip each gradient component",
               "none": "no gradient clipping"}
 
@@ -179,6 +185,8 @@ def in_words(settings: dict, cfg: dict) -> str:
             parts.append("chrono init of the keep gate's biases (log(U(1, seq_len - 1)))")
         elif name == "corpus":
             parts.append("a larger training text")
+        elif name == "reset_every":
+            parts.append(f"reset the hidden state to zeros every {value} chunks of each stream")
         else:
             shown = value.upper() if name == "cell" else number(name, value)
             parts.append(f"{WORDS.get(name, name.replace('_', ' '))} {shown}")
