@@ -16,7 +16,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import CELLS, CLIPS, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
+from .config import (
+    CELLS,
+    CLIPS,
+    DTYPES,
+    INITS,
+    OPTIMIZERS,
+    READOUT_INITS,
+    SCHEDULES,
+    TrainConfig,
+)
 from .errors import Interrupted, RnnscopeError, RnnscopeWarning, WriteFailed
 from .version import __version__
 
@@ -31,7 +40,8 @@ class Parser(argparse.ArgumentParser):
 def train_flags(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     a = p.add_argument
-    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K} or synthetic:delay{K} "
+    a("--corpus", help="stdlib, tinyshakespeare, synthetic:markov{K}, synthetic:delay{K} or "
+      "synthetic:recall{K} "
       f"(optionally :seed{{S}}), or a text file path (default {d.corpus})")
     a("--data-dir", help="directory holding tinyshakespeare.txt, for offline use")
     a("--cell", choices=CELLS)
@@ -55,6 +65,12 @@ def train_flags(p: argparse.ArgumentParser) -> None:
       help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
+    a("--embed", type=int, metavar="E", help="layer 0 reads a learned E-wide embedding of each "
+      "character instead of its one-hot row (default 0: one-hot)")
+    a("--warmup", type=int, metavar="STEPS", help="raise the learning rate linearly from "
+      "lr/STEPS to lr over the first STEPS steps (default 0: none)")
+    a("--readout-init", choices=READOUT_INITS, help="readout bias at zero (default) or at the "
+      "log unigram frequencies of the training split (prior)")
     a("--reset-every", type=int, metavar="K", help="zero each stream's carried state every K "
       "chunks, the streams staggered (default: only at each epoch's start); teaches the "
       "model to score from a fresh state too (docs/triage.md, state_dependence)")

@@ -12,6 +12,7 @@ from .optim import CLIPS, OPTIMIZERS, SCHEDULES
 CELLS = tuple(cells.CELLS)
 INITS = ("orthogonal", "normal", "identity")
 DTYPES = ("float32", "float64")
+READOUT_INITS = ("zero", "prior")
 DEFAULT_STEPS = 9_000  # about two minutes on a 2-core machine at the default size
 RESUMABLE = ("steps", "minutes", "corpus", "data_dir")  # what a resume may change (see resumed)
 
@@ -39,6 +40,9 @@ class TrainConfig:
     chrono_init: bool = False  # gated cells: chrono gate biases with T_max = seq_len
     weight_decay: float = 0.0
     dropout: float = 0.0
+    embed: int = 0  # E > 0: layer 0 reads a learned V x E embedding (SPEC 1); 0: one-hot
+    warmup: int = 0  # steps of linear learning-rate warm-up
+    readout_init: str = "zero"  # "prior": the readout bias at the log unigram frequencies
     reset_every: int | None = None  # zero each stream's carried state every K chunks (staggered)
     eval_frac: float = 0.05
     eval_every: int = 250
@@ -53,7 +57,8 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise RnnscopeError naming the first bad setting and its fix; return self."""
         choices = {"cell": CELLS, "optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES,
-                   "clip": CLIPS, "recurrent_init": INITS, "dtype": DTYPES}
+                   "clip": CLIPS, "recurrent_init": INITS, "dtype": DTYPES,
+                   "readout_init": READOUT_INITS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise RnnscopeError(f"--{flag(name)} {getattr(self, name)!r} is not known; "
@@ -77,6 +82,10 @@ class TrainConfig:
                 raise RnnscopeError(f"--{flag(name)} is a gate initialisation that --cell "
                                     f"{self.cell} does not have: drop it or use --cell "
                                     f"{' or --cell '.join(takes)}")
+        for name in ("embed", "warmup"):
+            if getattr(self, name) < 0:
+                raise RnnscopeError(f"--{flag(name)} must be >= 0 (0: off), got "
+                                    f"{getattr(self, name)}")
         if self.weight_decay < 0:
             raise RnnscopeError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.dropout < 1:

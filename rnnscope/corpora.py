@@ -30,8 +30,11 @@ TINYSHAKESPEARE_FILE = "tinyshakespeare.txt"
 TINYSHAKESPEARE_CHARS = 1_115_394
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 DOWNLOAD_TIMEOUT_S = 30
-KNOWN = ("stdlib", "tinyshakespeare", "synthetic:markov{K}", "synthetic:delay{K}")
-SYNTHETIC = re.compile(r"synthetic:(markov|delay)(\d+)(?::seed(\d+))?")
+KNOWN = ("stdlib", "tinyshakespeare", "synthetic:markov{K}", "synthetic:delay{K}",
+         "synthetic:recall{K}")
+SYNTHETIC = re.compile(r"synthetic:(markov|delay|recall)(\d+)(?::seed(\d+))?")
+LAGS = {"markov": synthetic.MARKOV_ORDERS, "delay": synthetic.DELAY_LAGS,
+        "recall": synthetic.RECALL_LAGS}  # the K each synthetic source takes
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ def list_corpora(data_dir: str | None = None) -> list[dict]:
                             f"{synthetic.DELAY_ALPHABET} repeats the one K back with probability "
                             f"{synthetic.DELAY_P:g}, else a fresh uniform letter; the same "
                             "floor for every K and seed"}
+    lo, hi = synthetic.RECALL_LAGS
+    recall = {"name": "synthetic:recall{K}", "state": "generated",
+              "floor_nll": None,
+              "description": f"K from {lo} to {hi:,}: blocks of an item of "
+                             f"{synthetic.RECALL_ITEMS}, K-1 distractors of "
+                             f"{synthetic.RECALL_DISTRACTORS}, the item again; floor K ln 8 / "
+                             "(K+1), e.g. recall64 "
+                             f"{synthetic.floor_nll(synthetic.Source('recall', 64, 0)):.4f}"}
     return [
         {"name": "stdlib", "state": "built-in", "floor_nll": None,
          "description": "the running Python's standard library modules, "
@@ -73,7 +84,7 @@ def list_corpora(data_dir: str | None = None) -> list[dict]:
         {"name": "tinyshakespeare", "state": state, "floor_nll": None,
          "description": f"Shakespeare plays from karpathy/char-rnn, "
                         f"{TINYSHAKESPEARE_CHARS:,} characters, SHA-256 verified"},
-        *markov, delay,
+        *markov, delay, recall,
     ]
 
 
@@ -104,14 +115,14 @@ def synthetic_source(name: str) -> synthetic.Source | None:
     """The source a "synthetic:..." name gives; None for any other name."""
     if not name.startswith("synthetic:"):
         return None
-    (m_lo, m_hi), (d_lo, d_hi) = synthetic.MARKOV_ORDERS, synthetic.DELAY_LAGS
-    forms = (f"use synthetic:markov{{K}} (K {m_lo}-{m_hi}) or synthetic:delay{{K}} "
-             f"(K {d_lo}-{d_hi}), optionally followed by :seed{{S}}")
+    forms = "use " + ", ".join(f"synthetic:{kind}{{K}} (K {lo}-{hi})"
+                               for kind, (lo, hi) in LAGS.items()) + \
+        ", optionally followed by :seed{S}"
     match = SYNTHETIC.fullmatch(name)
     if match is None:
         raise RnnscopeError(f"corpus {name!r} is not a synthetic source; {forms}")
     kind, K, seed = match[1], int(match[2]), int(match[3] or 0)
-    lo, hi = synthetic.MARKOV_ORDERS if kind == "markov" else synthetic.DELAY_LAGS
+    lo, hi = LAGS[kind]
     if not lo <= K <= hi:
         raise RnnscopeError(f"corpus {name!r}: K = {K} is out of range; {forms}")
     return synthetic.Source(kind, K, seed)

@@ -70,9 +70,14 @@ def split(ids: np.ndarray, eval_frac: float) -> tuple[np.ndarray, np.ndarray]:
 def unigram_nll(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> float:
     """The baseline a model must beat: eval NLL (nats/char) of character frequencies counted on
     the train split (add-one smoothed), ignoring all context."""
+    return float(-unigram_log_probs(train_ids, vocab_size)[eval_ids].mean())
+
+
+def unigram_log_probs(train_ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """(V,) log frequencies of the characters in the train split, add-one smoothed (a character
+    seen only in the eval split still gets a finite log probability)."""
     counts = np.bincount(train_ids, minlength=vocab_size) + 1.0
-    logp = np.log(counts / counts.sum())
-    return float(-logp[eval_ids].mean())
+    return np.log(counts / counts.sum())
 
 
 def make_streams(ids: np.ndarray, batch: int) -> np.ndarray:

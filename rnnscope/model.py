@@ -4,7 +4,8 @@ Time-major, row-vector convention (SPEC section 1). x, y: (T, B) ints; N = T*B t
 Layer l's parameters are "{l}.{name}" with the names of its cell (rnnscope/cells: the tanh cell
 has "{l}.Wxh" (in x H), "{l}.Whh" (H x H), "{l}.bh" (H)); the readout "Why" (H x V), "by" (V).
 The model does what every cell shares: the input product ax = u @ Wx + bx of all steps at once
-(the input of layer 0 is one-hot, so it is a row lookup of Wx + bx; the input of layer l > 0 is
+(the input of layer 0 is one-hot, so it is a row lookup of Wx + bx; with an embedding (SPEC 1,
+"embed", V x E) the row lookup of embed @ Wx + bx, the same product; the input of layer l > 0 is
 the output h of layer l-1, after dropout when training with dropout; layers_pass gives layer 0
 a dense input instead, as another network's layers have: SPEC 10), the input-weight gradients
 as single large products, stacking, dropout, readout, loss and the reused work buffers; the
@@ -49,13 +50,14 @@ class Model:
                  cell: str = "rnn", seed: int = 0, dtype: str = "float32",
                  recurrent_init: str = "orthogonal", recurrent_scale: float = 1.0,
                  input_scale: float = 1.0, forget_bias: float = 1.0,
-                 chrono_init: int | None = None) -> None:
+                 chrono_init: int | None = None, embed: int = 0) -> None:
         check_model_args(vocab_size, hidden_size, num_layers, cell, dtype, recurrent_init)
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
+        self.embed = embed  # E, the width of layer 0's learned input embedding; 0: one-hot
         self.cell, self.cell_module, self.dtype = cell, CELLS[cell], np.dtype(dtype)
         init = Init(recurrent_init, recurrent_scale, input_scale, forget_bias, chrono_init)
         self.params = init_params(self.cell_module, vocab_size, hidden_size, num_layers,
-                                  np.random.default_rng(seed), self.dtype, init)
+                                  np.random.default_rng(seed), self.dtype, init, embed)
         self._buffers: dict[str, np.ndarray] = {}  # loss_and_grads' work arrays, by name
 
     def zero_state(self, batch: int) -> State:
@@ -126,6 +128,8 @@ class Model:
                 dWx = np.matmul(one_hot_columns(x.ravel(), self.vocab_size, self.dtype), flat)
                 grads[f"0.{wx}"] = side_by_side(dWx)
                 grads[f"0.{bx}"] = grads[f"0.{wx}"].sum(axis=0)  # so those rows sum to dbx
+                if self.embed:
+                    embed_gradient(P, grads, wx)
             else:
                 below = outputs[l - 1] if l else x
                 grads[f"{l}.{bx}"] = flat.sum(axis=1).reshape(-1)
@@ -148,6 +152,8 @@ class Model:
         tapes, masks, outputs = [], [], []
         for l in range(self.num_layers):
             P = layer_params(self.params, l)
+            if self.embed and one_hot and l == 0:
+                P = {**P, cell.INPUT[0]: self.params["embed"] @ P[cell.INPUT[0]]}
             fill = input_product(P, cell.INPUT, outputs[-1] if l else x, one_hot=one_hot and l == 0)
             tape = cell.forward(P, state0[l], T, fill, cell_work(alloc, l))
             h = tape["h"][1:]
@@ -232,6 +238,16 @@ def input_product(P: dict, names: tuple, u: np.ndarray, one_hot: bool):
     return fill
 
 
+def embed_gradient(P: dict, grads: dict, wx: str) -> None:
+    """Layer 0 read embed[x] (N, E) through Wx (E, KH); grads[f"0.{wx}"] holds, on entry, the
+    one-hot gradient G (V, KH): row v the sum of dax over the positions of character v. The
+    scatter-add of layer 0's input gradient dax @ Wx.T by character is G @ Wx.T (the same sum,
+    taken over V rows instead of N), and dWx = embed.T @ G."""
+    G, Wx = grads[f"0.{wx}"], P[f"0.{wx}"]
+    grads["embed"] = G @ Wx.T
+    grads[f"0.{wx}"] = P["embed"].T @ G
+
+
 def input_gradient(flat: np.ndarray, Wx: np.ndarray, out: np.ndarray) -> None:
     """out (N, in) = sum over blocks k of flat[k] (N, H) @ Wx[k].T, Wx (K, in, H): the gradient
     reaching the layer input."""
@@ -288,15 +304,18 @@ def dropout_mask(shape, p: float, rng: np.random.Generator | None, dtype) -> np.
 
 
 def init_params(cell, V: int, H: int, L: int, rng: np.random.Generator, dtype,
-                init: Init) -> dict[str, np.ndarray]:
-    """Every layer's parameters as its cell draws them, then the readout: Why std 1/sqrt(H),
-    by zero."""
+                init: Init, E: int = 0) -> dict[str, np.ndarray]:
+    """Every layer's parameters as its cell draws them (layer 0's input is E wide with an
+    embedding, else V), then the readout: Why std 1/sqrt(H), by zero; last the embedding,
+    standard normal (as torch.nn.Embedding's), when E > 0."""
     params = {}
     for l in range(L):
-        layer = cell.init(V if l == 0 else H, H, rng, init)
+        layer = cell.init((E or V) if l == 0 else H, H, rng, init)
         params.update({f"{l}.{k}": v for k, v in layer.items()})
     params["Why"] = rng.normal(0, 1 / np.sqrt(H), (H, V))
     params["by"] = np.zeros(V)
+    if E:
+        params["embed"] = rng.normal(0, 1, (V, E))
     return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
 
 

@@ -206,8 +206,12 @@ def slot_array(state: dict[str, np.ndarray], key: str, like: np.ndarray) -> np.n
 
 # ---------------------------------------------------------------------------------- schedules
 
-def learning_rate(schedule: str, base_lr: float, progress: float, sched_state: dict) -> float:
-    """The learning rate at `progress` (step / total steps, or elapsed / limit), clamped to [0, 1].
+def learning_rate(schedule: str, base_lr: float, progress: float, sched_state: dict,
+                  step: int = 1, warmup: int = 0) -> float:
+    """The learning rate of optimizer step `step` (1 the first) at `progress` (step / total
+    steps, or elapsed / limit), clamped to [0, 1]: the schedule's, times min(1, step / warmup)
+    with a linear warm-up over the first `warmup` steps (0: none). It depends on nothing but its
+    arguments, so a resumed run gets the very learning rates of an uninterrupted one.
 
       constant  base_lr
       step      base_lr x 0.1 from 50% of training and x 0.01 from 75%
@@ -216,7 +220,13 @@ def learning_rate(schedule: str, base_lr: float, progress: float, sched_state: d
       plateau   base_lr * sched_state["factor"] (1.0 until on_eval cuts it)
     """
     check_schedule(schedule)
-    progress = min(max(progress, 0.0), 1.0)
+    if warmup < 0:
+        raise RnnscopeError(f"--warmup must be >= 0 (0: off), got {warmup}")
+    warm = min(1.0, step / warmup) if warmup else 1.0
+    return warm * scheduled(schedule, base_lr, min(max(progress, 0.0), 1.0), sched_state)
+
+
+def scheduled(schedule: str, base_lr: float, progress: float, sched_state: dict) -> float:
     if schedule == "step":
         return base_lr * STEP_FACTOR ** sum(progress >= m for m in STEP_MILESTONES)
     if schedule == "cosine":

@@ -405,7 +405,8 @@ def model_for(cfg: TrainConfig, vocab_size: int) -> Model:
     return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
                  dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
                  recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
-                 forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None)
+                 forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None,
+                 embed=cfg.embed)
 
 
 def check_params(model: Model, params: dict, file: Path) -> None:

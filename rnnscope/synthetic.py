@@ -9,6 +9,11 @@ rate, in nats per character, is computed from the source itself, not estimated f
                uniform letter (the first K letters are uniform). Given the past, x_t is x_{t-K}
                with probability q = p + (1-p)/A and each other letter with r = (1-p)/A, so the
                floor is -(q ln q + (A-1) r ln r) for every K.
+    recall{K}  one item held for K steps among distractors: blocks of K+1 letters, an item
+               (uniform over the 8 letters a-h), K-1 distractors (uniform over the 8 letters
+               i-p), then the item again. Given the past, the item and the distractors are
+               fresh draws and the recall is certain, so the floor is
+               (ln 8 + (K-1) ln 8) / (K+1) = K ln 8 / (K+1).
 
 Every document is DOCUMENT_CHARS letters. The seed S (default 0) picks the source (the Markov
 tables) and its text. Every random number is a uniform double made from PCG64's raw 64-bit
@@ -36,26 +41,33 @@ MARKOV_BURN_IN = 1_000        # letters drawn and dropped so the text starts nea
 DELAY_ALPHABET = "abcdefghijklmnop"
 DELAY_P = 0.5
 DELAY_LAGS = (1, DOCUMENT_CHARS // 100)  # the K uniform letters at the start stay under 1%
-KINDS = {"markov": 1, "delay": 2}        # a source kind's number in the seed sequence
+RECALL_ITEMS = "abcdefgh"                  # the letter held
+RECALL_DISTRACTORS = "ijklmnop"           # the letters between the item and its recall
+RECALL_LAGS = (1, DOCUMENT_CHARS // 100)
+KINDS = {"markov": 1, "delay": 2, "recall": 3}  # a source kind's number in the seed sequence
+ALPHABETS = {"markov": MARKOV_ALPHABET, "delay": DELAY_ALPHABET,
+             "recall": RECALL_ITEMS + RECALL_DISTRACTORS}
 STATIONARY_TOL = 1e-15        # L1 change of pi between power iterations at convergence
 STATIONARY_MAX_ITER = 100_000
 
 
 @dataclass(frozen=True)
 class Source:
-    kind: str   # "markov" or "delay"
-    K: int      # Markov order, or the delay
+    kind: str   # "markov", "delay" or "recall"
+    K: int      # Markov order, the delay, or how many steps the recall's item is held
     seed: int
 
     @property
     def alphabet(self) -> str:
-        return MARKOV_ALPHABET if self.kind == "markov" else DELAY_ALPHABET
+        return ALPHABETS[self.kind]
 
     def describe(self) -> dict:
         """What config.json records of the source, besides the floor."""
         d = {"kind": self.kind, "K": self.K, "seed": self.seed, "alphabet": self.alphabet,
              "chars": DOCUMENT_CHARS}
-        d.update({"dirichlet_alpha": 0.5} if self.kind == "markov" else {"p": DELAY_P})
+        d.update({"markov": {"dirichlet_alpha": 0.5}, "delay": {"p": DELAY_P},
+                  "recall": {"items": RECALL_ITEMS, "distractors": RECALL_DISTRACTORS}
+                  }[self.kind])
         return d
 
 
@@ -70,7 +82,7 @@ def bit_generator(source: Source) -> np.random.PCG64:
 
 def generate(source: Source, n: int = DOCUMENT_CHARS) -> str:
     """The source's text, n letters."""
-    ids = markov_ids(source, n) if source.kind == "markov" else delay_ids(source, n)
+    ids = {"markov": markov_ids, "delay": delay_ids, "recall": recall_ids}[source.kind](source, n)
     letters = np.frombuffer(source.alphabet.encode("ascii"), dtype=np.uint8)
     return letters[ids].tobytes().decode("ascii")
 
@@ -79,6 +91,8 @@ def floor_nll(source: Source) -> float:
     """The exact entropy rate of the source, nats/char."""
     if source.kind == "delay":
         return delay_entropy_rate(DELAY_P, len(DELAY_ALPHABET))
+    if source.kind == "recall":
+        return recall_entropy_rate(source.K, len(RECALL_ITEMS), len(RECALL_DISTRACTORS))
     return markov_entropy_rate(markov_table(source, bit_generator(source)))
 
 
@@ -106,6 +120,55 @@ def delay_ids(source: Source, n: int) -> np.ndarray:
 def delay_entropy_rate(p: float, A: int) -> float:
     q, r = p + (1 - p) / A, (1 - p) / A
     return -(q * math.log(q) + (A - 1) * r * math.log(r))
+
+
+# ---- recall
+
+
+def recall_ids(source: Source, n: int) -> np.ndarray:
+    """Blocks of K+1 letters from the first: item, K-1 distractors, the item again. A block
+    takes K uniforms: the item's, then the distractors'."""
+    K, A = source.K, len(RECALL_ITEMS)
+    blocks = -(-n // (K + 1))
+    u = uniforms(bit_generator(source), blocks * K).reshape(blocks, K)
+    letters = (u * A).astype(np.int64)
+    letters[:, 1:] += A  # distractors are the letters after the items
+    return np.concatenate([letters, letters[:, :1]], axis=1).ravel()[:n]
+
+
+def recall_entropy_rate(K: int, items: int, distractors: int) -> float:
+    """Per block of K+1 letters: a fresh item (ln items), K-1 fresh distractors, a certain
+    recall (0)."""
+    return (math.log(items) + (K - 1) * math.log(distractors)) / (K + 1)
+
+
+def recall_oracle_nll(streams: np.ndarray, K: int) -> float:
+    """Mean NLL of the exact Bayes predictor on recall{K} streams (B, L) of letter indices, over
+    every letter after the first (the ones a model that reads a stream predicts): the belief
+    over (phase, held item) starts uniform, each stream read from its first letter without
+    knowing where in a block it starts. It scores what the best model can on those streams
+    (the floor, plus what a stream's unknown start costs)."""
+    A, D = len(RECALL_ITEMS), len(RECALL_DISTRACTORS)
+    B, L = streams.shape
+    belief = np.full((B, K + 1, A), 1.0 / ((K + 1) * A))  # phase of the last letter, item
+    total = 0.0
+    for t in range(L):
+        x = streams[:, t]
+        belief = np.roll(belief, 1, axis=1)  # phase of the letter to come
+        like = np.zeros((B, K + 1, A))
+        is_item = x < A
+        like[is_item, 0, :] = 1.0 / A                    # a fresh item
+        like[~is_item, 1:K, :] = 1.0 / D                 # a distractor
+        like[is_item, K, x[is_item]] = 1.0               # the recall of the held item
+        joint = belief * like
+        p = joint.sum(axis=(1, 2))
+        total -= np.log(p).sum() if t else 0.0
+        belief = joint / p[:, None, None]
+        items = np.flatnonzero(is_item)  # a fresh item is now the one held
+        fresh = belief[items, 0, :].sum(axis=1)
+        belief[items, 0, :] = 0.0
+        belief[items, 0, x[items]] = fresh
+    return total / (B * (L - 1))
 
 
 # ---- markov

@@ -47,6 +47,7 @@ from .data import (
     get_chunk,
     make_streams,
     split,
+    unigram_log_probs,
     unigram_nll,
 )
 from .display import Display, PlainDisplay
@@ -160,7 +161,8 @@ def run_to_end(s: Session, display: Display) -> Path:
     try:
         with stop_signals() as stop:
             while going() and stop.signum is None:
-                lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched)
+                lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched,
+                                   s.step + 1, s.cfg.warmup)
                 step(s, lr, display, t0)
                 display.step(s.step, s.chars, time.perf_counter() - t0)
             if going():
@@ -454,8 +456,11 @@ def corpus_info(text: Text) -> dict:
 
 
 def open_session(cfg: TrainConfig, path: Path, text: Text) -> Session:
-    """The session at step 0: the model initialised from the seed, fresh RNGs and cursor."""
+    """The session at step 0: the model initialised from the seed (the readout bias at the log
+    unigram frequencies with --readout-init prior), fresh RNGs and cursor."""
     model = runs.model_for(cfg, text.vocab.size)
+    if cfg.readout_init == "prior":
+        model.params["by"][...] = unigram_log_probs(text.train_ids, text.vocab.size)
     return Session(cfg=cfg, path=path, model=model, vocab=text.vocab,
                    streams=make_streams(text.train_ids, cfg.batch),
                    eval_streams=eval_streams(text.eval_ids, cfg.batch, cfg.seq_len),

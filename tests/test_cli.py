@@ -67,7 +67,8 @@ def test_too_short_corpus_is_refused(capsys, tmp_path):
                      says="--batch")
 
 
-@pytest.mark.parametrize("flag", ["--hidden", "--layers", "--batch", "--seq-len", "--steps"])
+@pytest.mark.parametrize("flag", ["--hidden", "--layers", "--batch", "--seq-len", "--steps",
+                                  "--embed", "--warmup"])
 def test_negative_sizes_are_refused(capsys, flag):
     assert_bad_input(capsys, "train", flag, "-5", says=flag)
 

@@ -2,6 +2,7 @@
 synthetic sources by name, and exporting any corpus to a file. Never touches the network."""
 
 import hashlib
+import math
 import re
 import shutil
 import urllib.error
@@ -179,6 +180,7 @@ def test_named_and_file_corpora_have_no_floor(isolated):
     ("synthetic:markov5", "K = 5 is out of range"),
     ("synthetic:delay0", "K = 0 is out of range"),
     ("synthetic:delay10001", "K = 10001 is out of range; use"),
+    ("synthetic:recall0", "K = 0 is out of range; use"),
 ])
 def test_bad_synthetic_names_are_refused_naming_the_forms(isolated, name, says):
     with pytest.raises(RnnscopeError, match=re.escape(says)):
@@ -192,6 +194,15 @@ def test_list_shows_the_synthetic_floors(isolated):
         assert listed[f"synthetic:markov{K}"] == synthetic.floor_nll(
             synthetic.Source("markov", K, 0))
     assert listed["synthetic:delay{K}"] == synthetic.delay_entropy_rate(0.5, 16)
+    assert "synthetic:recall{K}" in listed  # its floor depends on K: in the description
+
+
+def test_a_recall_corpus_carries_its_floor_and_settings(isolated):
+    corpus = corpora.load_corpus("synthetic:recall64")
+    assert corpus.floor_nll == pytest.approx(64 * math.log(8) / 65, abs=1e-12)
+    assert corpus.source == {"kind": "recall", "K": 64, "seed": 0,
+                             "alphabet": "abcdefghijklmnop", "chars": synthetic.DOCUMENT_CHARS,
+                             "items": "abcdefgh", "distractors": "ijklmnop"}
 
 
 # ---- export --------------------------------------------------------------------------------

@@ -21,6 +21,19 @@ def test_every_parameter_matches_finite_differences(cell, layers, with_h0):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_an_input_embedding_matches_finite_differences(cell, layers):
+    """--embed: layer 0 reads embed[x]; 15 positions over 7 ids repeat ids, so the scatter-add
+    of the input gradient sums several positions into one row of embed."""
+    checks = check_model(vocab_size=7, hidden_size=5, num_layers=layers, seq_len=5, batch=3,
+                         seed=layers, cell=cell, embed=4)
+    assert {c.name for c in checks} == set(Model(7, 5, layers, cell=cell, embed=4).params)
+    assert Model(7, 5, layers, cell=cell, embed=4).params["embed"].shape == (7, 4)
+    for c in checks:
+        assert c.rel_error < 1e-6, (c.name, c.rel_error)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("init", ["orthogonal", "normal", "identity"])
 def test_gradients_hold_in_the_saturated_regime(cell, init):
     checks = check_model(vocab_size=6, hidden_size=6, num_layers=2, seq_len=6, batch=2,

@@ -43,6 +43,27 @@ def test_limit_verdict_is_the_gap_to_the_floor_of_each_kept_run(limit):
     assert not limit.summary("rnn", 64)["reaches_floor"]
 
 
+def test_docs_recall_table_is_the_one_the_kept_records_give(limit):
+    table = limit.recall_markdown(["rnn", "gru", "lstm"]).splitlines()
+    assert len(table) >= 2 + 3 * 2  # header, rule, and K = 4 and 16 of every cell at least
+    docs = (ROOT / "docs" / "floors.md").read_text().splitlines()
+    assert [line for line in table if line in docs] == table
+
+
+def test_recall_verdict_is_the_share_of_the_item_s_worth_learned(limit):
+    """On recall{K} a run reaches the floor when its best eval NLL is within a tenth of ln 8 /
+    (K+1) of the reachable NLL (the Bayes predictor on its own eval streams, a little above the
+    floor); every cell holds an item 4 steps, and the tanh RNN does not hold one 64."""
+    for cell in ("rnn", "gru", "lstm"):
+        s = limit.summary(cell, 4, source="recall", steps=limit.RECALL_STEPS)
+        assert s["floor_nll"] == synthetic.floor_nll(synthetic.Source("recall", 4, 0))
+        assert s["floor_nll"] < s["reachable"] < s["floor_nll"] + 0.001
+        assert s["worth"] == pytest.approx(math.log(8) / 5)
+        assert s["share"] == pytest.approx(1 - (s["best_eval_nll"] - s["reachable"]) / s["worth"])
+        assert s["reaches_floor"] == (s["share"] >= limit.RECALLED) and s["reaches_floor"]
+    assert not limit.summary("rnn", 64, source="recall", steps=limit.RECALL_STEPS)["reaches_floor"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_cell_reaches_the_floor_of_a_short_delay_and_the_run_says_so(cell, tmp_path):

@@ -239,6 +239,16 @@ def test_cosine_decreases_monotonically_and_progress_is_clamped():
     assert learning_rate("cosine", 1.0, -0.1, {}) == 1.0
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_warmup_ramps_the_schedule_s_rate_linearly_then_leaves_it(schedule):
+    """Step n of a 4-step warm-up runs at n/4 of the schedule's rate; from step 4 on, at it."""
+    for n, progress in ((1, 0.0), (2, 0.1), (4, 0.2), (5, 0.3), (90, 0.9)):
+        plain = learning_rate(schedule, 0.01, progress, {})
+        warm = learning_rate(schedule, 0.01, progress, {}, step=n, warmup=4)
+        assert warm == pytest.approx(plain * min(1.0, n / 4), rel=1e-15), n
+    assert learning_rate(schedule, 0.01, 0.0, {}, step=1, warmup=0) == 0.01
+
+
 def test_plateau_halves_after_two_stalled_evals_and_not_before():
     state = {}
     assert learning_rate("plateau", 0.1, 0.3, state) == 0.1

@@ -87,6 +87,81 @@ def test_delay_text_repeats_exactly_K_back_at_the_floor_rate(K):
                                                                             abs=0.005)
 
 
+# ---- recall
+
+
+def recall_block_probs(n: int, K: int, A: int, D: int) -> dict:
+    """P(x_1..x_n) of every sequence the recall process makes from a block start: at phase
+    t mod (K+1) = 0 a fresh item (A letters), at phases 1..K-1 a fresh distractor (D other
+    letters), at phase K a copy of the letter K back."""
+    paths = {(): 1.0}
+    for t in range(n):
+        phase, grown = t % (K + 1), {}
+        for seq, pr in paths.items():
+            if phase == K:
+                grown[seq + (seq[t - K],)] = pr
+                continue
+            letters = range(A) if phase == 0 else range(A, A + D)
+            for c in letters:
+                grown[seq + (c,)] = pr / len(letters)
+        paths = grown
+    return paths
+
+
+@pytest.mark.parametrize("K,A,D", [(1, 3, 2), (2, 3, 2), (3, 2, 3), (4, 2, 2)])
+def test_recall_floor_equals_brute_force_block_entropy_differences(K, A, D):
+    """H(x_n | x_1..x_{n-1}) = H_n - H_{n-1} of the enumerated process: ln A at an item, ln D at
+    a distractor, 0 at the recall; their mean over a block is the floor."""
+    h = [entropy(recall_block_probs(n, K, A, D).values()) for n in range(2 * K + 3)]
+    steps = np.diff(h)  # steps[t]: the entropy of letter t given the ones before
+    expected = [math.log(A)] + [math.log(D)] * (K - 1) + [0.0]
+    np.testing.assert_allclose(steps[:2 * K + 2], expected * 2, atol=1e-12)
+    assert steps[K + 1:2 * K + 2].mean() == pytest.approx(
+        synthetic.recall_entropy_rate(K, A, D), abs=1e-12)
+
+
+@pytest.mark.parametrize("K", [1, 3, 40])
+def test_recall_text_holds_one_item_K_steps_and_the_oracle_scores_the_floor(K):
+    source = Source("recall", K, 0)
+    text = synthetic.generate(source)
+    assert len(text) == synthetic.DOCUMENT_CHARS
+    assert set(text) == set(source.alphabet if K > 1 else synthetic.RECALL_ITEMS)
+    ids, A = ids_of(text, source.alphabet), len(synthetic.RECALL_ITEMS)
+    phase = np.arange(len(ids)) % (K + 1)
+    assert (ids[phase == 0] < A).all() and (ids[(phase > 0) & (phase < K)] >= A).all()
+    recall = np.flatnonzero(phase == K)
+    np.testing.assert_array_equal(ids[recall], ids[recall - K])  # the item, K steps later
+    # the fresh letters are uniform: 8 items, 8 distractors
+    for letters in (ids[phase == 0], ids[(phase > 0) & (phase < K)]):
+        if letters.size:
+            assert entropy(np.bincount(letters) / letters.size) == pytest.approx(
+                math.log(8), abs=0.001)
+    floor = synthetic.floor_nll(source)
+    assert floor == pytest.approx(K * math.log(8) / (K + 1), abs=1e-12)
+    # the exact predictor, not told where blocks start, scores the floor on the real text;
+    # on 100 streams each start may cost it a little (the item and phase it has not seen)
+    start = math.log(8) + math.log(K + 1)  # at most what a stream's unknown start costs
+    whole = synthetic.recall_oracle_nll(ids[None, :5_000], K)
+    assert whole == pytest.approx(floor, abs=start / 5_000)
+    cut = synthetic.recall_oracle_nll(ids[:100_000].reshape(100, -1), K)
+    assert cut == pytest.approx(floor, abs=100 * start / 100_000)
+    if K > 1:  # the letter K-1 back says nothing of a recall: ln 8, the item's own entropy
+        back = ids[recall - K + 1]
+        joint = np.bincount(back * 16 + ids[recall], minlength=256) / recall.size
+        h = entropy(joint) - entropy(np.bincount(back) / recall.size)
+        assert h == pytest.approx(math.log(8), abs=0.01)
+
+
+def test_the_recall_oracle_pays_for_a_wrong_recall():
+    """Fed a text whose recall is changed, the oracle's NLL is infinite there: it is sure."""
+    ids = ids_of(synthetic.generate(Source("recall", 3, 0), 400), "abcdefghijklmnop")
+    good = synthetic.recall_oracle_nll(ids[None], 3)
+    ids[7] = (ids[7] + 1) % 8  # position 7 is the recall of block 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bad = synthetic.recall_oracle_nll(ids[None], 3)
+    assert math.isfinite(good) and not math.isfinite(bad)
+
+
 # ---- markov
 
 
@@ -157,7 +232,7 @@ def test_markov_source_differs_by_seed_and_order():
 # ---- determinism
 
 
-@pytest.mark.parametrize("kind,K", [("markov", 2), ("delay", 5)])
+@pytest.mark.parametrize("kind,K", [("markov", 2), ("delay", 5), ("recall", 6)])
 def test_same_source_gives_the_same_text_another_seed_another_text(kind, K):
     first = synthetic.generate(Source(kind, K, 0), 5_000)
     assert synthetic.generate(Source(kind, K, 0), 5_000) == first

@@ -2,9 +2,11 @@
 
 The same stacked model in torch: nn.RNN (tanh), nn.GRU or nn.LSTM (time-major) + nn.Linear
 readout, with weight_ih_l{l} = Wx.T, weight_hh_l{l} = Wh.T (the tanh cell's Wxh, Whh),
-Linear.weight = Why.T, Linear.bias = by. Biases: the GRU's bx, bh are bias_ih, bias_hh; the
-tanh cell's bh and the LSTM's b are bias_ih, with bias_hh fixed at zero: torch has two biases
-where rnnscope has one, and both receive the same gradient, the gradient of rnnscope's.
+Linear.weight = Why.T, Linear.bias = by; with an embedding (--embed E) layer 0 reads
+torch.nn.functional.embedding of the ids (its autograd scatter-adds the gradient by id) from a
+weight held as embed.T, so that every matrix is transposed alike. Biases: the GRU's bx, bh are
+bias_ih, bias_hh; the tanh cell's bh and the LSTM's b are bias_ih, with bias_hh fixed at zero:
+torch has two biases where rnnscope has one, and both receive the same gradient, rnnscope's.
 """
 
 import numpy as np
@@ -31,8 +33,10 @@ NAMES = {name: {local: sources[0] for local, sources in c.TORCH[1].items()}
 def torch_twin(model: Model):
     """The torch module + nn.Linear holding the model's parameters (a bias_hh that rnnscope
     does not have fixed at zero)."""
-    rnn = MODULES[model.cell](input_size=V, hidden_size=H, num_layers=model.num_layers,
-                              batch_first=False, dtype=torch.float64)
+    rnn = MODULES[model.cell](input_size=model.embed or V, hidden_size=H,
+                              num_layers=model.num_layers, batch_first=False, dtype=torch.float64)
+    if model.embed:
+        rnn.embed_t = torch.nn.Parameter(torch.zeros(model.embed, V, dtype=torch.float64))
     readout = torch.nn.Linear(H, V, dtype=torch.float64)
     with torch.no_grad():
         for l in range(model.num_layers):
@@ -45,6 +49,8 @@ def torch_twin(model: Model):
 def tensors_by_name(rnn, readout, model: Model) -> dict:
     """rnnscope parameter name -> the torch parameter that holds it (matrices transposed)."""
     tensors = {"Why": readout.weight, "by": readout.bias}
+    if model.embed:
+        tensors["embed"] = rnn.embed_t
     for l in range(model.num_layers):
         for local, name in NAMES[model.cell].items():
             tensors[f"{l}.{local}"] = getattr(rnn, f"{name}_l{l}")
@@ -96,22 +102,30 @@ def assert_state_close(actual, expected, what):
 def torch_forward(rnn, readout, x, y, h0):
     """Mean cross-entropy over the T*B targets, top-layer outputs (T, B, H), h_n (torch's
     state: (L, B, H), or the LSTM's (h_n, c_n))."""
-    one_hot = F.one_hot(torch.from_numpy(x), V).to(torch.float64)  # (T, B, V)
-    out, h_n = rnn(one_hot, torch_state(h0))
+    out, h_n = rnn(torch_input(rnn, x), torch_state(h0))
     logits = readout(out)
     loss = F.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
     return loss, out, h_n
+
+
+def torch_input(rnn, x):
+    """Layer 0's input (T, B, in): the one-hot rows of the ids, or their embedding."""
+    ids = torch.from_numpy(x)
+    embed_t = getattr(rnn, "embed_t", None)
+    if embed_t is None:
+        return F.one_hot(ids, V).to(torch.float64)
+    return F.embedding(ids, embed_t.T)
 
 
 def assert_close(actual, expected, what):
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
-def chunk(seed, layers, with_h0, steps=1, cell="rnn"):
-    """A model, `steps` consecutive (x, y) chunks of B streams, and an optional h0 (every part
-    of the cell's state random)."""
+def chunk(seed, layers, with_h0, steps=1, cell="rnn", embed=0):
+    """A model (with an E = embed wide input embedding), `steps` consecutive (x, y) chunks of B
+    streams, and an optional h0 (every part of the cell's state random)."""
     rng = np.random.default_rng(seed)
-    model = Model(V, H, layers, cell=cell, dtype="float64", seed=seed)
+    model = Model(V, H, layers, cell=cell, dtype="float64", seed=seed, embed=embed)
     stream = rng.integers(0, V, (steps * T + 1, B))
     chunks = [(stream[k * T:(k + 1) * T], stream[k * T + 1:(k + 1) * T + 1])
               for k in range(steps)]
@@ -123,8 +137,9 @@ def chunk(seed, layers, with_h0, steps=1, cell="rnn"):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_loss_and_every_gradient_equal_torch_autograd(cell, layers, with_h0):
-    model, [(x, y)], h0 = chunk(layers, layers, with_h0, cell=cell)
+@pytest.mark.parametrize("embed", [0, 4])
+def test_loss_and_every_gradient_equal_torch_autograd(cell, layers, with_h0, embed):
+    model, [(x, y)], h0 = chunk(layers, layers, with_h0, cell=cell, embed=embed)
     rnn, readout = torch_twin(model)
     out = model.loss_and_grads(x, y, h0)
     loss, _, _ = torch_forward(rnn, readout, x, y, h0)
@@ -208,13 +223,15 @@ def torch_clip_norm(params, max_norm):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("name, weight_decay", [
-    *[(name, 0.0) for name in config.OPTIMIZERS], ("adam", 0.1), ("sgd", 0.1)])
-def test_five_clipped_optimizer_steps_stay_in_lockstep_with_torch(cell, name, weight_decay):
+@pytest.mark.parametrize("name, weight_decay, embed", [
+    *[(name, 0.0, 0) for name in config.OPTIMIZERS], ("adam", 0.1, 0), ("sgd", 0.1, 0),
+    ("adam", 0.1, 4)])
+def test_five_clipped_optimizer_steps_stay_in_lockstep_with_torch(cell, name, weight_decay,
+                                                                   embed):
     """Consecutive chunks with the state carried, norm clipping firing on every step, a cosine
     learning rate; after each step: same loss, gradients, grad norm, parameters and state."""
     steps, base_lr, max_norm, layers = 5, 0.05, 0.05, 2
-    model, chunks, h = chunk(6, layers, False, steps, cell)
+    model, chunks, h = chunk(6, layers, False, steps, cell, embed)
     rnn, readout = torch_twin(model)
     tensors = tensors_by_name(rnn, readout, model)
     trained = list(tensors.values())  # an unused bias_hh stays out: it stays zero

@@ -83,6 +83,43 @@ def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first, cell
         np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_an_embedding_a_prior_readout_and_a_warmup_resume_exactly(small_corpus, tmp_path, cell):
+    """--embed, --readout-init prior and --warmup (the warm-up spanning the interruption):
+    resumed at step 10 of 40, the same records and parameters, embed included."""
+    kw = dict(embed=6, readout_init="prior", warmup=15, cell=cell)
+    whole = train(small_config(small_corpus, **kw), tmp_path / "whole", display=quiet())
+    part = train(small_config(small_corpus, steps=10, **kw), tmp_path / "part", display=quiet())
+    resume(part, {"steps": 40}, display=quiet())
+    assert records_without_time(part) == records_without_time(whole)
+    assert [r["lr"] for r in runs.read_metrics(whole)][:2] == [pytest.approx(1e-2 * 10 / 15),
+                                                               1e-2]
+    assert "update_ratio.embed" in runs.read_metrics(whole)[0]
+    a, b = load_run(whole), load_run(part)
+    assert a.model.params["embed"].shape == (a.vocab.size, 6)
+    for k in a.model.params:
+        np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+
+
+def test_the_prior_readout_starts_at_the_log_unigram_frequencies(small_corpus, tmp_path):
+    """Before any step, --readout-init prior has the readout bias at the add-one smoothed log
+    frequencies of the train split (the most frequent character highest); zero by default."""
+    from rnnscope.data import split, unigram_log_probs
+    from rnnscope.train import open_session, prepare
+
+    cfg = small_config(small_corpus, readout_init="prior").validate()
+    text = prepare(cfg)
+    s = open_session(cfg, tmp_path, text)
+    np.testing.assert_allclose(s.model.params["by"], unigram_log_probs(text.train_ids,
+                                                                       text.vocab.size),
+                               rtol=1e-6)
+    counts = np.bincount(split(text.vocab.encode(small_corpus.read_text()), 0.05)[0],
+                         minlength=text.vocab.size)
+    assert np.argmax(s.model.params["by"]) == np.argmax(counts)
+    zero = open_session(small_config(small_corpus).validate(), tmp_path, text)
+    assert not zero.model.params["by"].any()
+
+
 def test_resume_refuses_a_run_that_already_has_the_steps(small_corpus, tmp_path):
     path = train(small_config(small_corpus, steps=25), tmp_path / "run", display=quiet())
     before = (path / "metrics.jsonl").read_bytes()
