@@ -20,6 +20,7 @@ LAYERS = [  # top-level modules and packages, bottom first; a module may import 
     {"train", "gradcheck"},
     {"torch", "bench"},
     {"sweep"},
+    {"trial"},
     {"cli", "__init__"},
 ]
 
