@@ -6,7 +6,11 @@ tests check that each is measured, against a measured noise band, and worded as 
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ from rnnscope.trial.verdict import MIN_BAND, NOISE_K, matched
 TINY = ["--batch", "4", "--seq-len", "16", "--log-every", "10", "--eval-every", "20",
         "--no-report", "--quiet"]
 VERDICTS = {"helped", "hurt", "no_measurable_difference", "failed"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(capsys, *argv):
@@ -255,3 +260,72 @@ def test_cmd_runs_the_users_program_once_per_fork_and_control(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "try", run, "--steps", "50", "--quiet", "--cmd", template,
                            "--also", "hidden=16")
     assert "0 to run" in out                                    # finished programs: skipped
+
+
+@pytest.mark.slow
+def test_a_plateaued_tanh_run_gets_the_capacity_tests_from_scratch(tmp_path, capsys):
+    """The seed's case, small: a tanh run that plateaus; try runs twice the units, two layers,
+    GRU and LSTM from scratch beside a control at one budget, and says for each whether it paid
+    off at matched steps and at matched wall-clock (which one does is measured, not assumed)."""
+    letters = np.random.default_rng(0).integers(0, 16, 30_000)
+    corpus = tmp_path / "letters.txt"
+    corpus.write_text("".join(chr(97 + int(i)) for i in letters))
+    run = train(capsys, tmp_path / "run", corpus, "--steps", "400")
+    code, out, _ = run_cli(capsys, "doctor", run, "--json")
+    assert json.loads(out)["verdict"] == "plateau"
+    code, out, err = run_cli(capsys, "try", run, "--steps", "200", "--quiet", "--only",
+                             "hidden,layers,cell")
+    assert code == 0, err
+    doc = trial_doc(run)
+    forks = {f["name"]: f for f in doc["forks"]}
+    assert set(forks) == {"hidden=16", "layers=2", "cell=gru", "cell=lstm"}
+    assert {f["start"] for f in forks.values()} == {"scratch"}
+    assert {c["name"] for c in doc["controls"]} == {"control-scratch", "control-scratch-2"}
+    for f in forks.values():
+        assert f["finding"] == "plateau" and f["status"] == "finished"
+        steps, clock = f["steps_matched"], f["wall_clock_matched"]
+        assert steps["at"] == 200 and clock["at"] > 0
+        assert f["verdict"] == steps["verdict"]                 # a budget in steps
+        said = [line for line in out.splitlines() if line.startswith(f"`{f['text']}`")][0]
+        assert f"by step {steps['at']}" in said and " s (noise band" in said
+    for measure, words in (("steps", "helped at matched steps: "),
+                           ("wall_clock", "helped at matched wall-clock: ")):
+        helped = [f"`{f['text']}`" for f in forks.values()
+                  if f[f"{measure}_matched"]["verdict"] == "helped"]
+        assert f"{words}{', '.join(helped) or 'none'}" in out
+
+
+def checkpoint_step(path: Path) -> int:
+    try:
+        return runs.load_checkpoint(path / runs.CHECKPOINT)[3]["step"]
+    except Exception:  # noqa: BLE001 - not there yet, or being written
+        return 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_the_same_command_again_finish_the_rest(small_corpus, tmp_path, capsys):
+    """Ctrl-C while the forks train: exit 130, the forks checkpointed; the same command again
+    resumes them, and each fork's records come out once per step, as an uninterrupted run's."""
+    run = train(capsys, tmp_path / "run", small_corpus, "--steps", "40")
+    argv = [sys.executable, "-m", "rnnscope.cli", "try", str(run), "--steps", "1500",
+            "--workers", "2", "--quiet", "--also", "lr=0.01", "--only", "lr"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    control = run / "try" / "control"
+    end = time.monotonic() + 120
+    while checkpoint_step(control) < 100 and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "the same command finishes the rest" in err
+    stopped = checkpoint_step(control)
+    assert 100 <= stopped < 1540 and not (run / "try" / "try.json").exists()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"started control (resuming from step {stopped})" in done.stdout
+    doc = trial_doc(run)
+    for f in [*doc["forks"], *doc["controls"]]:
+        assert f["status"] == "finished"
+        steps = [r["step"] for r in runs.read_metrics(run / "try" / f["name"])]
+        assert steps == list(range(50, 1541, 10))

@@ -44,6 +44,13 @@ def sentence(f: dict, measure: str) -> str:
     return f"{text}: {'; '.join(parts)}."
 
 
+def paid_off(doc: dict, measure: str) -> str:
+    """helped at matched steps: `--hidden 512`, `--cell gru` (or none)."""
+    helped = [f"`{f['text']}`" for f in doc["forks"] if f["status"] == "finished"
+              and f[f"{measure}_matched"]["verdict"] == "helped"]
+    return f"helped {BY[measure]}: {', '.join(helped) or 'none'}"
+
+
 def cell(m: dict) -> str:
     if m["diff"] is None:
         return "-"
@@ -94,6 +101,7 @@ def format_trial(doc: dict) -> str:
     lines = [f"try {doc['run']} (verdict {doc['verdict']}; budget {budget}; verdicts "
              f"{BY[doc['measure']]})", "", format_table(doc), ""]
     lines += [sentence(f, doc["measure"]) for f in doc["forks"]]
+    lines += [paid_off(doc, m) for m in BY]
     lines += [""] + [advice_line(a) for a in doc["findings"]] if doc["findings"] else []
     lines += [f"not tried: `{s['text']}` {s['why']}" for s in doc["skipped"]]
     how = "; ".join(f"{start}: {how}" for start, how in doc["noise"]["how"].items())
