@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -66,7 +67,8 @@ def markdown() -> str:
     for name in PROBLEMS:
         doc = json.loads((RECORDS / f"{name}.json").read_text())
         f = first_fork(doc)
-        cell = json.loads((RECORDS / f"{name}.json").read_text()).get("cell", "")
+        cell = re.search(r"--cell (\w+)", RECIPES[name][1])
+        cell = cell.group(1) if cell else "rnn"
         if f is None:
             rows.append(f"| {name} | {cell} | {doc['verdict']} | - | - | - | - | not tried | - |")
             continue

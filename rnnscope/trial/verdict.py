@@ -8,6 +8,8 @@ by chance, so |control - second control| at the same matched point is one draw o
 The band is NOISE_K times it, and never below MIN_BAND. A fork counts as helped or hurt only
 beyond the band; inside it, no_measurable_difference. The verdict is read at the budget's own
 measure (matched wall-clock for --minutes, matched steps otherwise); the other is reported too.
+A control that diverged (a NaN, or a loss its own triage calls diverged) is beaten by any fork
+that finished without diverging, whatever the band: two diverging controls measure no noise.
 """
 
 from __future__ import annotations
@@ -84,13 +86,15 @@ def noise_words(plan: Plan) -> dict:
 
 
 def run_state(plan: Plan, f: Fork) -> dict:
-    """A run's status, its evals since its start, why it failed, its triage."""
+    """A run's status, its evals since its start, why it failed, its triage; diverged: it
+    stopped on a NaN, or its own triage says diverged (a loss far above a uniform guess)."""
     path = plan.out / f.name
     status = status_of(f.point, plan.out)
     evs = evals(path, plan.start_step[f.start])
     triage = read_triage(path) if status.state in ("finished", "failed") and \
         (path / runs.METRICS).exists() else None
-    diverged = status.state == "failed" and status.detail.startswith("diverged")
+    diverged = (status.state == "failed" and status.detail.startswith("diverged")) or \
+        (triage is not None and triage["verdict"] == "diverged")
     return {"evals": evs, "triage": triage, "diverged": diverged,
             "row": {"status": status.state, "error": status.detail or None,
                     "best_eval_nll": min((e[2] for e in evs), default=None),
@@ -104,7 +108,7 @@ def fork_result(plan: Plan, f: Fork, fork: dict, control: dict, noise: dict) -> 
     row = fork["row"]
     if row["status"] != "finished":
         verdict = "failed"
-    elif control["diverged"]:
+    elif control["diverged"] and not fork["diverged"]:
         verdict = "helped"
     else:
         verdict = by[plan.measure]["verdict"] or "no_measurable_difference"
@@ -112,7 +116,8 @@ def fork_result(plan: Plan, f: Fork, fork: dict, control: dict, noise: dict) -> 
             "finding": f.finding, "rank": f.rank, "start": f.start,
             "start_step": plan.start_step[f.start], **row,
             "control_status": control["row"]["status"],
-            "control_error": control["row"]["error"], "steps_matched": by["steps"],
+            "control_error": control["row"]["error"], "control_diverged": control["diverged"],
+            "diverged": fork["diverged"], "steps_matched": by["steps"],
             "wall_clock_matched": by["wall_clock"], "finding_gone": gone(f, fork["triage"]),
             "finding_gone_in_control": gone(f, control["triage"]),
             "fork_verdict": fork["triage"]["verdict"] if fork["triage"] else None,

@@ -34,8 +34,11 @@ def sentence(f: dict, measure: str) -> str:
         return f"{text}: {f['error'] or f['status']}"
     other = "wall_clock" if measure == "steps" else "steps"
     parts = [matched_words(f[f"{m}_matched"], m) for m in (measure, other)]
-    if f["control_status"] == "failed":
-        parts.insert(0, f"the control failed ({f['control_error']}) and this fork did not")
+    if f["control_diverged"] and not f["diverged"]:
+        why = f" ({f['control_error']})" if f["control_error"] else ""
+        parts.insert(0, f"the control diverged{why} and this fork did not")
+    elif f["control_status"] == "failed":
+        parts.insert(0, f"the control failed ({f['control_error']})")
     if f["finding_gone"] is not None:
         control = "" if f["finding_gone_in_control"] is None else \
             f", {'gone' if f['finding_gone_in_control'] else 'still there'} in the control's"
