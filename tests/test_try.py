@@ -18,6 +18,7 @@ import pytest
 
 from rnnscope import runs
 from rnnscope.cli import main
+from rnnscope.sweep.spec import point_name
 from rnnscope.trial import plan as trial_plan
 from rnnscope.trial.verdict import MIN_BAND, NOISE_K, matched
 
@@ -66,10 +67,10 @@ def test_one_fork_per_distinct_next_step_and_a_control_per_start(fast_lr, capsys
     doc = trial_doc(run)
     code, out, _ = run_cli(capsys, "doctor", run, "--json")
     findings = json.loads(out)["findings"]
-    wanted = {point for f in findings for point in
-              (",".join(f"{k.replace('_', '-')}={v!r}" if isinstance(v, float) else
-                        f"{k.replace('_', '-')}={v}" for k, v in
-                        trial_plan.flag_settings(text).items()) for text in f["next"])}
+    base = runs.read_config(run)["config"]
+    wanted = {point_name(trial_plan.absolute(step["settings"], base)) for f in findings
+              for step in trial_plan._next_steps(f)
+              if trial_plan.problem(step, base, None) is None}
     forks = {f["name"] for f in doc["forks"]}
     assert wanted <= forks and "hidden=16" in forks
     assert len(forks) == len(doc["forks"])                       # each once
