@@ -237,6 +237,12 @@ def test_a_run_of_another_program_needs_cmd(tmp_path, capsys):
     code, _, err = run_cli(capsys, "try", run, "--steps", "50")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "pytorch run: there is no checkpoint to fork" in err and "--cmd" in err
+    for argv, says in (([], "--cmd has {steps}, but the run did not record it; give --steps"),
+                       (["--minutes", "2"], "--minutes needs a {minutes} placeholder")):
+        code, _, err = run_cli(capsys, "try", run, *argv, "--cmd",
+                               "prog --steps {steps} --run-dir {run_dir}")
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1
+    assert not (run / "try").exists()
 
 
 def test_cmd_runs_the_users_program_once_per_fork_and_control(tmp_path, capsys):

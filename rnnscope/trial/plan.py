@@ -120,10 +120,8 @@ def make_plan(run: Path, budget: dict, also: list[str], only: list[str],
     plan = Plan(run, run / TRY, kind, diagnose(records, doc), budget or own_length(doc), {})
     base = dict(doc["config"])
     names = command.placeholders(template, base) if template else None
-    if names is not None and plan.budget and not names & set(plan.budget):
-        unit = next(iter(plan.budget))
-        raise RnnscopeError(f"--{unit} needs a {{{unit}}} placeholder in --cmd to give your "
-                            "program its budget; add it, or leave the budget to your program")
+    if names is not None:
+        check_budget_placeholders(names, plan.budget, base)
     changes = limited(tried(plan, wanted_changes(plan, base, [also_settings(a) for a in also]),
                             base, names), only)
     if not changes:
@@ -149,6 +147,18 @@ def check_budget(budget: dict) -> None:
         if not value > 0 or not math.isfinite(value):
             raise RnnscopeError(f"--{unit} must be positive, got {value:g}: give each fork a "
                                 f"budget, e.g. --{unit} {1 if unit == 'minutes' else 500}")
+
+
+def check_budget_placeholders(names: set, budget: dict, base: dict) -> None:
+    """A budget given to try must reach the program, and a {steps} or {minutes} in the
+    template needs a budget (or RUN's own recorded value)."""
+    if budget and not names & set(budget):
+        unit = next(iter(budget))
+        raise RnnscopeError(f"--{unit} needs a {{{unit}}} placeholder in --cmd to give your "
+                            "program its budget; add it, or leave the budget to your program")
+    for unit in sorted(names & {"steps", "minutes"} - set(budget) - set(base)):
+        raise RnnscopeError(f"--cmd has {{{unit}}}, but the run did not record it; give "
+                            f"--{unit} N")
 
 
 def own_length(doc: dict) -> dict:
@@ -237,8 +247,6 @@ def absolute(settings: dict, base: dict) -> dict:
     left out; a change of cell sets the gate initialisations the new cell lacks to default."""
     out = {k: base[k] * v[1] if isinstance(v, tuple) else v for k, v in settings.items()
            if base.get(k) != v}
-    if "cell" in out and "vocab" not in base:
-        return out
     if "cell" in out:
         defaults = TrainConfig()
         for name in ("forget_bias", "chrono_init"):

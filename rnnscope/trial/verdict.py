@@ -112,7 +112,7 @@ def fork_result(plan: Plan, f: Fork, fork: dict, control: dict, noise: dict) -> 
         verdict = "helped"
     else:
         verdict = by[plan.measure]["verdict"] or "no_measurable_difference"
-    return {"name": f.name, "path": f"{f.name}", "change": f.change, "text": f.text,
+    return {"name": f.name, "path": f.name, "change": f.change, "text": f.text,
             "finding": f.finding, "rank": f.rank, "start": f.start,
             "start_step": plan.start_step[f.start], **row,
             "control_status": control["row"]["status"],
