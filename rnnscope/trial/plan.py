@@ -113,11 +113,11 @@ def make_plan(run: Path, budget: dict, also: list[str], only: list[str],
     run = Path(run).resolve()
     doc, records = read_run(run)
     kind = "rnnscope" if "vocab" in doc else doc.get("source") or "log"
-    has_checkpoint = kind == "rnnscope" and (run / runs.CHECKPOINT).exists()
     check_budget(budget)
     if template is None and kind != "rnnscope":
         raise RnnscopeError(cannot_fork(run, kind, diagnose(records, doc)))
-    plan = Plan(run, run / TRY, kind, diagnose(records, doc), budget or own_length(doc), {})
+    out = run / TRY if run.is_dir() else run.with_name(f"{run.name}.{TRY}")  # beside a log
+    plan = Plan(run, out, kind, diagnose(records, doc), budget or own_length(doc), {})
     base = dict(doc["config"])
     names = command.placeholders(template, base) if template else None
     if names is not None:
@@ -128,18 +128,24 @@ def make_plan(run: Path, budget: dict, also: list[str], only: list[str],
         why = "; ".join(f"{s['text']} {s['why']}" for s in plan.skipped) or "no next step"
         raise RnnscopeError(f"nothing to try for {run} ({why}); add a fork of your own with "
                             "--also FLAG=VALUE")
-    starts = {c["start"] for c in changes}
-    if "checkpoint" in starts:
-        plan.start_step["checkpoint"] = checkpoint_meta(run / runs.CHECKPOINT).get("step", 0)
-    plan.start_step.update({s: 0 for s in starts - {"checkpoint"}})
-    for start in sorted(starts):
-        plan.forks += controls(plan, base, start, template)
-    plan.forks += [fork(plan, base, c, template) for c in changes]
-    if not has_checkpoint and kind == "rnnscope" and "scratch" in starts:
+    add_runs(plan, base, changes, template)
+    if not (run / runs.CHECKPOINT).exists() and kind == "rnnscope":
         plan.skipped.append({"text": "a start from the checkpoint", "why": "RUN has no "
                              "checkpoint (it stopped before its first eval): every fork starts "
                              "from scratch"})
     return plan
+
+
+def add_runs(plan: Plan, base: dict, changes: list[dict], template: str | None) -> None:
+    """The controls of each start the changes need, then a fork per change."""
+    starts = {c["start"] for c in changes}
+    if "checkpoint" in starts:
+        plan.start_step["checkpoint"] = checkpoint_meta(plan.run / runs.CHECKPOINT).get("step",
+                                                                                        0)
+    plan.start_step.update({s: 0 for s in starts - {"checkpoint"}})
+    for start in sorted(starts):
+        plan.forks += controls(plan, base, start, template)
+    plan.forks += [fork(plan, base, c, template) for c in changes]
 
 
 def check_budget(budget: dict) -> None:
