@@ -106,12 +106,11 @@ def fork_result(plan: Plan, f: Fork, fork: dict, control: dict, noise: dict) -> 
     """One fork's line in try.json."""
     by = {m: matched(fork["evals"], control["evals"], noise["evals"], m) for m in MEASURES}
     row = fork["row"]
-    if row["status"] != "finished":
-        verdict = "failed"
-    elif control["diverged"] and not fork["diverged"]:
-        verdict = "helped"
-    else:
-        verdict = by[plan.measure]["verdict"] or "no_measurable_difference"
+    if control["diverged"] and not fork["diverged"] and row["status"] == "finished":
+        for m in by.values():  # two diverging controls measure no noise: see the docstring
+            m["verdict"] = "helped"
+    verdict = "failed" if row["status"] != "finished" else \
+        by[plan.measure]["verdict"] or "no_measurable_difference"
     return {"name": f.name, "path": f.name, "change": f.change, "text": f.text,
             "finding": f.finding, "rank": f.rank, "start": f.start,
             "start_step": plan.start_step[f.start], **row,
