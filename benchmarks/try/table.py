@@ -65,6 +65,9 @@ def markdown() -> str:
             "steps) | band | verdict | finding gone |", "|" + "---|" * 9]
     beat = 0
     for name in PROBLEMS:
+        if not (RECORDS / f"{name}.json").exists():
+            rows.append(f"| {name} | not run |")
+            continue
         doc = json.loads((RECORDS / f"{name}.json").read_text())
         f = first_fork(doc)
         cell = re.search(r"--cell (\w+)", RECIPES[name][1])
@@ -81,6 +84,9 @@ def markdown() -> str:
     rows += ["| healthy run | forks | helped (capacity) | no measurable difference | hurt | "
              "failed | a fork tied to a finding |", "|" + "---|" * 7]
     for name in HEALTHY:
+        if not (RECORDS / f"{name}.json").exists():
+            rows.append(f"| {name} | not run |")
+            continue
         doc = json.loads((RECORDS / f"{name}.json").read_text())
         v = [f["verdict"] for f in doc["forks"]]
         tied = [f["text"] for f in doc["forks"] if f["finding"] not in (None, "healthy")]
