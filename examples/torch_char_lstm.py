@@ -1,5 +1,6 @@
 """An ordinary PyTorch character-level LSTM, with rnnscope's panel added in three lines (marked
-"rnnscope" below; plus the import and the optional panel.eval).
+"rnnscope" below; plus the import and the optional panel.eval, with the state-dependence
+readings).
 
     pip install "rnnscope[torch]"
     python examples/torch_char_lstm.py input.txt --steps 2000 --run-dir runs/lstm
@@ -15,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from rnnscope.torch import Panel
+from rnnscope.torch import STATE_WINDOW, Panel, state_readings
 
 
 class CharModel(nn.Module):
@@ -40,12 +41,18 @@ def detach(h):
     return tuple(x.detach() for x in h) if isinstance(h, tuple) else h.detach()
 
 
-def evaluate(model: CharModel, data: torch.Tensor, T: int) -> float:
-    """Mean NLL (nats/char) over the eval streams, the state carried along."""
+def first_streams(h, n: int):
+    """The state of the first n streams (the batch is dimension 1)."""
+    return tuple(x[:, :n] for x in h) if isinstance(h, tuple) else h[:, :n]
+
+
+def evaluate(model: CharModel, data: torch.Tensor, T: int, h=None) -> float:
+    """Mean NLL (nats/char) over the eval streams, the state carried along from h (None:
+    zero)."""
     model.eval()
-    total, count, h = 0.0, 0, None
+    total, count = 0.0, 0
     with torch.no_grad():
-        for i in range(0, data.shape[0] - 1 - T, T):
+        for i in range(0, data.shape[0] - T, T):
             logits, h = model(data[i:i + T], h)
             y = data[i + 1:i + T + 1]
             total += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
@@ -78,9 +85,11 @@ def main() -> None:
     train, held_out = streams(ids[:cut], args.batch), streams(ids[cut:], 1)
     model = CharModel(len(chars), args.cell, args.hidden, args.layers)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    panel = Panel(model.rnn, args.run_dir, vocab_size=len(chars))  # rnnscope 1: watch model.rnn
+    panel = Panel(model.rnn, args.run_dir, vocab_size=len(chars),  # rnnscope 1: watch model.rnn
+                  train_chars=cut)
 
     T, pos, h = args.seq, 0, None
+    W, T_STATE = STATE_WINDOW, min(args.seq, STATE_WINDOW)  # the state readings' window
     for step in range(1, args.steps + 1):
         if pos + T + 1 > train.shape[0]:
             pos, h = 0, None  # a new epoch starts from a zero state
@@ -95,7 +104,11 @@ def main() -> None:
         panel.step(loss, opt)  # rnnscope 2: instead of opt.step()
         if step % args.eval_every == 0:
             nll = evaluate(model, held_out, T)
-            panel.eval(nll)
+            # the same held-out text from a fresh and from the carried state:
+            state = state_readings(lambda text, h0: evaluate(model, text, T_STATE, h0),
+                                   held_out[:W + 1], train[max(pos - W, 0):][:W + 1, :1],
+                                   first_streams(h, 1))
+            panel.eval(nll, **state)
             print(f"step {step}: eval {nll:.4f} nats/char ({nll / math.log(2):.3f} bits)")
     panel.close()  # rnnscope 3: triage.json and report.html in --run-dir
 

@@ -7,7 +7,7 @@ state carried from chunk to chunk):
   fwd_bwd        Model.loss_and_grads: forward, loss and hand-written BPTT
   train          train.update (gradients, clipping, Adam) with the panel off
   train_panel    the same, and on every log_every-th step the panel: per-parameter gradient
-                 norms and panel.readings, as train.record does
+                 norms and panel.measure, as train.record does
   torch_fwd_bwd  with --vs torch: one-hot input -> nn.RNN (tanh), nn.GRU or nn.LSTM -> Linear
                  -> cross_entropy -> backward, gradients zeroed each step
   torch_train    the same plus clip_grad_norm_ and torch.optim.Adam
@@ -18,7 +18,9 @@ through every group and runs two blocks of each member, a pair in the order A B 
 round B A A B), so that whatever favours a position cancels within the round. The
 forward+backward pair runs blocks of a few steps (the speed of a shared machine drifts within
 seconds); the panel on and off run blocks of log_every steps, so that each block holds exactly
-one panel record. Ratios are taken within a round; the median over the rounds is reported.
+one panel record, and (but with --full) one block each per round, A B then B A: the longest
+blocks, halved so that `rnnscope bench` answers within two minutes. Ratios are taken within
+a round; the median over the rounds is reported.
 panel_overhead is read inside the panel-on blocks, step by step (see panel_overhead()): between
 two blocks the machine's speed drifts by more than the panel costs.
 
@@ -58,9 +60,11 @@ from .errors import RnnscopeError
 from .model import Model
 from .train import update
 
-GRID = ((256, 1), (512, 1), (512, 2))  # (hidden, layers)
+FULL_GRID = ((256, 1), (512, 1), (512, 2))  # (hidden, layers): --full
+GRID = ((256, 1),)  # the default: every cell at one size, an answer within two minutes
 BATCH, SEQ_LEN, VOCAB = 64, 64, 65
 QUICK_GRID, QUICK_BATCH, QUICK_SEQ_LEN = ((32, 1),), 16, 16  # a smoke test of a second or two
+ROUNDS = {"quick": 2, "default": 2, "full": 5}  # rounds when --rounds is not given
 PASSES = 2  # blocks per contestant and round, in the order A B B A: position effects cancel
 SHORT_BLOCK = 6  # steps per block, but for the panel on/off pair (log_every steps)
 SETTLE_S = 0.25  # idle between NumPy and PyTorch blocks, for the thread pools to stop spinning
@@ -70,22 +74,41 @@ CHECK_SHAPE, CHECK_REPEATS = (64, 512), 5  # the check before every block: (B, H
 QUIET = 0.9  # a quiet block's checks run at least this share of the row's fastest check
 
 
-def run_bench(vs_torch: bool, rounds: int, quick: bool, grid: str | None = None,
-              cells: str | None = None) -> list[dict]:
-    """One row per cell and grid point (the quick grid: one small row per cell), each with the
-    machine's context. grid: rows as "HxL,HxL" (hidden x layers) instead of GRID; cells:
-    "rnn,gru" instead of every cell."""
+def run_bench(vs_torch: bool, rounds: int | None, quick: bool, grid: str | None = None,
+              cells: str | None = None, full: bool = False,
+              progress: Callable[[str], None] | None = None) -> list[dict]:
+    """One row per cell and grid point, each with the machine's context: by default every cell
+    at GRID's one size, with full FULL_GRID's rows, with quick one small row per cell. grid:
+    rows as "HxL,HxL" (hidden x layers) instead; cells: "rnn,gru" instead of every cell;
+    rounds: None for ROUNDS of the mode. progress(line) hears of every round as it ends."""
+    if quick and full:
+        raise RnnscopeError("--quick and --full exclude each other; use one of them")
+    mode = "quick" if quick else "full" if full else "default"
+    rounds = ROUNDS[mode] if rounds is None else rounds
     if rounds < 1:
         raise RnnscopeError(f"--rounds must be at least 1, got {rounds}")
-    points = parse_grid(grid) if grid else QUICK_GRID if quick else GRID
+    points = parse_grid(grid) if grid else {"quick": QUICK_GRID, "full": FULL_GRID,
+                                            "default": GRID}[mode]
     names = parse_cells(cells) if cells else CELLS
     torch = import_torch() if vs_torch else None
     context = machine_context(torch, QUICK_PEAK_SIZE if quick else PEAK_SIZE)
     batch, seq_len = (QUICK_BATCH, QUICK_SEQ_LEN) if quick else (BATCH, SEQ_LEN)
-    return [bench_row(TrainConfig(cell=cell, hidden=hidden, layers=layers, batch=batch,
-                                  seq_len=seq_len, dtype="float32").validate(),
-                      rounds, torch, context)
-            for cell in names for hidden, layers in points]
+    configs = [TrainConfig(cell=cell, hidden=hidden, layers=layers, batch=batch,
+                           seq_len=seq_len, dtype="float32").validate()
+               for cell in names for hidden, layers in points]
+    report = progress or (lambda line: None)
+    started = time.perf_counter()
+    rows = []
+    for n, cfg in enumerate(configs, 1):
+        label = f"row {n}/{len(configs)}: {cfg.cell} {cfg.hidden}x{cfg.layers}"
+
+        def heard(r: int, label: str = label) -> None:
+            what = "warm-up round" if r == 0 else f"round {r}/{rounds}"
+            report(f"bench {label}, {what} done, {time.perf_counter() - started:.0f} s")
+
+        rows.append(bench_row(cfg, rounds, torch, context, heard,
+                              panel_passes=PASSES if full else 1))
+    return rows
 
 
 def parse_cells(cells: str) -> list[str]:
@@ -245,20 +268,24 @@ def flops_per_char(hidden: int, layers: int, vocab: int, blocks: int = 1) -> int
 # ---- one grid row
 
 
-def bench_row(cfg: TrainConfig, rounds: int, torch, context: dict) -> dict:
-    """The contestants at cfg's hidden size, layers, batch and seq-len, timed and summarised."""
+def bench_row(cfg: TrainConfig, rounds: int, torch, context: dict,
+              heard: Callable[[int], None] = lambda r: None, panel_passes: int = PASSES) -> dict:
+    """The contestants at cfg's hidden size, layers, batch and seq-len, timed and summarised;
+    heard(r) after each round r (0: the warm-up). panel_passes: blocks per round of the panel
+    on and off, the longest group (log_every steps a block); 1 alternates their order from
+    round to round instead of within it."""
     chunks = random_chunks(cfg)
     # all the trainer's blocks are log_every steps long, so each ends on the step that records
     trainer = engine_train(cfg, chunks)
     fwd_bwd = {"fwd_bwd": engine_fwd_bwd(cfg, chunks)}
     groups = [Group(fwd_bwd, SHORT_BLOCK, PASSES),
               Group({"train": partial(trainer, False), "train_panel": partial(trainer, True)},
-                    cfg.log_every, PASSES)]
+                    cfg.log_every, panel_passes)]
     if torch is not None:
         fwd_bwd["torch_fwd_bwd"] = torch_step(torch, cfg, chunks, train=False)
         groups.append(Group({"torch_train": torch_step(torch, cfg, chunks, train=True)},
                             SHORT_BLOCK, PASSES))
-    return summarize(cfg, interleaved_times(groups, rounds, speed_check()), context)
+    return summarize(cfg, interleaved_times(groups, rounds, speed_check(), heard), context)
 
 
 class Group(NamedTuple):
@@ -299,9 +326,10 @@ def speed_check() -> Callable[[], float]:
     return check
 
 
-def interleaved_times(groups: list[Group], rounds: int, check: Callable[[], float]) -> Timings:
-    """Every group's blocks, round after round, a check before each block and after the last.
-    A first round warms up and is dropped."""
+def interleaved_times(groups: list[Group], rounds: int, check: Callable[[], float],
+                      heard: Callable[[int], None] = lambda r: None) -> Timings:
+    """Every group's blocks, round after round, a check before each block and after the last;
+    heard(r) after round r. A first round (r = 0) warms up and is dropped."""
     names = [name for g in groups for name in g.steps]
     seconds: dict[str, list] = {name: [] for name in names}
     around: dict[str, list] = {name: [] for name in names}  # per round, the blocks' check indices
@@ -321,6 +349,7 @@ def interleaved_times(groups: list[Group], rounds: int, check: Callable[[], floa
         for name in names:
             seconds[name].append(np.stack(blocks[name]))
             around[name].append(indices[name])
+        heard(r)
     settled(last, "check")
     checks.append(check())
     fastest = max(checks)
@@ -430,7 +459,7 @@ def engine_train(cfg: TrainConfig, chunks) -> Callable[[bool], None]:
         u = update(model, x, y, h, cfg, opt_state, deltas, cfg.lr, rng, want_norms=due)
         h, deltas = u.out.h_last, u.deltas
         if due:
-            panel.readings(u.out.probes, model.params, u.norms, u.deltas, cfg.sat_threshold,
+            panel.measure(u.out.probes, model.params, u.norms, u.deltas, cfg.sat_threshold,
                            panel_rng, cfg.cell)
 
     return step

@@ -55,6 +55,9 @@ def train_flags(p: argparse.ArgumentParser) -> None:
       help="gated cells: chrono initialisation of the gate biases, T_max = --seq-len")
     a("--weight-decay", type=float)
     a("--dropout", type=float, help="dropout on every layer's output (default 0)")
+    a("--reset-every", type=int, metavar="K", help="zero each stream's carried state every K "
+      "chunks, the streams staggered (default: only at each epoch's start); teaches the "
+      "model to score from a fresh state too (docs/triage.md, state_dependence)")
     a("--eval-frac", type=float)
     a("--eval-every", type=int, help=f"steps between evals (default {d.eval_every})")
     a("--log-every", type=int, help=f"steps between panel records (default {d.log_every})")
@@ -129,10 +132,13 @@ def build_parser() -> Parser:
                        "with --vs torch)")
     p.add_argument("--vs", choices=("torch",))
     p.add_argument("--json", action="store_true")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    p.add_argument("--rounds", type=int, help="interleaved timing rounds (default: 2, with "
+                   "--full 5)")
     p.add_argument("--quick", action="store_true", help="one small grid row, for a smoke test")
-    p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the standard grid "
-                   "(256x1,512x1,512x2), e.g. 512x1")
+    p.add_argument("--full", action="store_true", help="the full grid (256x1,512x1,512x2) "
+                   "instead of hidden 256 alone; takes many minutes")
+    p.add_argument("--grid", metavar="HxL,...", help="rows to time instead of the default "
+                   "(256x1, or with --full 256x1,512x1,512x2), e.g. 512x1")
     p.add_argument("--cell", metavar="CELL,...", help=f"cells to time (default all: "
                    f"{','.join(CELLS)}), e.g. gru,lstm")
 
@@ -264,7 +270,8 @@ def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
 
     rows = run_bench(vs_torch=args.vs == "torch", rounds=args.rounds, quick=args.quick,
-                     grid=args.grid, cells=args.cell)
+                     grid=args.grid, cells=args.cell, full=args.full,
+                     progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
     return 0
 

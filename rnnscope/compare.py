@@ -39,13 +39,13 @@ TIME_COLUMNS = ("train_nll", "eval_nll", "best_eval_nll", "sat_ratio", "grad_nor
 ROWS = 12  # matched steps shown: evenly spaced, always the first and the last
 
 
-class Run:
+class Compared:
     """One run's config, records and triage, as compare reads them (a run directory or a log
     from anywhere, whose settings may be unknown: None)."""
 
     def __init__(self, path: Path) -> None:
         doc, records = read_run(path)
-        self.path, self.cfg = Path(path), doc["config"]
+        self.path, self.cfg, self.source = Path(path), doc["config"], doc["source"]
         self.verdict = diagnose(records, doc)["verdict"]
         self.records = [r for r in records if "diverged" not in r]
         self.by_step = {r["step"]: r for r in self.records}
@@ -93,7 +93,7 @@ class Run:
                 "best_eval_step": best[0] if best else None, "verdict": self.verdict}
 
 
-def matched_steps(rs: list[Run]) -> list[int]:
+def matched_steps(rs: list[Compared]) -> list[int]:
     """Steps every run recorded (with a train NLL)."""
     common = set.intersection(*({s for s, r in run.by_step.items() if finite(r.get("train_nll"))}
                                 for run in rs))
@@ -107,7 +107,7 @@ def shown(steps: list[int]) -> list[int]:
 
 
 def compare_runs(paths: list[Path], by: str = "step") -> dict:
-    rs = [Run(p) for p in paths]
+    rs = [Compared(p) for p in paths]
     if by == "minute":
         table = [{"minute": m, "runs": [run.at_time(60 * m) for run in rs]}
                  for m in range(1, min(run.minutes() for run in rs) + 1)]

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 from . import cells
 from .errors import RnnscopeError
+from .optim import CLIPS, OPTIMIZERS, SCHEDULES
 
 CELLS = tuple(cells.CELLS)
-OPTIMIZERS = ("adam", "sgd", "momentum", "adagrad", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine", "plateau")
-CLIPS = ("norm", "elementwise", "none")
 INITS = ("orthogonal", "normal", "identity")
 DTYPES = ("float32", "float64")
 DEFAULT_STEPS = 9_000  # about two minutes on a 2-core machine at the default size
@@ -41,6 +39,7 @@ class TrainConfig:
     chrono_init: bool = False  # gated cells: chrono gate biases with T_max = seq_len
     weight_decay: float = 0.0
     dropout: float = 0.0
+    reset_every: int | None = None  # zero each stream's carried state every K chunks (staggered)
     eval_frac: float = 0.05
     eval_every: int = 250
     log_every: int = 50
@@ -63,7 +62,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {getattr(self, name)}")
-        for name in ("steps", "minutes", "checkpoint_every"):
+        for name in ("steps", "minutes", "checkpoint_every", "reset_every"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise RnnscopeError(f"--{flag(name)} must be positive, got {value}")

@@ -39,6 +39,11 @@ READINGS: dict[str, Reading] = {  # in the display's order
     "lr": Reading("updates", shown=False),
     "train_nll": Reading("loss", compared=True),
     "eval_nll": Reading("loss", compared=True),
+    # state dependence (rnnscope/heldout.py): held-out text from a zero and from the carried
+    # state, the text just trained on from a zero state; read against eval_nll and train_nll
+    "eval_nll_fresh": Reading("loss", label="eval fresh"),
+    "eval_nll_carried": Reading("loss", label="eval carried"),
+    "train_nll_fresh": Reading("loss", label="train fresh"),
     "mean_abs_h": Reading("saturation"),
     "sat_ratio": Reading("saturation", (None, 0.5), compared=True),
     "mean_gain": Reading("saturation", (0.3, None), compared=True),

@@ -26,10 +26,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .config import CLIPS, OPTIMIZERS, SCHEDULES
 from .errors import RnnscopeError
 
-__all__ = ["OPTIMIZERS", "clip_gradients", "learning_rate", "on_eval", "optimizer_step"]
+CLIPS = ("norm", "elementwise", "none")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
+__all__ = ["CLIPS", "OPTIMIZERS", "SCHEDULES", "clip_gradients", "learning_rate", "on_eval",
+           "optimizer_step"]
 
 MOMENTUM = 0.9
 RMSPROP_DECAY = 0.9
@@ -146,17 +149,17 @@ def divide_by_rms(numerator, v, lr, out, v_correction: float = 1.0) -> None:
     out *= -lr
 
 
-class Rule(NamedTuple):
+class Optimizer(NamedTuple):
     update: Callable[..., None]
     slots: tuple[str, ...]      # names of its per-parameter state arrays
 
 
-RULES = {
-    "sgd": Rule(sgd, ()),
-    "momentum": Rule(momentum, ("m",)),
-    "adagrad": Rule(adagrad, ("v",)),
-    "rmsprop": Rule(rmsprop, ("v",)),
-    "adam": Rule(adam, ("m", "v")),
+OPTIMIZERS = {  # the registry: --optimizer NAME; a new optimizer is a function and a row
+    "adam": Optimizer(adam, ("m", "v")),
+    "sgd": Optimizer(sgd, ()),
+    "momentum": Optimizer(momentum, ("m",)),
+    "adagrad": Optimizer(adagrad, ("v",)),
+    "rmsprop": Optimizer(rmsprop, ("v",)),
 }
 
 
@@ -169,7 +172,7 @@ def optimizer_step(name: str, params: dict[str, np.ndarray], grads: dict[str, np
     Returns `deltas`, name -> the change applied to each parameter (theta_new - theta_old),
     written into the arrays of the `deltas` passed in when given, so a step allocates nothing.
     """
-    rule = RULES.get(name)
+    rule = OPTIMIZERS.get(name)
     if rule is None:
         raise RnnscopeError(f"--optimizer {name!r} is not known; use one of: "
                             f"{', '.join(OPTIMIZERS)}")

@@ -2,7 +2,7 @@
 
 Every reading is a small function registered in a table: PROBE_READINGS here, which every cell
 has, and each cell's own READINGS (rnnscope/cells: the tanh cell's mean_gain and whh_sigma_max,
-the gated cells' gate readings); `readings()` runs them on a log step. A reading a cell does not
+the gated cells' gate readings); `measure()` runs them on a log step. A reading a cell does not
 define is not recorded for it. Nothing here re-runs a forward or backward pass, except the
 through-time profile, which walks the recurrence alone through the cell's own backward step
 (one (B, H) @ (H, BLOCKS*H) product per time step) once per record.
@@ -100,7 +100,7 @@ def profile_steps(T: int) -> set[int]:
 # ---- the panel
 
 
-def readings(probes: list[dict], params: dict[str, np.ndarray], grad_norms: dict[str, float],
+def measure(probes: list[dict], params: dict[str, np.ndarray], grad_norms: dict[str, float],
              deltas: dict[str, np.ndarray], sat_threshold: float, rng, cell: str = "rnn") -> dict:
     """All readings of one step of a model of cell `cell`. grad_norms: per-parameter gradient
     norms before clipping."""

@@ -145,11 +145,23 @@ def grid(n: int, panel_height: float = 2.5, **kw):
 # ---- the figures
 
 
+STATE_STYLES = {  # the state-dependence readings on the NLL figure (docs/panel.md)
+    "eval_nll_fresh": ("eval window from a zero state", {"ls": ":", "marker": "x", "ms": 4}),
+    "eval_nll_carried": ("eval window from the carried state",
+                         {"ls": "none", "marker": "^", "ms": 3}),
+}
+
+
 def nll(runs: list[RunData], x: str) -> Figure:
     fig, ((ax,),) = new_figure()
     eval_style = {"ls": "--", "marker": "o", "ms": 3}
-    ys = np.concatenate([plot_each(ax, runs, "train_nll", x, lw=1.5),
-                         plot_each(ax, runs, "eval_nll", x, **eval_style)])
+    ys = [plot_each(ax, runs, "train_nll", x, lw=1.5),
+          plot_each(ax, runs, "eval_nll", x, **eval_style)]
+    state = []
+    for key, (text, style) in STATE_STYLES.items():
+        ys.append(plot_each(ax, runs, key, x, **style))
+        state += [style_handle(text, **style)] if ys[-1].size else []
+    ys = np.concatenate(ys)
     fit_scale(ax, cut_off_blowup(ax, runs, ys))
     mark_divergence(ax, runs, x)
     if x == "chars":
@@ -159,7 +171,7 @@ def nll(runs: list[RunData], x: str) -> Figure:
     ax.set(xlabel=XLABEL[x], ylabel="NLL (nats/char)")
     ax.legend(handles=run_handles(runs) + [style_handle("train (mean since last record)"),
                                            style_handle("eval split", **eval_style)]
-              + unigram_baselines(ax, runs) + floors(ax, runs))
+              + state + unigram_baselines(ax, runs) + floors(ax, runs))
     return fig
 
 

@@ -7,10 +7,13 @@ docs/format.md is the user's side of this module. `read_run(path)` returns (doc,
              A JSON line that is not a record is skipped with a warning (runs.read_jsonl).
              Consecutive records of the same step are one record (a log that writes its eval on
              a line of its own at a training step reads as rnnscope's own records do).
-    doc      the run's config.json (rnnscope's own, or the one rnnscope.torch.Panel writes), or,
-             for a log without one, what the records tell: {"source": "csv" | "jsonl",
+    doc      the run's config.json (rnnscope's own, the one rnnscope.torch.Panel or a C program
+             through rnnscope.h writes, or one written beside a log), or, for a log without
+             one, what the records tell: {"source": "log", "format": "csv" | "jsonl",
              "config": {"layers": L, "lr": the first lr}}. A setting the log does not give is
              absent from doc["config"], never guessed; `vocab_size(doc)` is None when unknown.
+             doc["source"] is always one of SOURCES (source_of): the triage words its next
+             steps for it.
 
 A directory is read through its config.json and its metrics.jsonl (or metrics.csv); a file
 named metrics.jsonl or metrics.csv with a config.json beside it is read as that directory.
@@ -29,6 +32,7 @@ from .errors import RnnscopeError
 from .health import READINGS, reading_name
 
 CSV_METRICS = "metrics.csv"
+SOURCES = ("rnnscope", "pytorch", "c", "log")  # where a run came from: how its advice is worded
 LAYER = re.compile(r"^layer(\d+)\.")
 
 
@@ -41,9 +45,18 @@ def read_run(path: str | Path) -> tuple[dict, list[dict]]:
     if not records and not path.is_dir():
         raise RnnscopeError(f"{path} holds no records; write one record per line (JSON) or "
                             "row (CSV) with at least step and train_nll (docs/format.md)")
-    doc = read_doc(config) if config else {"source": metrics.suffix.lstrip("."), "config": {}}
+    doc = read_doc(config) if config else {"source": "log", "format": metrics.suffix.lstrip("."),
+                                           "config": {}}
+    doc["source"] = source_of(doc)
     doc["config"] = {**inferred_config(records), **doc["config"]}
     return doc, records
+
+
+def source_of(doc: dict) -> str:
+    """Where the run of a config.json came from, one of SOURCES: the "source" it states (a run of
+    rnnscope's own before it stated one has its vocabulary), else "log"."""
+    source = doc.get("source", "rnnscope" if "vocab" in doc else "log")
+    return source if source in SOURCES else "log"
 
 
 def locate(path: Path) -> tuple[Path, Path | None]:

@@ -123,18 +123,18 @@ def status(run: RunData) -> str:
     return f"last record at step {rec['step']}" + (f" of {steps}" if steps else "")
 
 
-def readings(run: RunData, key: str) -> list:
+def values_of(run: RunData, key: str) -> list:
     return [r[key] for r in run.records if is_number(r.get(key))]
 
 
 def last(run: RunData, key: str, fmt: str) -> str:
-    values = readings(run, key)
+    values = values_of(run, key)
     return fmt.format(values[-1]) if values else "–"
 
 
 def best_eval(run: RunData) -> str:
     """The best eval NLL, and how far above the corpus's floor it is when that is known."""
-    values = readings(run, "eval_nll")
+    values = values_of(run, "eval_nll")
     floor = run.doc.get("corpus", {}).get("floor_nll")
     if not values:
         return "–"
@@ -170,7 +170,14 @@ def finding_row(f: dict) -> str:
     severity = f.get("severity", "info")
     return (f"<tr><td>{badge(f.get('id', '?'), severity)}<br><small>{escape(str(severity))}"
             f"</small></td><td>{evidence_html(f.get('evidence'))}</td>"
-            f"<td>{items_html(f.get('suspects'))}</td><td>{items_html(f.get('next'))}</td></tr>")
+            f"<td>{items_html(f.get('suspects'))}</td><td>{next_html(f.get('next'))}</td></tr>")
+
+
+def next_html(steps) -> str:
+    """The next steps' texts (a triage.json from before they were steps holds the texts)."""
+    if isinstance(steps, list):
+        steps = [s.get("text", "") if isinstance(s, dict) else s for s in steps]
+    return items_html(steps)
 
 
 def evidence_html(ev) -> str:
@@ -224,8 +231,9 @@ def config_rows(doc: dict) -> dict[str, str]:
     rows = {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc["config"].items()}
     rows.update({"rnnscope version": str(doc.get("rnnscope_version", "?")),
                  "vocabulary size": str(vocab_size(doc) or "?")})
-    if "source" in doc:
-        rows["records from"] = str(doc["source"])
+    if doc.get("source", "rnnscope") != "rnnscope":
+        rows["records from"] = str(doc["source"]) + (f" ({doc['format']})" if "format" in doc
+                                                     else "")
     rows.update({f"corpus {k}": short(v) for k, v in doc.get("corpus", {}).items()})
     return rows
 
@@ -245,7 +253,7 @@ def config_html(runs: list[RunData]) -> str:
 
 def sample_html(run_data: RunData) -> str:
     path = run_data.path
-    if "source" in run_data.doc or not path.is_dir():
+    if run_data.doc.get("source", "rnnscope") != "rnnscope" or not path.is_dir():
         return ('<p class="note">No sample: the records come from another program; rnnscope '
                 "holds no model to sample from.</p>")
     if not (path / CHECKPOINT).exists():

@@ -148,8 +148,8 @@ def check_new(path: Path, fix: str | None = None) -> None:
 
 
 def write_config(path: Path, cfg: TrainConfig, corpus_info: dict, vocab: Vocab) -> None:
-    doc = {"rnnscope_version": __version__, "config": cfg.to_dict(), "corpus": corpus_info,
-           "vocab": vocab.chars}
+    doc = {"rnnscope_version": __version__, "source": "rnnscope", "config": cfg.to_dict(),
+           "corpus": corpus_info, "vocab": vocab.chars}
     write_text(path / CONFIG, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +45,14 @@ from . import panel, runs
 from .cells import CELLS
 from .display import PlainDisplay
 from .errors import RnnscopeError
+from .heldout import STATE_KEYS, STATE_WINDOW
 from .model import Model, from_parts
 from .records import finite_or_none
 from .report import write_report
 from .triage import Watch, format_diagnosis, headline, write_triage
 from .version import __version__
 
+__all__ = ["STATE_WINDOW", "Panel", "state_readings"]  # STATE_WINDOW: the readings' characters
 CELL_OF = tuple((getattr(nn, c.TORCH[0]), name) for name, c in CELLS.items())  # cells' modules
 GRAD_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-9}  # torch_grad_rel_diff of a match
 CLIPPED = 1e-6  # .grad this much (relative) below its norm after backward: clipping fired
@@ -73,11 +76,14 @@ class Panel:
 
     def __init__(self, rnn: nn.Module, run_dir: str | Path, log_every: int = 50, *,
                  quiet: bool = False, sat_threshold: float = 0.95, loss_reduction: str = "mean",
-                 vocab_size: int | None = None, report: bool = True, seed: int = 0) -> None:
+                 vocab_size: int | None = None, train_chars: int | None = None,
+                 report: bool = True, seed: int = 0) -> None:
         """rnn: the module to watch; run_dir: a new (or empty) directory for the run.
         quiet: no line per record; loss_reduction: "mean" (PyTorch's default) or "sum" over
         the T*B positions; vocab_size: your alphabet's size, if you want the triage to know
-        the loss of a uniform guess; report: write report.html at close() (False: faster
+        the loss of a uniform guess; train_chars: your training text's size in characters,
+        so that the triage can tell whether the model has read it once (no memorisation is
+        claimed before); report: write report.html at close() (False: faster
         tests); seed: the through-time profile's random vectors."""
         self.cell = cell_of(rnn)
         if not (isinstance(log_every, int) and log_every > 0):
@@ -91,9 +97,12 @@ class Panel:
         self.doc = {"rnnscope_version": __version__, "source": "pytorch",
                     "config": {"cell": self.cell, "hidden": rnn.hidden_size,
                                "layers": rnn.num_layers, "dropout": rnn.dropout,
-                               "log_every": log_every, "sat_threshold": sat_threshold}}
+                               "log_every": log_every, "sat_threshold": sat_threshold,
+                               "whh_sigma_init": sigma_init(rnn)}}
         if vocab_size:
             self.doc["vocab_size"] = vocab_size
+        if train_chars:
+            self.doc["train_chars"] = train_chars
         runs.write_text(self.path / runs.CONFIG, json.dumps(self.doc, indent=2) + "\n")
         self.watch: Watch | None = None  # the live triage, made at the first record
         self.display = None if quiet else PlainDisplay()
@@ -193,9 +202,16 @@ class Panel:
             self._write(rec)
         self.grad_sq, self.torch_grads, self.forwards = {}, {}, 0
 
-    def eval(self, nll: float) -> None:
-        """Record an eval NLL (nats/char, over your held-out text) at the current step."""
-        self._write({**self._base_record(None), "eval_nll": float(nll)})
+    def eval(self, nll: float, **state: float) -> None:
+        """Record an eval NLL (nats/char, over your held-out text) at the current step, and the
+        state-dependence readings if you measure them: eval_nll_fresh=, eval_nll_carried=,
+        train_nll_fresh= (state_readings() computes them with your own scoring function)."""
+        unknown = sorted(set(state) - set(STATE_KEYS))
+        if unknown:
+            raise RnnscopeError(f"panel.eval() got {unknown[0]}=; pass only eval_nll_fresh=, "
+                                "eval_nll_carried= or train_nll_fresh= (docs/panel.md)")
+        self._write({**self._base_record(None), "eval_nll": float(nll),
+                     **{k: float(v) for k, v in state.items()}})
 
     def close(self) -> Path:
         """A final record for the steps since the last one, then triage.json and report.html.
@@ -279,7 +295,7 @@ class Panel:
                             lambda t: numpy(change.get(t, torch.zeros_like(t))), "sum")
             d2 = sum(float(torch.sum(d * d)) for d in change.values())
             p2 = sum(float(torch.sum(b * b)) for b in before)
-        rec = panel.readings(measured["probes"], after, panel.grad_norms(measured["grads"]),
+        rec = panel.measure(measured["probes"], after, panel.grad_norms(measured["grads"]),
                              deltas, self.sat_threshold, self.rng, self.cell)
         rec["update_ratio"] = math.sqrt(d2 / p2) if p2 > 0 else math.inf  # every parameter
         if measured["grad_diff"] is not None:
@@ -300,7 +316,7 @@ class Panel:
         runs.append_record(self.path, rec)
         if self.display:
             self.display.record(rec)
-        self.watch = self.watch or Watch(self.doc["config"], self.doc.get("vocab_size"))
+        self.watch = self.watch or Watch.for_config(self.doc)  # next steps worded for PyTorch
         for finding in self.watch.update(rec):
             self._say(f"step {rec['step']}: {headline(finding)}")
 
@@ -327,6 +343,19 @@ class Panel:
 # ---- the module, its weights and tensors
 
 
+def state_readings(score: Callable[[object, object], float], held_out, recent,
+                   carried) -> dict[str, float]:
+    """The state-dependence readings (docs/panel.md) for panel.eval(nll, **readings), from your
+    own score(text, h0) -> mean NLL in nats/char of text scored from the state h0 (None: a
+    zero state) and carried along it. held_out: the first STATE_WINDOW (200) + 1 characters
+    of your held-out text; recent: the last STATE_WINDOW + 1 your training streams read;
+    carried: the state your training streams carry now (for as many streams as held_out
+    has)."""
+    return {"eval_nll_fresh": float(score(held_out, None)),
+            "eval_nll_carried": float(score(held_out, carried)),
+            "train_nll_fresh": float(score(recent, None))}
+
+
 def cell_of(rnn) -> str:
     """rnnscope's cell for the module, or one clear error for what the panel cannot watch."""
     cell = next((c for cls, c in CELL_OF if isinstance(rnn, cls)), None)
@@ -347,6 +376,14 @@ def cell_of(rnn) -> str:
         raise RnnscopeError(f"rnnscope.torch.Panel reads float32 or float64 weights, not "
                             f"{rnn.weight_hh_l0.dtype}; watch the module in full precision")
     return cell
+
+
+def sigma_init(rnn) -> float:
+    """The largest singular value of the recurrent weights as the panel finds them (your init):
+    what the triage compares a grown whh_sigma_max with."""
+    with torch.no_grad():
+        return round(max(float(torch.linalg.matrix_norm(getattr(rnn, f"weight_hh_l{l}"), ord=2))
+                         for l in range(rnn.num_layers)), 4)
 
 
 def mapped(rnn, cell: str, get, combine: str) -> dict[str, np.ndarray]:

@@ -2,9 +2,11 @@
 
 Stateful truncated BPTT (SPEC section 1): the train split is cut into B streams; chunk i of an
 epoch is columns [i*T, (i+1)*T] of every stream, and the hidden state (not the gradient) is
-carried from chunk to chunk and reset to zero at the start of each epoch.
+carried from chunk to chunk and reset to zero at the start of each epoch (and, with
+--reset-every K, for each stream every K chunks: heldout.reset_streams).
 
-A record is written every --log-every steps and every --eval-every steps (then with eval_nll);
+A record is written every --log-every steps and every --eval-every steps (then with eval_nll
+and the state-dependence readings of heldout.py);
 a checkpoint after every eval, every --checkpoint-every steps, when SIGINT or SIGTERM stops the
 run (after the step it is in) and at the end. A run that ends off the cadence gets one extra
 record marked "final". Resuming restores the last checkpoint and drops the records written
@@ -49,6 +51,7 @@ from .data import (
 )
 from .display import Display, PlainDisplay
 from .errors import Interrupted, RnnscopeError, WriteFailed
+from .heldout import evaluate, reset_streams, state_readings
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
 from .records import finite_or_none
@@ -245,6 +248,8 @@ def step(s: Session, lr: float, display: Display, t0: float) -> None:
     cfg = s.cfg
     if s.chunk == 0:
         s.h = s.model.zero_state(cfg.batch)
+    elif cfg.reset_every:
+        s.h = reset_streams(s.h, s.step + 1, cfg.reset_every)
     x, y = get_chunk(s.streams, s.chunk, cfg.seq_len)
     n = s.step + 1
     due_record = n % cfg.log_every == 0 or n % cfg.eval_every == 0
@@ -261,7 +266,7 @@ def step(s: Session, lr: float, display: Display, t0: float) -> None:
         check_params(s, n, lr, u.out.loss, u.grad_norm, time.perf_counter() - t0)
         rec = record(s, lr, time.perf_counter() - t0, u)
         if n % cfg.eval_every == 0:
-            rec["eval_nll"] = evaluate_and_keep_best(s, time.perf_counter() - t0)
+            rec.update(held_out(s, time.perf_counter() - t0))
             if on_eval(cfg.lr_schedule, s.sched, rec["eval_nll"]):
                 display.note(f"step {n}: eval NLL stalled, learning rate factor now "
                              f"{s.sched['factor']:g}")
@@ -307,7 +312,7 @@ def record(s: Session, lr: float, elapsed: float, u: Update) -> dict:
     rec.update(s.interval.summary(s.step))
     rec["grad_norm"] = u.grad_norm
     if u.norms is not None:
-        rec.update(panel.readings(u.out.probes, s.model.params, u.norms, u.deltas,
+        rec.update(panel.measure(u.out.probes, s.model.params, u.norms, u.deltas,
                                   s.cfg.sat_threshold, s.panel_rng, s.cfg.cell))
     return rec
 
@@ -320,22 +325,17 @@ def write_record(s: Session, rec: dict, display: Display) -> None:
         display.note(f"step {rec['step']}: {headline(finding)}")
 
 
-def evaluate(model: Model, streams: np.ndarray, seq_len: int) -> float:
-    """NLL over the eval streams, the state carried along each stream from zero."""
-    h, total, n = model.zero_state(streams.shape[0]), 0.0, 0
-    for i in range(chunks_per_epoch(streams, seq_len)):
-        x, y = get_chunk(streams, i, seq_len)
-        loss, h = model.loss(x, y, h)
-        total, n = total + loss * x.size, n + x.size
-    return total / n
-
-
-def evaluate_and_keep_best(s: Session, elapsed: float) -> float:
+def held_out(s: Session, elapsed: float) -> dict:
+    """The eval record's scores: eval_nll (best.npz kept at a new best) and, with the panel,
+    the state-dependence readings (rnnscope/heldout.py)."""
     e = evaluate(s.model, s.eval_streams, s.cfg.seq_len)
     if e < s.best_eval:
         s.best_eval = e
         save(s, runs.BEST, elapsed, checkpoint_meta(s))
-    return e
+    if not s.cfg.panel:
+        return {"eval_nll": e}
+    return {"eval_nll": e, **state_readings(s.model, s.eval_streams, s.streams, s.chunk,
+                                            s.cfg.seq_len, s.h)}
 
 
 def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
@@ -345,7 +345,7 @@ def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
     if s.interval.state["n"] > 0:
         rec = {**base_record(s, lr, elapsed), **s.interval.summary(s.step), "final": True}
         if s.step % s.cfg.eval_every != 0:
-            rec["eval_nll"] = evaluate_and_keep_best(s, elapsed)
+            rec.update(held_out(s, elapsed))
         write_record(s, rec, display)
     checkpoint(s, elapsed, meta)
 

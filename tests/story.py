@@ -11,14 +11,21 @@ checks are written from the records and THRESHOLDS alone, not from the rules' co
 from __future__ import annotations
 
 import math
-import re
 import statistics
 
-from rnnscope.triage.history import SEVERITY, THRESHOLDS
+from rnnscope.triage.history import LR_HEALTHY, SEVERITY, THRESHOLDS
 from rnnscope.triage.rules import RULES
 
 T = THRESHOLDS
 TOO_LARGE_A_STEP = {"diverged", "exploding_gradients", "update_too_large", "saturation"}
+# the way each finding's story pulls a setting (its remedy): two findings told as two problems
+# must not pull one setting opposite ways
+PULLS = {"diverged": {"lr": -1}, "exploding_gradients": {"lr": -1, "recurrent_scale": -1},
+         "update_too_large": {"lr": -1}, "saturation": {"lr": -1, "recurrent_scale": -1},
+         "update_too_small": {"lr": 1}, "vanishing_gradients": {"recurrent_scale": 1}}
+# what weights blown up before the first record show: one cause, the rest its consequences
+BLOWN_UP = {"exploding_gradients", "update_too_large", "update_too_small", "saturation",
+            "gate_saturation", "vanishing_gradients"}
 
 
 def finite(v) -> bool:
@@ -64,25 +71,30 @@ def evals(records: list) -> list[dict]:
     return out
 
 
-def parsed(flags: str, cfg: dict) -> list[tuple[str, object]]:
-    """'--lr 0.0005 --clip norm' -> [("lr", -1), ("clip", "norm")]: numbers as a direction
-    against the run's own value, choices as the value (an lr that comes with another optimizer
-    is a new recipe, not a direction)."""
-    pairs = {name.replace("-", "_"): value
-             for name, value in re.findall(r"--(\S+) (\([^)]*\)|\S+)", flags)}
+def parsed(step: dict, cfg: dict) -> list[tuple[str, object]]:
+    """A next step's settings as moves: {"lr": 0.0005, "clip": "norm"} -> [("lr", -1), ("clip",
+    "norm")]: numbers as a direction against the run's own value (or its factor where the value
+    is relative to one the log did not record), choices as the value (an lr that comes with
+    another optimizer is a new recipe, not a direction)."""
+    settings = step["settings"]
     out = []
-    for name, value in pairs.items():
+    for name, new in settings.items():
         old = cfg.get(name)
-        if name == "lr" and pairs.get("optimizer", cfg.get("optimizer")) != cfg.get("optimizer"):
+        if name == "lr" and settings.get("optimizer", cfg.get("optimizer")) != cfg.get(
+                "optimizer"):
             continue
-        try:
-            new = float(value)
-        except ValueError:
-            out.append((name, value))
-            continue
-        if finite(old) and not isinstance(old, bool):
+        if new is None and name == step["setting"]:
+            out.append((name, 1 if step["factor"] > 1 else -1))
+        elif isinstance(new, bool) or not finite(new):
+            out.append((name, new))
+        elif finite(old) and not isinstance(old, bool):
             out.append((name, (new > old) - (new < old)))
     return out
+
+
+def texts(finding: dict) -> list[str]:
+    """The words of a finding's next steps."""
+    return [step["text"] for step in finding["next"]]
 
 
 def violations(result: dict, records: list, doc: dict) -> list[str]:
@@ -114,6 +126,62 @@ def violations(result: dict, records: list, doc: dict) -> list[str]:
         out += cited(f, records)
         out += [f"{f['id']}: {v}" for v in story(f, records, doc, findings)]
     out += advice(findings, records, cfg, shown)
+    out += [f"{f['id']}: {v}" for f in findings for v in step_shape(f["next"])]
+    out += two_problems(findings, records, cfg)
+    return out
+
+
+def two_problems(findings: list, records: list, cfg: dict) -> list[str]:
+    """No story holds a finding and its own consequence as two problems, nor two findings whose
+    remedies pull one setting opposite ways: weights blown up from the first record (an
+    exploded gradient or too large a first step) show one cause; small updates of units on the
+    rails are the saturation's; too small and too large a step are never both the problem."""
+    out, ids = [], [f["id"] for f in findings]
+    pulls = {}
+    for i in ids:
+        for name, way in PULLS.get(i, {}).items():
+            pulls.setdefault(name, {})[way] = i
+    out += [f"{ways[1]} and {ways[-1]} pull {name} opposite ways as two problems"
+            for name, ways in pulls.items() if len(ways) == 2]
+    if blown_up(records, cfg) and len(BLOWN_UP & set(ids)) > 1:
+        out.append(f"weights blown up from the first record told as {sorted(BLOWN_UP & set(ids))}"
+                   ", not one cause with its consequences")
+    for f in findings:
+        if f["id"] == "update_too_small":
+            cited = [r for r in records if r["step"] in set(f["evidence"]["steps"])]
+            if all(finite(r.get("sat_ratio")) and r["sat_ratio"] > T["sat_ratio"] and
+                   r.get("mean_gain", 1) < T["mean_gain"] for r in cited):
+                out.append("update_too_small of units on the rails told apart from saturation")
+    return out
+
+
+def blown_up(records: list, cfg: dict) -> bool:
+    """whh_sigma_max `weights_grew` times its init on the first `persist` records that carry it."""
+    first = [r for r in records if finite(r.get("whh_sigma_max"))][:T["persist"]]
+    init = max(cfg.get("whh_sigma_init") or cfg.get("recurrent_scale", 1), 1)
+    return len(first) == T["persist"] and all(r["whh_sigma_max"] > T["weights_grew"] * init
+                                              for r in first)
+
+
+def within_healthy(step: dict, cfg: dict) -> bool:
+    """An lr suggested for the run's own optimizer from one beyond the lrs healthy runs of it use
+    lands within them, not at a fraction of a value that was far off."""
+    new, lr = step["settings"]["lr"], cfg.get("lr")
+    if cfg.get("optimizer") not in LR_HEALTHY or not finite(new) or not finite(lr):
+        return True
+    lo, hi = LR_HEALTHY[cfg["optimizer"]]
+    return not (lr > hi and new > hi or lr < lo and new < lo)
+
+
+def step_shape(steps: list) -> list[str]:
+    """Each next step is {"setting", "value", "settings", "text"} (and "factor" where the value
+    is relative), its setting and value the first of its settings."""
+    out = []
+    for step in steps:
+        keys = {"setting", "value", "settings", "text"} | ({"factor"} & set(step))
+        first = next(iter((step.get("settings") or {None: None}).items()))
+        if set(step) != keys or (step["setting"], step["value"]) != first or not step["text"]:
+            out.append(f"a next step not of the format: {step}")
     return out
 
 
@@ -124,7 +192,7 @@ def cited(f: dict, records: list) -> list[str]:
     if any(s not in by_step for s in ev["steps"]):
         return [f"{f['id']} cites steps that are not in the records: {ev['steps']}"]
     for key, cited_values in ev["readings"].items():
-        if f["id"] == "overfitting" and key == "train_nll":
+        if f["id"] in ("overfitting", "state_dependence") and key == "train_nll":
             continue  # the mean since the previous eval: checked by the story
         for step, v in zip(ev["steps"], cited_values, strict=True):
             rec = by_step[step]
@@ -167,6 +235,8 @@ def story(f: dict, records: list, doc: dict, tops: list) -> list[str]:
         return crawling(records, recs, reads)
     if rid == "overfitting":
         return overfits(records, ev)
+    if rid == "state_dependence":
+        return state_dependent(records, ev)
     if rid == "plateau":
         floor = doc.get("corpus", {}).get("floor_nll")
         best = min((e["eval_nll"] for e in evals(records)), default=None)
@@ -226,11 +296,15 @@ def crawling(records: list, recs: list, reads: dict) -> list[str]:
 
 
 def overfits(records: list, ev: dict) -> list[str]:
-    """Eval NLL above train, no new best at the cited evals, train NLL improving."""
+    """Eval NLL above train at the cited evals; for memorisation ("the gap grew") also no new
+    best and train NLL improving."""
     es = evals(records)
     cited_evals = [e for e in es if e["step"] in set(ev["steps"])]
     if len(cited_evals) != len(ev["steps"]):
         return ["cites steps without an eval"]
+    if "the gap grew" not in ev["seen"]:  # worse than a guess, from any state: no memorisation
+        return [] if all(e["eval_nll"] > e["train_nll"] for e in cited_evals) else [
+            "eval NLL is not above train NLL"]
     before = [e for e in es if e["step"] < cited_evals[0]["step"]]
     if not before:
         return ["no eval before the cited ones"]
@@ -245,6 +319,22 @@ def overfits(records: list, ev: dict) -> list[str]:
     return out
 
 
+def state_dependent(records: list, ev: dict) -> list[str]:
+    """At each cited eval a fresh state scores worse by state_gap, or (without the readings)
+    eval NLL far above train."""
+    cited = [r for r in records if r["step"] in set(ev["steps"]) and "eval_nll" in r]
+    if len(cited) != len(ev["steps"]):
+        return ["cites steps without an eval"]
+    for r in cited:
+        fresh, carried = r.get("eval_nll_fresh"), r.get("eval_nll_carried")
+        if fresh is not None and carried is not None:
+            if fresh - carried <= T["state_gap"]:
+                return ["a fresh state did not score worse than the carried one"]
+        elif r["eval_nll"] <= r["train_nll"] + T["train_below"]:
+            return ["eval NLL not far above train NLL"]
+    return []
+
+
 def advice(findings: list, records: list, cfg: dict, shown: list) -> list[str]:
     """One consistent set of next steps: no setting moved both ways or to two values, no higher
     lr after a loss spike or a step found too large, no larger model while eval NLL is far
@@ -254,13 +344,17 @@ def advice(findings: list, records: list, cfg: dict, shown: list) -> list[str]:
     es = evals(records)
     gap = es[-1]["eval_nll"] - es[-1]["train_nll"] if es else 0.0
     for f in findings:
-        for flags in f["next"]:
-            for name, move in parsed(flags, cfg):
+        for step in f["next"]:
+            flags = step["text"]
+            for name, move in parsed(step, cfg):
                 if moves.setdefault(name, move) != move:
                     out.append(f"{name} is moved both ways or to two values ({f['id']}: {flags})")
                 if name == "lr" and move == 1 and (spikes(records) or ids & TOO_LARGE_A_STEP):
                     out.append(f"{f['id']} advises a higher lr ({flags}) in a run whose records "
                                "show a loss spike or too large a step")
+                if name == "lr" and not within_healthy(step, cfg):
+                    out.append(f"{f['id']} suggests {flags}, beyond the lrs healthy "
+                               f"{cfg['optimizer']} runs use, from {cfg['lr']:g}")
                 if name == "hidden" and move == 1 and ("overfitting" in ids or
                                                        gap > T["gap_large"]):
                     out.append(f"{f['id']} advises a larger model ({flags}) while eval NLL is "

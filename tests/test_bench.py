@@ -166,3 +166,44 @@ def test_blas_shapes_times_the_same_products_in_both_libraries(monkeypatch):
         ours, theirs = calls["numpy"](), calls["torch"]().numpy()
         assert ours.shape == theirs.shape, name
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3, err_msg=name)
+
+
+def rows_planned(monkeypatch, **kwargs) -> list[tuple]:
+    """(cell, hidden, layers, rounds, panel_passes) of the rows run_bench would time."""
+    planned = []
+
+    def plan(cfg, rounds, torch, context, heard, panel_passes):
+        planned.append((cfg.cell, cfg.hidden, cfg.layers, rounds, panel_passes))
+        return {}
+
+    monkeypatch.setattr(bench, "bench_row", plan)
+    monkeypatch.setattr(bench, "machine_context", lambda torch, peak_size: {})
+    bench.run_bench(vs_torch=False, rounds=None, quick=False, **kwargs)
+    return planned
+
+
+def test_the_default_bench_times_every_cell_at_one_size_and_full_the_whole_grid(monkeypatch):
+    default = rows_planned(monkeypatch)
+    assert default == [(cell, 256, 1, bench.ROUNDS["default"], 1)
+                       for cell in ("rnn", "gru", "lstm")]
+    full = rows_planned(monkeypatch, full=True)
+    assert full == [(cell, hidden, layers, bench.ROUNDS["full"], bench.PASSES)
+                    for cell in ("rnn", "gru", "lstm") for hidden, layers in bench.FULL_GRID]
+    assert rows_planned(monkeypatch, full=True, grid="512x1", cells="lstm") == [
+        ("lstm", 512, 1, bench.ROUNDS["full"], bench.PASSES)]
+
+
+def test_the_bench_reports_every_round_as_it_ends(capsys):
+    lines = []
+    bench.run_bench(vs_torch=False, rounds=2, quick=True, cells="gru,rnn", progress=lines.append)
+    assert len(lines) == 2 * 3  # two rows of a warm-up and two rounds
+    assert lines[0].startswith("bench row 1/2: gru 32x1, warm-up round done, ")
+    assert lines[-1].startswith("bench row 2/2: rnn 32x1, round 2/2 done, ")
+    assert main(["bench", "--quick", "--rounds", "1", "--cell", "rnn"]) == 0
+    out, err = capsys.readouterr()
+    assert "round 1/1 done" in err and "done" not in out and "fwd+bwd" in out
+
+
+def test_bench_refuses_quick_and_full_together(capsys):
+    assert main(["bench", "--quick", "--full"]) == 2
+    assert "--quick and --full" in capsys.readouterr().err

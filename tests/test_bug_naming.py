@@ -248,6 +248,17 @@ def test_a_transposed_recurrent_gradient_is_unknown_and_shown_transposed(capsys,
     assert all(r["transposed"] and abs(r["norm_ratio"] - 1) < 1e-12 for r in e["wrong"])
 
 
+def test_an_unknown_bug_under_a_checked_forward_pass_is_in_the_backward_pass(capsys, tmp_path):
+    case = export(tmp_path, "--layers", 3)
+    answer(case, "dwhh_transposed", per_length=True, forward=True)
+    capsys.readouterr()
+    assert main(["gradcheck", "--user", str(case)]) == 1
+    assert "your forward pass (out/) matches rnnscope's" in capsys.readouterr().out
+    e = judge(capsys, case)["evidence"]
+    assert e["forward"] == "checked" and e["layer"] == 2
+    assert "in the gradient of 2.Whh" in e["where"] and e["below"] == [1, 0]
+
+
 def test_two_calls_into_unreset_gradients_are_a_factor_2_not_a_named_mistake(capsys,
                                                                              tmp_path):
     """Twice the right gradient matches no catalogued mistake on this case (a loss scale is

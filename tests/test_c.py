@@ -150,6 +150,22 @@ def test_c_network_panel_record_equals_rnnscopes_for_the_same_step(filled_case):
         assert record[key] == pytest.approx(value, rel=1e-10), key
 
 
+def test_c_network_makes_the_run_directory_it_is_given(minrnn, tmp_path):
+    text = SHARED_DATA / "tinyshakespeare.txt"
+    run = tmp_path / "runs" / "new"
+    subprocess.run([str(minrnn), "train", str(text), str(run), "--hidden", "8", "--steps", "4",
+                    "--log-every", "2", "--eval-every", "4"], check=True, capture_output=True)
+    doc, records = read_run(run)
+    assert doc["source"] == "c" and [r["step"] for r in records] == [2, 4]
+    assert all(np.isfinite(records[-1][k]) for k in ("eval_nll", "eval_nll_fresh",
+                                                      "eval_nll_carried", "train_nll_fresh"))
+    (tmp_path / "file").write_text("")
+    refused = subprocess.run([str(minrnn), "train", str(text), str(tmp_path / "file" / "run")],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("minrnn: cannot make the run directory")
+
+
 def test_c_network_refuses_a_case_of_two_layers(minrnn, tmp_path):
     cases.write_case(tmp_path / "deep", num_layers=2)
     run = subprocess.run([str(minrnn), "case", str(tmp_path / "deep")], capture_output=True,
@@ -164,17 +180,22 @@ def test_c_network_refuses_a_case_of_two_layers(minrnn, tmp_path):
 def test_c_network_trains_on_shakespeare_and_its_log_goes_through_doctor(minrnn, tmp_path,
                                                                           capsys):
     run = tmp_path / "run"
-    run.mkdir()
     subprocess.run([str(minrnn), "train", str(SHARED_DATA / "tinyshakespeare.txt"), str(run),
                     "--hidden", "48", "--seq", "25", "--batch", "4", "--steps", "300",
                     "--log-every", "15", "--eval-every", "150"], check=True,
                    capture_output=True)
     doc, records = read_run(run)
     assert [r["step"] for r in records] == list(range(15, 301, 15))
-    assert doc == {"source": "jsonl", "config": {"layers": 1, "lr": 0.1}}
+    assert doc == {"source": "c", "vocab_size": 65, "train_chars": 1059625, "config": {
+        "layers": 1, "lr": 0.1, "cell": "rnn", "hidden": 48, "seq_len": 25, "batch": 4,
+        "optimizer": "adagrad", "clip": "elementwise", "clip_value": 5, "eval_frac": 0.05,
+        "reset_every": None, "log_every": 15, "eval_every": 150}}
     assert records[-1]["train_nll"] < records[0]["train_nll"] < np.log(65) + 1
     assert all(r["dh_raw_norm"] <= r["dh_norm"] and 0 < r["clip_rate"] < 1 for r in records)
     assert [r["step"] for r in records if "eval_nll" in r] == [150, 300]
+    for r in records[9::10]:  # a model that learned text forgets a zero state within the window
+        assert abs(r["eval_nll_fresh"] - r["eval_nll_carried"]) < 0.3
+        assert r["train_nll_fresh"] < np.log(65)
     capsys.readouterr()
     assert main(["doctor", str(run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -57,7 +57,7 @@ def test_capacity_not_limiting_when_the_larger_model_is_only_faster(tmp_path):
     assert ids(result) == ["capacity_not_limiting"]
     f = result["findings"][0]
     assert set(f) == {"id", "severity", "evidence", "suspects", "next"}
-    assert "--hidden 128" in f["evidence"]["seen"] and f["next"][0] == "--hidden 64"
+    assert "--hidden 128" in f["evidence"]["seen"] and f["next"][0]["text"] == "--hidden 64"
 
 
 @pytest.mark.parametrize("change", [

@@ -10,9 +10,10 @@ from rnnscope.cells import CELLS
 PACKAGE = Path(__file__).resolve().parents[1] / "rnnscope"
 LAYERS = [  # top-level modules and packages, bottom first; a module may import its layer or below
     {"version", "errors", "health", "synthetic", "cells"},
-    {"config", "data"},
-    {"model", "optim"},
-    {"runs", "sample", "panel"},
+    {"optim", "data"},
+    {"config"},
+    {"model"},
+    {"runs", "sample", "panel", "heldout"},
     {"corpora", "records"},
     {"triage"},
     {"display", "plots"},

@@ -18,8 +18,8 @@ from rnnscope.panel import (
     Interval,
     bptt_profile,
     grad_norms,
+    measure,
     profile_steps,
-    readings,
     scalar,
 )
 from rnnscope.train import train
@@ -90,7 +90,7 @@ def test_dh_norm_does_not_shrink_with_batch_size():
 def test_dh_raw_never_exceeds_dh(scale, dtype):
     for seed in range(4):
         model, out = model_out(seed, scale, dtype=dtype, T=12, B=4)
-        rec = readings(out.probes, model.params, grad_norms(out.grads),
+        rec = measure(out.probes, model.params, grad_norms(out.grads),
                        {k: np.zeros_like(p) for k, p in model.params.items()}, 0.95,
                        np.random.default_rng(seed))
         for l in range(2):
@@ -106,7 +106,7 @@ def test_update_ratio_of_plain_sgd_is_lr_times_gradient_norm_over_weight_norm():
     norms = grad_norms(out.grads)
     lr = 0.03
     deltas = optimizer_step("sgd", model.params, out.grads, {}, lr)
-    rec = readings(out.probes, model.params, norms, deltas, 0.95, np.random.default_rng(0))
+    rec = measure(out.probes, model.params, norms, deltas, 0.95, np.random.default_rng(0))
     for name, g in out.grads.items():
         g_norm, theta_norm = math.sqrt((g**2).sum()), math.sqrt((before[name] ** 2).sum())
         assert rec[f"grad_norm.{name}"] == pytest.approx(g_norm, rel=1e-12)
@@ -210,7 +210,7 @@ def test_profile_steps_are_powers_of_two_and_the_chunk_length():
 def test_layer_readings_aggregate_as_documented():
     model, out = model_out()
     deltas = {k: 1e-3 * p for k, p in model.params.items()}
-    rec = readings(out.probes, model.params, grad_norms(out.grads), deltas, 0.95,
+    rec = measure(out.probes, model.params, grad_norms(out.grads), deltas, 0.95,
                    np.random.default_rng(0))
     for name in [*PROBE_READINGS, "mean_gain"]:
         assert rec[name] == pytest.approx((rec[f"layer0.{name}"] + rec[f"layer1.{name}"]) / 2)

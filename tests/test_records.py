@@ -81,7 +81,9 @@ def test_next_steps_for_a_log_without_settings_are_relative_to_the_users_own(tmp
     log = write_csv(tmp_path / "sat.csv", recs)
     result = diagnose_run(log)
     assert ids(result)[0] == "update_too_large"  # explaining the saturation (docs/triage.md)
-    assert "--lr (yours x 0.08)" in result["findings"][0]["next"]
+    step = result["findings"][0]["next"][0]
+    assert step["settings"] == {"lr": None} and step["factor"] == 0.08
+    assert step["text"] == "learning rate (yours x 0.08)"  # a log's next steps are in words
 
 
 def test_metrics_jsonl_beside_its_config_reads_as_the_directory(real_run):
@@ -154,7 +156,7 @@ def test_csv_cells_read_as_numbers_lists_booleans_or_text(tmp_path):
     assert records == [{"step": 5, "train_nll": 2.5, "bptt_profile": [[1, 0.9], [2, None]],
                         "final": True, "note": "warm up"},
                        {"step": 10, "train_nll": None, "layer1.sat_ratio": 0.25}]
-    assert doc == {"source": "csv", "config": {"layers": 2}}
+    assert doc == {"source": "log", "format": "csv", "config": {"layers": 2}}
 
 
 # ---- bad logs: one line naming the problem and the fix

@@ -171,7 +171,9 @@ def test_report_shows_the_triage_findings_with_evidence_and_next_steps(reports, 
 def test_findings_render_evidence_as_list_or_dict_and_escape_it():
     html = findings_html({"verdict": "saturation", "findings": [
         {"id": "saturation", "severity": "warning", "evidence": {"sat_ratio": 0.912345},
-         "suspects": ["<script>"], "next": ["--recurrent-scale 0.5"]},
+         "suspects": ["<script>"], "next": [{"setting": "recurrent_scale", "value": 0.5,
+                                               "settings": {"recurrent_scale": 0.5},
+                                               "text": "--recurrent-scale 0.5"}]},
         {"id": "plateau", "severity": "info", "evidence": ["flat since step 40"],
          "suspects": "none", "next": "--hidden 512"}]})
     assert "<li>sat_ratio: 0.9123</li>" in html and "<li>flat since step 40</li>" in html

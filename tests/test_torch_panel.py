@@ -20,7 +20,7 @@ from rnnscope.triage import diagnose_run
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-from rnnscope.torch import Panel, mapped  # noqa: E402  (needs torch)
+from rnnscope.torch import Panel, mapped, state_readings  # noqa: E402  (needs torch)
 
 ROOT = Path(__file__).resolve().parents[1]
 V, E, H, T, B = 9, 6, 7, 5, 3
@@ -120,7 +120,7 @@ def engine_readings(net, cell, twin: Model, x, y, h0, before, rng) -> dict:
         params = mapped(net.rnn, cell, lambda t: t.numpy().copy(), "sum")
         was = mapped(net.rnn, cell, lambda t: old[id(t)].numpy(), "sum")
     deltas = {k: params[k] - was[k] for k in params}  # what the step changed
-    rec = rs_panel.readings(out.probes, params, rs_panel.grad_norms(grads), deltas, 0.95, rng,
+    rec = rs_panel.measure(out.probes, params, rs_panel.grad_norms(grads), deltas, 0.95, rng,
                             cell)
     d2 = sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True))
     rec["update_ratio"] = math.sqrt(d2 / sum(float((b ** 2).sum()) for b in before))
@@ -288,15 +288,25 @@ def test_eval_close_and_the_run_directory(tmp_path):
             panel.step(loss, opt)
             if step % 5 == 0:
                 with torch.no_grad():
-                    panel.eval(net.loss(x, y, None)[0].item())
+                    carried = net.loss(y, x, None)[1]  # a state another text left
+                    state = state_readings(lambda text, h0: net.loss(*text, h0)[0].item(),
+                                           (x, y), (y, x), carried)
+                    panel.eval(net.loss(x, y, None)[0].item(), **state)
     path = tmp_path / "run"
     doc, records = read_run(path)
+    sigma = doc["config"].pop("whh_sigma_init")  # the init the triage compares a grown one with
+    assert sigma == pytest.approx(records[0]["whh_sigma_max"], rel=0.5)
     assert doc["config"] == {"cell": "rnn", "hidden": H, "layers": 1, "dropout": 0.0,
                              "log_every": 4, "sat_threshold": 0.95, "optimizer": "adam",
                              "lr": 0.01, "weight_decay": 0, "seq_len": T, "batch": B}
+    assert doc["source"] == "pytorch"
     assert doc["vocab_size"] == V
     assert [r["step"] for r in records] == [4, 5, 8, 10]
     assert [r["step"] for r in records if "eval_nll" in r] == [5, 10]
+    assert records[1]["eval_nll_fresh"] == records[1]["eval_nll"]  # the same text, zero state
+    assert records[1]["eval_nll_carried"] != records[1]["eval_nll"]
+    with pytest.raises(RnnscopeError, match="eval_nll_fresh="):
+        panel.eval(2.0, fresh=1.0)
     assert records[-1]["final"] and records[-1]["steps"] == [9, 10]
     assert records[-1]["chars"] == 10 * T * B  # the eval passes are not training characters
     assert json.loads((path / "triage.json").read_text()) == diagnose_run(path)

@@ -38,6 +38,8 @@ def test_training_lowers_the_loss_and_logs_every_record(small_corpus, tmp_path):
     assert [r["steps"] for r in recs[:2]] == [[1, 10], [11, 20]]
     evals = [r["eval_nll"] for r in recs if "eval_nll" in r]
     assert len(evals) == 6
+    for r in recs[1::2]:  # each eval also scores a window from a fresh and the carried state
+        assert {"eval_nll_fresh", "eval_nll_carried", "train_nll_fresh"} <= set(r)
     vocab_size = len(set(small_corpus.read_text()))
     assert recs[-1]["train_nll"] < 0.7 * np.log(vocab_size)
     assert evals[-1] < evals[0]
@@ -66,9 +68,9 @@ def test_checkpoints_load_without_pickle(small_corpus, tmp_path):
 @pytest.mark.parametrize("first, cell", [(20, "rnn"), (25, "rnn"), (25, "gru"), (20, "lstm")])
 def test_resume_reproduces_uninterrupted_run(small_corpus, tmp_path, first, cell):
     """20 steps then resumed to 40 logs the same numbers as 40 steps, also when the first part
-    ends off the log cadence, with dropout (RNG state), a plateau schedule and epoch wraps, and
-    with each cell's carried state (the LSTM's h and c)."""
-    kw = dict(dropout=0.1, lr_schedule="plateau", batch=64, cell=cell)
+    ends off the log cadence, with dropout (RNG state), a plateau schedule, epoch wraps and
+    --reset-every, and with each cell's carried state (the LSTM's h and c)."""
+    kw = dict(dropout=0.1, lr_schedule="plateau", batch=64, cell=cell, reset_every=7)
     whole = train(small_config(small_corpus, **kw), tmp_path / "whole", display=quiet())
     part = train(small_config(small_corpus, steps=first, **kw), tmp_path / "part",
                  display=quiet())
@@ -145,6 +147,17 @@ def test_no_panel_records_only_the_loss_and_gradient_norm(small_corpus, tmp_path
                  display=quiet())
     rec = runs.read_metrics(path)[0]
     assert "train_nll" in rec and "grad_norm" in rec and "sat_ratio" not in rec
+    evaluated = runs.read_metrics(path)[1]
+    assert "eval_nll" in evaluated and "eval_nll_fresh" not in evaluated
+
+
+def test_reset_every_changes_training_and_is_checked(small_corpus, tmp_path):
+    plain = train(small_config(small_corpus, steps=20), tmp_path / "plain", display=quiet())
+    reset = train(small_config(small_corpus, steps=20, reset_every=2), tmp_path / "reset",
+                  display=quiet())
+    assert runs.read_metrics(plain)[0]["train_nll"] != runs.read_metrics(reset)[0]["train_nll"]
+    with pytest.raises(RnnscopeError, match="--reset-every must be positive"):
+        small_config(small_corpus, reset_every=0).validate()
 
 
 def test_synthetic_run_records_its_floor_says_it_at_the_end_and_resumes_exactly(tmp_path):

@@ -4,13 +4,15 @@ their cause, one consistent set of next steps, then each finding on a short real
 show it, and doctor on runs that stopped on a NaN or are still being written. Every diagnosis
 here also passes the story invariants of tests/story.py."""
 
+import importlib.util
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from story import violations
+from story import texts, violations
 
 from rnnscope import runs
 from rnnscope.cli import main
@@ -18,20 +20,26 @@ from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
 from rnnscope.train import train
 from rnnscope.triage import Watch, diagnose, diagnose_run, format_diagnosis, write_triage
-from rnnscope.triage.history import THRESHOLDS, History
+from rnnscope.triage.history import LR_HEALTHY, THRESHOLDS, History, lr_step
 from rnnscope.triage.rules import PRIORITY
+from rnnscope.triage.steps import next_step
 from rnnscope.triage.story import consistent
+
+CALIBRATION = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration"
 
 K = THRESHOLDS["persist"]
 VOCAB = 30
-CONFIG = {"config": TrainConfig().to_dict(), "vocab": [chr(97 + i) for i in range(VOCAB)]}
+TRAIN_CHARS = 200_000  # the training split: read once by step 100 (2,048 characters a step)
+CONFIG = {"config": TrainConfig().to_dict(), "vocab": [chr(97 + i) for i in range(VOCAB)],
+          "corpus": {"train_chars": TRAIN_CHARS}}
 PROFILE = [[1, 0.8], [2, 0.6], [4, 0.4], [8, 0.2], [16, 0.05], [32, 0.01], [64, 0.001]]
 COLLAPSED = [[1, 0.3], [2, 0.05], [4, 0.005], [8, 1e-4]]
 
 
 def record(i: int, **readings) -> dict:
     """The i-th record (step 10 i) of a healthy, learning run, with `readings` replaced."""
-    rec = {"step": 10 * i, "lr": 2e-3, "train_nll": 3.0 - 0.01 * i, "clip_rate": 0.0,
+    rec = {"step": 10 * i, "chars": 20480 * i, "lr": 2e-3, "train_nll": 3.0 - 0.01 * i,
+           "clip_rate": 0.0,
            "grad_norm": 0.5, "mean_abs_h": 0.4, "sat_ratio": 0.05, "mean_gain": 0.7,
            "dh_norm": 2.0, "dh_raw_norm": 1.5, "whh_sigma_max": 2.0, "bptt_profile": PROFILE,
            "update_ratio": 4e-3}
@@ -105,7 +113,8 @@ def test_findings_cite_their_steps_and_readings_and_suggest_flags(finding_id):
     last = records[-1]["step"]
     assert f["evidence"]["steps"][-1] == last and str(last) in f["evidence"]["seen"]
     assert f["evidence"]["readings"] and f["evidence"]["caveat"] and f["suspects"]
-    assert f["next"] and all(step.startswith("--") for step in f["next"])
+    assert f["next"] and all(step["text"].startswith("--") for step in f["next"])
+    assert all(step["settings"][step["setting"]] == step["value"] for step in f["next"])
 
 
 def test_a_nan_is_believed_at_once():
@@ -129,8 +138,12 @@ def test_next_steps_are_computed_from_the_run_config():
     cfg = {**CONFIG, "config": {**CONFIG["config"], "lr": 0.05, "recurrent_scale": 4.0,
                                 "input_scale": 4.0}}
     result = judged([record(i, **BROKEN["saturation"]) for i in range(1, K + 1)], cfg)
-    assert result["findings"][0]["next"][:2] == ["--recurrent-scale 1 --input-scale 1",
-                                                 "--lr 0.013"]
+    f = result["findings"][0]
+    assert texts(f)[:2] == ["--recurrent-scale 1 --input-scale 1", "--lr 0.01"]
+    # a quarter of 0.05 is still above what healthy Adam runs use: the largest of those
+    assert f["evidence"]["why_next"] == ("lr 0.01 from 0.05: lr x 0.25 would give 0.013: the "
+                                         "largest lr healthy adam runs use (healthy adam runs: "
+                                         "0.001-0.01)")
 
 
 def test_saturation_of_one_layer_is_found_and_named():
@@ -285,7 +298,7 @@ def test_a_divergence_explains_the_other_readings_with_one_set_of_next_steps():
     assert explained(result) == {"diverged": ["saturation", "vanishing_gradients",
                                               "update_too_large"]}
     f = result["findings"][0]
-    assert f["next"] == ["--lr 0.1", "--clip norm", "--optimizer adam --lr 0.002"]
+    assert texts(f) == ["--lr 0.1", "--clip norm", "--optimizer adam --lr 0.002"]
     assert all(set(c) == {"id", "severity", "evidence"} for c in f["evidence"]["consequences"])
 
 
@@ -296,7 +309,8 @@ def test_large_updates_explain_a_saturated_start():
     result = judged(records)
     assert explained(result) == {"update_too_large": ["saturation"]}
     assert result["findings"][0]["severity"] == "critical"  # the worst of what it explains
-    assert result["findings"][0]["next"][0] == "--lr 0.0004"
+    # 2e-3 x 4e-3 / 0.02 = 4e-4 is below what healthy Adam runs use: the smallest of those
+    assert texts(result["findings"][0])[0] == "--lr 0.001"
 
 
 def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
@@ -307,7 +321,7 @@ def test_recurrent_weights_blown_up_by_the_first_steps_are_updates_too_large():
     result = judged(records)
     assert explained(result) == {"update_too_large": ["saturation"]}
     f = result["findings"][0]
-    assert "31 times its initial 1" in f["evidence"]["seen"] and f["next"][0] == "--lr 0.0002"
+    assert "31 times its initial 1" in f["evidence"]["seen"] and texts(f)[0] == "--lr 0.001"
     assert found([record(i, update_ratio=0.006, whh_sigma_max=31.0 if i > 3 else 2.0)
                   for i in range(1, 30)]) == []  # grown later: not the first steps
 
@@ -378,8 +392,8 @@ def test_a_plateau_far_above_the_floor_with_a_collapsed_profile_is_vanishing_gra
 def test_a_plateau_with_eval_far_above_train_advises_regularisation_not_a_larger_model():
     records = [{**r, "eval_nll": 2.4} if "eval_nll" in r else r for r in flat(40)]
     f = judged(records)["findings"][0]
-    assert f["id"] == "plateau" and f["next"][:2] == ["--dropout 0.2", "--weight-decay 0.1"]
-    assert not any(n.startswith("--hidden") for n in f["next"])
+    assert f["id"] == "plateau" and texts(f)[:2] == ["--dropout 0.2", "--weight-decay 0.1"]
+    assert not any(n.startswith("--hidden") for n in texts(f))
 
 
 # ---- readings a log does not have ----------------------------------------------------------
@@ -394,7 +408,8 @@ def test_a_log_with_only_step_and_train_nll_gets_not_measured_instead_of_a_guess
                        "vanishing_gradients": ["bptt_profile"],
                        "update_too_large": ["update_ratio"],
                        "update_too_small": ["update_ratio"],
-                       "overfitting": ["eval_nll"]}
+                       "state_dependence": ["eval_nll"],
+                       "overfitting": ["eval_nll", "chars", "train_chars"]}
     assert "not measured: exploding_gradients (no grad_norm)" in format_diagnosis(result)
 
 
@@ -402,7 +417,8 @@ def test_a_log_without_config_still_finds_a_divergence_against_its_own_start():
     records = [{"step": 10 * i, "train_nll": 3.0 if i < 5 else 9.0} for i in range(1, 15)]
     f = judged(records, {})["findings"][0]
     assert f["id"] == "diverged" and "the first recorded train NLL 3.000" in f["evidence"]["seen"]
-    assert f["next"][0] == "--lr (yours x 0.1)"
+    assert f["next"][0] == {"setting": "lr", "value": None, "settings": {"lr": None},
+                            "factor": 0.1, "text": "learning rate (yours x 0.1)"}
 
 
 def test_a_cell_without_whh_sigma_max_or_mean_gain_is_judged_on_what_it_has():
@@ -426,7 +442,8 @@ def test_the_story_check_catches_overfitting_with_eval_below_train():
 def test_the_story_check_catches_contradicting_advice():
     records = broken("update_too_large")
     result = diagnose(records, CONFIG)
-    result["findings"][0]["next"].append("--lr 0.01")
+    result["findings"][0]["next"].append({"setting": "lr", "value": 0.01,
+                                          "settings": {"lr": 0.01}, "text": "--lr 0.01"})
     assert any("higher lr" in v for v in violations(result, records, CONFIG))
 
 
@@ -532,7 +549,8 @@ REAL = {  # name: (the settings of a short run, its verdict, what the verdict ex
     "update_too_large": (dict(corpus="stdlib", lr=0.05, steps=60), "update_too_large", []),
     "update_too_small": (dict(corpus="stdlib", lr=1e-5, steps=60), "update_too_small", []),
     "diverged": (dict(corpus="stdlib", optimizer="sgd", lr=50.0, clip="none", steps=60),
-                 "diverged", ["saturation", "vanishing_gradients", "update_too_large"]),
+                 "diverged", ["exploding_gradients", "saturation", "vanishing_gradients",
+                              "update_too_large"]),  # the gradient blew the weights up first
     "overfitting": (dict(corpus="words.txt", hidden=128, batch=4, eval_frac=0.2, eval_every=10,
                          steps=300), "overfitting", []),
     "plateau": (dict(corpus="letters.txt", steps=400), "plateau", []),
@@ -622,3 +640,102 @@ def test_write_triage_writes_the_diagnosis_to_triage_json(nan_run, tmp_path):
 def test_watch_for_a_run_has_seen_its_records(nan_run):
     watch = Watch.for_run(nan_run[1])
     assert "diverged" in watch.held and watch.update({"step": 999, "train_nll": 1.0}) == []
+
+
+# ---- next steps in the user's terms ------------------------------------------------------
+
+@pytest.mark.parametrize(("source", "text"), [
+    ("rnnscope", "--clip norm"),
+    ("pytorch", "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1)` after `loss.backward()`, "
+                "before `opt.step()` (`panel.step`)"),
+    ("c", "clip the gradient's norm at 1"),
+    ("log", "clip the gradient's norm at 1"),
+])
+def test_a_next_step_names_the_setting_and_is_worded_for_the_runs_source(source, text):
+    cfg = {"optimizer": "sgd", "lr": 0.5, "clip": "none"}
+    if source == "rnnscope":
+        cfg["clip_value"] = 5.0
+    step = next_step({"clip": "norm"}, cfg, source)
+    assert step["setting"] == "clip" and step["value"] == "norm" and step["text"] == text
+    assert step["settings"] == ({"clip": "norm"} if source == "rnnscope" else
+                                {"clip": "norm", "clip_value": 1.0})
+
+
+def test_a_step_that_changes_two_settings_carries_both():
+    step = next_step({"optimizer": "adam", "lr": 0.002}, {"optimizer": "sgd", "lr": 0.5},
+                     "pytorch")
+    assert step == {"setting": "optimizer", "value": "adam",
+                    "settings": {"optimizer": "adam", "lr": 0.002},
+                    "text": "`torch.optim.Adam(model.parameters(), lr=0.002)` in place of your "
+                            "optimizer"}
+    assert next_step({"lr": 0.0123456}, {"optimizer": "sgd"}, "pytorch")["text"] == \
+        "`lr=0.012` in the optimizer (`torch.optim.SGD(model.parameters(), lr=0.012)`)"
+    assert next_step({"lr": 0.0123456}, {}, "c")["settings"] == {"lr": 0.012}
+
+
+def test_a_pytorch_runs_config_says_where_it_came_from_and_its_advice_is_pytorchs():
+    doc = {"source": "pytorch", "config": {**CONFIG["config"], "lr": 0.05}}
+    result = judged([record(i, **BROKEN["saturation"]) for i in range(1, K + 1)], doc)
+    steps = texts(result["findings"][0])
+    assert any("`lr=" in t for t in steps) and not any(t.startswith("--") for t in steps)
+
+
+# ---- the cause first; an lr a user can check ---------------------------------------------
+
+def issue_run():
+    """Issue 23's PyTorch loop: nn.RNN, SGD at lr 1, no clipping, weight_hh at 6 times
+    PyTorch's init (benchmarks/calibration/records)."""
+    calibrate = importlib.util.spec_from_file_location("calibrate", CALIBRATION / "calibrate.py")
+    module = importlib.util.module_from_spec(calibrate)
+    calibrate.loader.exec_module(module)
+    doc, records = module.recorded("torch-rnn-sgd-noclip-init6")
+    return doc["config"], records
+
+
+def test_a_gradient_that_exploded_before_the_first_record_is_named_as_the_cause():
+    doc, records = issue_run()
+    result = judged(records, doc)
+    f = result["findings"][0]
+    assert result["verdict"] == "exploding_gradients" and len(result["findings"]) == 1
+    assert {"update_too_large", "update_too_small", "saturation"} <= {
+        c["id"] for c in f["evidence"]["consequences"]}
+    assert "before the first record the gradient exploded with no clipping" in \
+        f["evidence"]["seen"]
+    assert f["next"][0]["settings"] == {"clip": "norm", "clip_value": 1.0}
+    assert f["next"][0]["text"].startswith("`torch.nn.utils.clip_grad_norm_(model.parameters()")
+    assert any(s["settings"].get("lr", 1) < 1 for s in f["next"] if s["setting"] == "lr")
+
+
+def test_the_harness_catches_a_consequence_told_as_a_second_problem_and_opposing_remedies():
+    doc, records = issue_run()
+    result = diagnose(records, doc)
+    cause = result["findings"][0]
+    # the story issue 23 found: the consequences told as problems of their own
+    result["findings"] = [{**c, "evidence": {**c["evidence"], "caveat": "-"}, "suspects": [],
+                           "next": []} for c in cause["evidence"].pop("consequences")
+                          if c["id"] in ("update_too_large", "update_too_small")]
+    result["verdict"] = result["findings"][0]["id"]
+    found = violations(result, records, doc)
+    assert "update_too_small and update_too_large pull lr opposite ways as two problems" in found
+    assert any("weights blown up from the first record told as" in v for v in found)
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "factor", "ratio", "expected"), [
+    ("adam", 0.5, 0.5, None, 0.01),      # 250 times the usual: the largest healthy Adam lr
+    ("adam", 0.5, 1, 0.02, 0.01),        # even where the update ratio says 0.1
+    ("adam", 2e-3, 1, 0.008, 1e-3),      # halving stays within the healthy range
+    ("adam", 1e-5, 1, 1.7e-5, 2.4e-3),   # raised by the ratio, within the range
+    ("sgd", 0.01, 1, 1e-4, 0.4),
+    ("momentum", 5.0, 0.1, None, 0.1),
+])
+def test_a_suggested_lr_is_derived_from_the_ratio_and_bounded_by_healthy_runs(
+        optimizer, lr, factor, ratio, expected):
+    h = History({"optimizer": optimizer, "lr": lr})
+    change, why = lr_step(h, factor, ratio)
+    assert change["lr"] == pytest.approx(expected, rel=0.05) and f"from {lr:g}" in why
+    lo, hi = LR_HEALTHY[optimizer]
+    assert lo <= change["lr"] <= hi
+
+
+def test_without_a_known_lr_the_step_is_relative_to_yours():
+    assert lr_step(History({}), 0.1)[0] == {"lr": ("x", 0.1)}

@@ -5,7 +5,7 @@ built to show it. Every diagnosis also passes the story invariants of tests/stor
 import math
 
 import pytest
-from story import violations
+from story import texts, violations
 
 from rnnscope.config import TrainConfig
 from rnnscope.display import PlainDisplay
@@ -63,7 +63,7 @@ def test_gates_saturated_and_still_from_the_start_are_gate_saturation(cell):
     f = result["findings"][0]
     assert f["evidence"]["steps"] == [10, 20, 30, 40, 50]
     assert "from the first record, 67% of the layer's sigmoid gate" in f["evidence"]["seen"]
-    assert f["next"][0] == "--recurrent-scale 1 --input-scale 1"
+    assert texts(f)[0] == "--recurrent-scale 1 --input-scale 1"
 
 
 def test_gates_that_saturate_while_the_run_learns_are_no_finding():
@@ -117,7 +117,7 @@ def test_a_closed_keep_gate_on_a_delay_task_is_short_memory_explaining_the_profi
     f = result["findings"][0]
     assert [c["id"] for c in f["evidence"]["consequences"]] == ["vanishing_gradients", "plateau"]
     assert "below 2 (a quarter of the 8 steps back" in f["evidence"]["seen"]
-    assert f["next"] == ["--forget-bias 1", "--chrono-init"]
+    assert texts(f) == ["--forget-bias 1", "--chrono-init"]
 
 
 def test_short_memory_needs_the_loss_stuck_above_the_floor():
@@ -144,9 +144,9 @@ def test_a_gated_cells_small_profile_while_it_learns_is_no_vanishing_gradient():
 
 def test_gate_rules_do_not_apply_to_the_tanh_cell():
     records = [{k: v for k, v in record(i).items() if not k.startswith("gate.") and
-                k != "memory_steps"} | {"mean_gain": 0.7, "whh_sigma_max": 2.0}
+                k != "memory_steps"} | {"mean_gain": 0.7, "whh_sigma_max": 2.0, "chars": 2048 * i}
                for i in range(1, 40)]
-    result = judged(records, doc("rnn"))
+    result = judged(records, doc("rnn", {"train_chars": 10**6}))
     assert result["not_measured"] == []
 
 

@@ -6,6 +6,10 @@
  *   rnnscope c-header > rnnscope.h && cc -std=c99 -O2 minrnn.c -lm -o minrnn      (or: make)
  *   ./minrnn train input.txt run/ [--hidden 100] [--seq 25] [--batch 1] [--steps 5000]
  *                                 [--lr 0.1] [--sgd] [--log-every 100] [--eval-every 500]
+ *                                 [--reset-every K]
+ *   (train makes run/ and writes run/config.json and run/metrics.jsonl; each eval records
+ *   eval_nll and the state-dependence readings; --reset-every K zeroes the carried state every
+ *   K chunks)
  *   rnnscope doctor run/          rnnscope report run/
  *   rnnscope gradcheck --export case/ --layers 1 && ./minrnn case case/ &&
  *   rnnscope gradcheck --user case/
@@ -17,10 +21,13 @@
  * Like min-char-rnn the loss is the sum over the T*B targets, so the gradients are of the sum:
  * the records and the case divide by N = T*B where rnnscope expects the mean.
  */
+#define _POSIX_C_SOURCE 200809L /* mkdir */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "rnnscope.h"
@@ -264,7 +271,46 @@ static double evaluate(const Net *n, const Text *d, int T)
     return total / (chunks * T);
 }
 
+/* the NLL of ids[0..n] from the state h0 (NULL: zero), carried along: rnnscope.h's rs_scorer */
+typedef struct {
+    const Net *n;
+    int T;
+} Scorer;
+
+static double score_text(void *scorer, const int *ids, long n, const rs_real *h0)
+{
+    const Scorer *s = scorer;
+    const int T = s->T, H = s->n->H;
+    Chunk c = chunk_new(s->n, T, 1);
+    if (h0) memcpy(c.hs, h0, H * sizeof(double));
+    double total = 0;
+    long chunks = n / T;
+    for (long i = 0; i < chunks; i++) {
+        total += forward(s->n, &c, ids + i * T, ids + i * T + 1);
+        memcpy(c.hs, c.hs + (long)T * H, H * sizeof(double));
+    }
+    free(c.hs); free(c.ps); free(c.dh); free(c.dh_raw);
+    return total / (chunks * T);
+}
+
 /* ---------------------------------------------------------------------------- commands */
+
+/* mkdir -p: 0, or -1 with errno set */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char end = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        if (end == '\0') return 0;
+        *p = end;
+    }
+}
 
 static int option(int argc, char **argv, const char *name, int fallback)
 {
@@ -278,7 +324,8 @@ static int train(int argc, char **argv)
     int H = option(argc, argv, "--hidden", 100), T = option(argc, argv, "--seq", 25),
         B = option(argc, argv, "--batch", 1), steps = option(argc, argv, "--steps", 5000),
         log_every = option(argc, argv, "--log-every", 100),
-        eval_every = option(argc, argv, "--eval-every", 500), sgd = 0;
+        eval_every = option(argc, argv, "--eval-every", 500),
+        reset_every = option(argc, argv, "--reset-every", 0), sgd = 0;
     double lr = 0.1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--lr") == 0 && i + 1 < argc) lr = atof(argv[i + 1]);
@@ -286,13 +333,30 @@ static int train(int argc, char **argv)
     }
     rng_state += (unsigned long long)option(argc, argv, "--seed", 1);
     Text d = read_text(argv[2]);
-    char path[4096];
+    long chunks = (d.ntrain / B - 1) / T;
+    if (chunks < 1 || H < 1 || T < 1 || B < 1 || log_every < 1 || eval_every < 1 ||
+        reset_every < 0 || d.neval <= RS_STATE_WINDOW || d.ntrain / B <= RS_STATE_WINDOW) {
+        fprintf(stderr, "minrnn: %s is too short for --seq %d --batch %d (or a setting is not "
+                "positive); use a longer text or smaller settings\n", argv[2], T, B);
+        return 2;
+    }
+    if (make_dirs(argv[3]) != 0) {
+        fprintf(stderr, "minrnn: cannot make the run directory %s (%s); pass another\n",
+                argv[3], strerror(errno));
+        return 2;
+    }
+    char path[4096], config[512], reset[16] = "null";
+    if (reset_every) snprintf(reset, sizeof reset, "%d", reset_every);
+    snprintf(config, sizeof config, "{\"cell\": \"rnn\", \"hidden\": %d, \"layers\": 1, "
+             "\"seq_len\": %d, \"batch\": %d, \"optimizer\": \"%s\", \"lr\": %g, "
+             "\"clip\": \"elementwise\", \"clip_value\": %g, \"eval_frac\": %g, "
+             "\"reset_every\": %s, \"log_every\": %d, \"eval_every\": %d}", H, T, B,
+             sgd ? "sgd" : "adagrad", lr, CLIP, EVAL_FRAC, reset, log_every, eval_every);
+    if (rs_write_config(argv[3], d.V, d.ntrain, config) != 0) return 2;
     snprintf(path, sizeof path, "%s/metrics.jsonl", argv[3]);
     FILE *log = fopen(path, "w");
-    long chunks = (d.ntrain / B - 1) / T;
-    if (!log || chunks < 1 || H < 1 || T < 1 || B < 1 || log_every < 1 || eval_every < 1) {
-        fprintf(stderr, "minrnn: cannot write %s, or the text is too short for --seq %d "
-                "--batch %d\n", path, T, B);
+    if (!log) {
+        fprintf(stderr, "minrnn: cannot write %s (%s)\n", path, strerror(errno));
         return 2;
     }
     Net n = net_new(d.V, H);
@@ -304,7 +368,9 @@ static int train(int argc, char **argv)
     time_t start = time(NULL);
     for (int step = 1; step <= steps; step++) {
         long i = (step - 1) % chunks;
-        if (i == 0) memset(c.hs, 0, (size_t)B * H * sizeof(double)); /* a new epoch */
+        for (int b = 0; b < B; b++) /* a new epoch, or stream b's turn to restart */
+            if (i == 0 || (reset_every && (step - 1 + b * reset_every / B) % reset_every == 0))
+                memset(c.hs + (long)b * H, 0, H * sizeof(double));
         get_chunk(d.train, d.ntrain, B, T, i, x, y);
         int due = step % log_every == 0 || step % eval_every == 0;
         rs_record rec = {0};
@@ -328,7 +394,14 @@ static int train(int argc, char **argv)
         rs_put(&rec, "lr", lr);
         rs_put(&rec, "train_nll", loss_sum / since);
         rs_put(&rec, "clip_rate", clip_sum / since);
-        if (step % eval_every == 0) rs_put(&rec, "eval_nll", evaluate(&n, &d, T));
+        if (step % eval_every == 0) {
+            long read = (i + 1) * T; /* stream 0 has read ids[0..read]; its last window: */
+            Scorer scorer = {&n, T};
+            rs_put(&rec, "eval_nll", evaluate(&n, &d, T));
+            rs_put_state_readings(&rec, score_text, &scorer, d.eval,
+                                  d.train + (read > RS_STATE_WINDOW ? read - RS_STATE_WINDOW : 0),
+                                  c.hs);
+        }
         if (rs_record_end(&rec) != 0) return 1;
         printf("step %d: train %.4f nats/char\n", step, loss_sum / since);
         loss_sum = clip_sum = 0;
@@ -428,6 +501,6 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "case") == 0) return fill_case(argc, argv);
     fprintf(stderr, "usage: minrnn train TEXT RUN_DIR [--hidden 100] [--seq 25] [--batch 1] "
             "[--steps 5000] [--lr 0.1] [--sgd] [--log-every 100] [--eval-every 500] "
-            "[--seed 1]\n       minrnn case CASE_DIR [--lr 0.1]\n");
+            "[--reset-every K] [--seed 1]\n       minrnn case CASE_DIR [--lr 0.1]\n");
     return 2;
 }

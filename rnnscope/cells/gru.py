@@ -37,7 +37,7 @@ from .base import (
     input_matrix,
     recurrent_matrix,
     side_by_side,
-    sigmoid,
+    sigmoid_of_half,
 )
 from .gates import gate_readings, memory_steps
 
@@ -71,22 +71,23 @@ def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
     h[0] = h0
     fill(gates)
     gates[:2] += P["bh"][:2 * H].reshape(2, 1, 1, H)  # r and z add both biases into one sum
+    gates[:2] *= 0.5                                  # and are halved: sigmoid_of_half
     Wh, bh_n = aligned(work, "Wh", blocks(P["Wh"], H)), P["bh"][2 * H:]
+    Wh[:2] *= 0.5
     m, s = work("m", (3, B, H)), work("s", (B, H))
     r, z, n = gates
-    with np.errstate(over="ignore"):
-        for t in range(T):
-            np.matmul(h[t], Wh, out=m)
-            rz = gates[:2, t]
-            rz += m[:2]
-            sigmoid(rz, out=rz)
-            np.add(m[2], bh_n, out=m_n[t])
-            np.multiply(r[t], m_n[t], out=s)
-            n[t] += s
-            np.tanh(n[t], out=n[t])
-            np.subtract(h[t], n[t], out=h[t + 1])  # h_t = n + z * (h_{t-1} - n)
-            h[t + 1] *= z[t]
-            h[t + 1] += n[t]
+    for t in range(T):
+        np.matmul(h[t], Wh, out=m)
+        rz = gates[:2, t]
+        rz += m[:2]
+        sigmoid_of_half(np.tanh(rz, out=rz))
+        np.add(m[2], bh_n, out=m_n[t])
+        np.multiply(r[t], m_n[t], out=s)
+        n[t] += s
+        np.tanh(n[t], out=n[t])
+        np.subtract(h[t], n[t], out=h[t + 1])  # h_t = n + z * (h_{t-1} - n)
+        h[t + 1] *= z[t]
+        h[t + 1] += n[t]
     return {"h": h, "gates": gates, "m_n": m_n}
 
 
@@ -118,17 +119,16 @@ def step_back(dh, r, z, n, m_n, h_prev, WhT, d, s, back) -> None:
     back = dh * z + dm @ Wh.T, the gradient reaching h_{t-1} through this step."""
     dm_n, da_r, da_z, da_n = d
     s1, s2, s3 = s
+    np.subtract(1, z, out=s3)             # 1 - z, for da_n and for z (1 - z)
     np.multiply(n, n, out=s1)
     np.subtract(1, s1, out=s1)            # 1 - n**2
-    np.subtract(1, z, out=da_n)
-    da_n *= s1
+    np.multiply(s3, s1, out=da_n)
     da_n *= dh
     np.multiply(da_n, r, out=dm_n)
     np.subtract(1, r, out=s2)
     s2 *= r                               # r (1 - r)
     np.multiply(da_n, m_n, out=da_r)
     da_r *= s2
-    np.subtract(1, z, out=s3)
     s3 *= z                               # z (1 - z)
     np.subtract(h_prev, n, out=da_z)
     da_z *= s3

@@ -8,8 +8,9 @@ Parameters (local names): "Wx" (in x 4H), "Wh" (H x 4H), "b" (4H; PyTorch's bias
 The state is (h, c). The tape: h and c (T+1, B, H) with [0] the carried state; gates
 (4, T, B, H), the input projection on entry and i, f, g, o after the forward pass (blocks first,
 the cell contract: every gate of every step is a contiguous (B, H)); tanh_c (T, B, H).
-The forward pass computes all four blocks with one sigmoid, g as 2 * sigmoid(2 z_g) - 1: the g
-block of the input projection and of a copy of Wh are doubled first (exact in floating point).
+The forward pass computes all four blocks with one tanh, i, f, o as 0.5 tanh(z / 2) + 0.5: the
+i, f, o blocks of the input projection and of a copy of Wh are halved first (exact in floating
+point).
 
 Backward, per step (dh the total gradient reaching h_t, dc the one reaching c_t from step t+1):
     dh_raw = dh * o * (1 - tanh(c_t)**2)     the part of dh that enters c_t
@@ -34,7 +35,7 @@ from .base import (
     input_matrix,
     recurrent_matrix,
     side_by_side,
-    sigmoid,
+    sigmoid_of_half,
 )
 from .gates import gate_readings, memory_steps
 
@@ -70,24 +71,23 @@ def forward(P: dict, state0: tuple, T: int, fill: Callable, work: Work) -> dict:
     gates, tanh_c = work("gates", (4, T, B, H)), work("tanh_c", (T, B, H))
     h[0], c[0] = h0, c0
     fill(gates)
-    gates[2] *= 2
     Wh = aligned(work, "Wh", blocks(P["Wh"], H))
-    Wh[2] *= 2
+    for halve in (gates[:2], gates[3], Wh[:2], Wh[3]):  # the sigmoid blocks: z / 2
+        halve *= 0.5
     m, s = work("m", (4, B, H)), work("s", (B, H))
     i, f, g, o = gates
-    with np.errstate(over="ignore"):
-        for t in range(T):
-            a = gates[:, t]
-            np.matmul(h[t], Wh, out=m)
-            a += m
-            sigmoid(a, out=a)
-            g[t] *= 2
-            g[t] -= 1                     # tanh(z_g) = 2 sigmoid(2 z_g) - 1
-            np.multiply(f[t], c[t], out=c[t + 1])
-            np.multiply(i[t], g[t], out=s)
-            c[t + 1] += s
-            np.tanh(c[t + 1], out=tanh_c[t])
-            np.multiply(o[t], tanh_c[t], out=h[t + 1])
+    for t in range(T):
+        a = gates[:, t]
+        np.matmul(h[t], Wh, out=m)
+        a += m
+        np.tanh(a, out=a)                 # tanh(z_g), and tanh(z / 2) of i, f, o
+        sigmoid_of_half(a[:2])
+        sigmoid_of_half(o[t])
+        np.multiply(f[t], c[t], out=c[t + 1])
+        np.multiply(i[t], g[t], out=s)
+        c[t + 1] += s
+        np.tanh(c[t + 1], out=tanh_c[t])
+        np.multiply(o[t], tanh_c[t], out=h[t + 1])
     return {"h": h, "c": c, "gates": gates, "tanh_c": tanh_c}
 
 

@@ -14,7 +14,11 @@
  *    when it is their mean.
  * 2. Records: one JSON object per line in metrics.jsonl, which `rnnscope doctor`, `report` and
  *    `compare` read (docs/format.md: every key, its unit and which are required).
- * 3. .npy files: read and write arrays, to fill a gradient-check case made by
+ * 3. State dependence (docs/panel.md): how your network scores the same text from a fresh
+ *    (zero) state and from the state your training stream carries, at each eval, through a
+ *    scoring function of your own (rs_put_state_readings); and config.json, which tells
+ *    `rnnscope doctor` your settings, your alphabet's size and your training split's size.
+ * 4. .npy files: read and write arrays, to fill a gradient-check case made by
  *    `rnnscope gradcheck --export CASE_DIR` and check it with `rnnscope gradcheck --user CASE_DIR`.
  *
  * Every function is static inline: include the header wherever you need it. A function that
@@ -260,6 +264,53 @@ static inline void rs_put_update(rs_record *r, const rs_param *p, int count,
         rs_put2(r, "param_norm", p[k].name, rs_norm(p[k].value, p[k].size));
         before += p[k].size;
     }
+}
+
+/* ------------------------------------------------------------------ state dependence */
+
+#define RS_STATE_WINDOW 200 /* characters each state-dependence reading scores, as rnnscope's */
+
+/* Your network's mean NLL (nats/char) over the n characters ids[0..n] (n inputs, each
+ * predicting the next: ids[n] is read), from the hidden state h0 (NULL: the zero state),
+ * carried along them; it must not change your training state or parameters. */
+typedef double (*rs_scorer)(void *net, const int *ids, long n, const rs_real *h0);
+
+/* eval_nll_fresh, eval_nll_carried and train_nll_fresh (rnnscope's names, docs/panel.md): the
+ * first RS_STATE_WINDOW characters of your held-out text from a zero state and from
+ * `carried`, the state your training stream carries now; and the RS_STATE_WINDOW characters
+ * your training stream read last, from `recent` on, from a zero state. Both texts must hold
+ * RS_STATE_WINDOW + 1 characters. Record them with eval_nll, at each eval. */
+static inline void rs_put_state_readings(rs_record *r, rs_scorer score, void *net,
+                                         const int *eval_ids, const int *recent,
+                                         const rs_real *carried)
+{
+    rs_put(r, "eval_nll_fresh", score(net, eval_ids, RS_STATE_WINDOW, NULL));
+    rs_put(r, "eval_nll_carried", score(net, eval_ids, RS_STATE_WINDOW, carried));
+    rs_put(r, "train_nll_fresh", score(net, recent, RS_STATE_WINDOW, NULL));
+}
+
+/* dir/config.json for `rnnscope doctor` (docs/format.md): {"source": "c", ...}, so the triage
+ * words its next steps as settings in words; your alphabet's size (the uniform guess ln V), your
+ * training split's size in characters (whether the model has read it once) and `config`, a JSON
+ * object of rnnscope's setting names (or "{}"), e.g. {"hidden": 100, "seq_len": 25,
+ * "optimizer": "adagrad", "lr": 0.1}. 0, or -1 when it could not write. */
+static inline int rs_write_config(const char *dir, int vocab_size, long train_chars,
+                                  const char *config)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "rnnscope.h: cannot write %s\n", path);
+        return -1;
+    }
+    fprintf(f, "{\"source\": \"c\", \"vocab_size\": %d, \"train_chars\": %ld, "
+            "\"config\": %s}\n", vocab_size, train_chars, config);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "rnnscope.h: could not write %s (disk full?)\n", path);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ .npy files */

@@ -3,8 +3,10 @@ differences, and a user's hand-written BPTT against rnnscope's, its mistake name
 
     fd.py      float64 central finite differences of every parameter; the per-parameter table
     cases.py   the case a user's implementation answers (.npz, or a directory of .npy files)
-    bugs.py    the classic hand-written BPTT loop and its catalogue of mistakes
+    loop.py    the classic hand-written BPTT loop, its lines replaceable, per layer
+    bugs.py    the catalogue of mistakes in it, and where each can sit
     naming.py  a user's answers against rnnscope and the catalogue: the verdict and evidence
+    locate.py  where a mistake outside the catalogue enters, going back from the loss
 """
 
 from .cases import read_case, write_case

@@ -6,13 +6,26 @@ The verdict, decided in this order:
   forward_mismatch  out/{l}.h (.c) or out/loss differ from rnnscope's forward pass (a loss that
                     is the mean times N, T or B, or divided by one, is a loss_scale_mismatch)
   correct           every gradient of every call equals rnnscope's within the tolerance
-  <mistake id>      every gradient of every call equals that mistake's within the tolerance; a
-                    per-parameter mistake (overwrite_not_accumulate, gradients_not_reset) may
-                    show in any subset of the parameters, the others being right
-  unknown_bug       no mistake matches; the evidence says which parameters are wrong, their
-                    norm ratio and cosine to the right gradient, and from which length on
+  <mistake id>      every gradient of every call equals that mistake's within the tolerance,
+                    the mistake put into one layer, into several, or into all of them
+                    (bugs.py: where it can sit); a per-parameter mistake
+                    (overwrite_not_accumulate, gradients_not_reset, ...) may show in any
+                    subset of the parameters, the others being right
+  unknown_bug       no mistake matches; the evidence says where the gradients first part from
+                    rnnscope's going back from the loss (locate.py), which parameters are
+                    wrong, their norm ratio and cosine to the right gradient, and from which
+                    length on
 A mistake that does not match is never named: when two match (a case too short to tell them
-apart), the first is named and the evidence lists the others.
+apart), the first is named and the evidence lists the others. The report's `layer` is the
+layer (or the list of layers) the mistake sits in, None for the readout or the whole loop;
+`where` says the place in words.
+
+The search is kept short: the layers a mistake in layer set S can change are S and those
+below it, and a mistake sent down to the layer below leaves its own layer right, so only the
+sets whose top layer is the highest wrong layer (the one above it for a mistake that changes
+only what is sent down) are tried; single layers and every layer come first, the other unions
+of code paths only when those match nothing; each mutant's longest call comes first and a
+mismatch there ends its run.
 
 Tolerances, by the precision of the user's arrays (float32 when any is float32). Gradients:
 the relative error ||yours - right|| / (||yours|| + ||right||) per parameter; a correct float32
@@ -31,9 +44,10 @@ import numpy as np
 
 from ..errors import RnnscopeError
 from ..model import Model
-from . import bugs
+from . import bugs, loop
 from .cases import Case
 from .fd import ParamCheck, compare, format_checks, rel_error
+from .locate import locate
 
 Calls = dict[int, dict[str, np.ndarray]]
 
@@ -49,16 +63,25 @@ TOLERANCES = {"float64": Tolerance(grad=1e-7, loss=1e-9, states=1e-9),
               "float32": Tolerance(grad=1e-4, loss=1e-5, states=1e-4)}
 
 
+Layer = int | list[int] | None
+
+
 @dataclass
 class BugReport:
     verdict: str               # "correct", a bugs.CATALOG id, "forward_mismatch", "unknown_bug"
-    evidence: dict
+    evidence: dict             # with "layer" and "where" for every verdict but correct
     params: list[ParamCheck]   # the longest call's gradients against rnnscope's
 
     def to_json(self) -> dict:
         return {"verdict": self.verdict,
                 "params": [{**asdict(c), "verdict": c.verdict} for c in self.params],
                 "evidence": self.evidence}
+
+    @property
+    def layer(self) -> Layer:
+        """The layer the mistake sits in, the list of layers, or None (the readout, the whole
+        loop, or correct)."""
+        return self.evidence.get("layer")
 
 
 def name_bug(case: Case) -> BugReport:
@@ -78,8 +101,12 @@ def verdict(model: Model, case: Case, right: Calls, tol: Tolerance) -> tuple[str
     """(verdict, evidence), decided in the order of the module docstring."""
     state = first_state_difference(model, case, tol)
     factor = loss_factor(model, case, tol)
-    if state or factor is None:
-        return "forward_mismatch", state or loss_evidence(model, case)
+    if state:
+        return "forward_mismatch", {**state, "where": f"layer {state['layer']}'s "
+                                    f"{state['state']} at step {state['step']}"}
+    if factor is None:
+        return "forward_mismatch", {**loss_evidence(model, case), "layer": None,
+                                    "where": "the loss"}
     right_ok = agreeing(case.calls, right.items(), tol)
     if right_ok == set(case.params):
         if factor == 1:
@@ -87,65 +114,113 @@ def verdict(model: Model, case: Case, right: Calls, tol: Tolerance) -> tuple[str
                                "blind_to": blind_spots(case, right, tol)}
         m = bugs.CATALOG["loss_scale_mismatch"]
         return m.id, named(m, f"out/loss = {factor:.6g} x the mean; your gradients are those "
-                              "of the mean", [])
+                              "of the mean", [], None)
     found = matching_mistakes(case, right_ok, tol)
     T = list(case.calls)[-1]
     evidence = length_evidence(case.calls, right, tol)
     if not found:
         wrong = set(case.params) - right_ok
-        return "unknown_bug", {**unknown_evidence(case.calls[T], right[T], wrong, tol),
+        place = locate(case.calls, right, wrong, tol.grad, model.num_layers,
+                       bool(case.out_states) or case.out_loss is not None)
+        return "unknown_bug", {**place, **unknown_evidence(case.calls[T], right[T], wrong, tol),
                                **evidence}
-    (m, wrong_line, shows), others = found[0], found[1:]
-    evidence.update(named(m, wrong_line, shows), also_matches=[o[0].id for o in others])
-    if m.id == "loss_scale_mismatch":
+    (mu, shows), others = found[0], found[1:]
+    layer = mistake_layers(mu, shows)
+    evidence.update(named(mu.mistake, mu.wrong, shows, layer),
+                    also_matches=[o[0].mistake.id for o in others])
+    if mu.mistake.id == "loss_scale_mismatch":
         evidence["factor"] = common_factor(case.calls[T], right[T])
     if factor != 1:
         evidence["loss_factor"] = factor
-    return m.id, evidence
+    return mu.mistake.id, evidence
+
+
+def mistake_layers(mu: bugs.Mutant, shows: list[str]) -> Layer:
+    """The layer(s) a matched mutant sits in: its layer set, or for a whole-loop mistake the
+    layers of the parameters it shows in (None: the readout only, or none)."""
+    layers = (sorted(mu.layers) if mu.layers is not None else
+              sorted({int(k.split(".")[0]) for k in shows if k[0].isdigit()}))
+    if mu.mistake.scope == "loop" and not mu.mistake.per_parameter:
+        layers = []
+    return layers[0] if len(layers) == 1 else layers or None
+
+
+def place_words(layer: Layer) -> str:
+    if layer is None:
+        return "the readout"
+    if isinstance(layer, int):
+        return f"layer {layer}"
+    return "layers " + ", ".join(map(str, layer[:-1])) + f" and {layer[-1]}"
 
 
 def agreeing(calls: Calls, want: Iterable[tuple[int, dict]], tol: Tolerance,
-             must: frozenset = frozenset()) -> set[str]:
-    """The parameters on which `calls` equal `want` (pairs (t, gradients)) in every call. Stops
-    early, with what agrees so far, once a parameter of `must` disagrees."""
-    ok = set(next(iter(calls.values())))
+             must: Iterable[str] = ()) -> set[str]:
+    """The parameters on which `calls` equal `want` (pairs (t, gradients)) in every call. The
+    parameters of `must` are compared first, in their order: the first that disagrees ends
+    the comparison, with what agrees so far."""
+    ok, must = set(next(iter(calls.values()))), list(must)
     for t, grads in want:
-        ok = {k for k in ok if rel_error(calls[t][k], grads[k]) < tol.grad}
-        if not must <= ok:
-            break
+        for k in must:
+            if rel_error(calls[t][k], grads[k]) >= tol.grad:
+                return ok - {k}
+        ok = {k for k in ok if k in must or rel_error(calls[t][k], grads[k]) < tol.grad}
     return ok
 
 
-def mutant_calls(case: Case, lines: bugs.Lines) -> Iterator[tuple[int, dict]]:
-    return bugs.each_call(case.params, case.x, case.y, case.h0, list(case.calls), lines)
+def mutant_calls(case: Case, mu: bugs.Mutant, fw: loop.Forward) -> Iterator[tuple[int, dict]]:
+    return loop.each_call(case.params, case.x, case.y, case.h0, list(case.calls), mu.lines,
+                          mu.layers, fw)
 
 
-def matching_mistakes(case: Case, right_ok: set[str], tol: Tolerance):
-    """[(mistake, wrong line, parameters it shows in)] for each mistake one of whose variants
-    gives the user's gradients."""
+def worth_trying(mu: bugs.Mutant, wrong: list[str]) -> bool:
+    """False when the mutant cannot give these wrong parameters: a mistake in layer set S
+    leaves the readout and the layers above S right, and changes layer max(S), or, when it
+    changes only what S sends down, layer max(S) - 1 and not max(S)."""
+    if mu.layers is None:
+        return True
+    if "Why" in wrong or "by" in wrong:
+        return False
+    top = max(int(k.split(".")[0]) for k in wrong)
+    return max(mu.layers) == top + mu.sends_down_only
+
+
+def matching_mistakes(case: Case, right_ok: set[str],
+                      tol: Tolerance) -> list[tuple[bugs.Mutant, list[str]]]:
+    """[(mutant, parameters it shows in)] for each mistake one of whose variants, in one of
+    the layer sets it can sit in, gives the user's gradients."""
     found, everything = {}, frozenset(case.params)
-    for m, wrong, lines in bugs.mutants(case.cell):
-        if m.id in found:
+    wrong = [k for k in case.params if k not in right_ok]
+    catalogue = sorted(bugs.mutants(case.cell, case.h0.shape[0]), key=lambda mu: mu.stage)
+    fw = loop.forward(case.params, case.x, case.h0) if catalogue else None
+    for mu in catalogue:
+        m = mu.mistake
+        if mu.stage and found:
+            break
+        if m.id in found or not worth_trying(mu, wrong):
             continue
-        must = everything - right_ok if m.per_parameter else everything
-        ok = agreeing(case.calls, mutant_calls(case, lines), tol, must)
-        if m.per_parameter and must <= ok and ok - right_ok:
-            found[m.id] = (m, wrong, sorted(ok - right_ok, key=list(case.params).index))
+        must = wrong if m.per_parameter else [*wrong, *right_ok]
+        ok = agreeing(case.calls, mutant_calls(case, mu, fw), tol, must)
+        if m.per_parameter and set(must) <= ok and ok - right_ok:
+            found[m.id] = (mu, sorted(ok - right_ok, key=list(case.params).index))
         elif not m.per_parameter and ok == everything:
-            found[m.id] = (m, wrong, [k for k in case.params if k not in right_ok])
+            found[m.id] = (mu, [k for k in case.params if k not in right_ok])
     return list(found.values())
 
 
 def blind_spots(case: Case, right: Calls, tol: Tolerance) -> list[dict]:
-    """The catalogued mistakes that would give the right gradients on this case."""
+    """The catalogued mistakes that would give the right gradients on this case, each put into
+    every layer it can sit in (one layer alone is not tried: too many runs for a right
+    answer)."""
     everything = frozenset(case.params)
-    return [{"mistake": m.id, "yours": wrong} for m, wrong, lines in bugs.mutants(case.cell)
-            if agreeing(right, mutant_calls(case, lines), tol, everything) == everything]
+    catalogue = bugs.mutants(case.cell, case.h0.shape[0], placed=False)
+    fw = loop.forward(case.params, case.x, case.h0) if catalogue else None
+    return [{"mistake": mu.mistake.id, "yours": mu.wrong} for mu in catalogue
+            if agreeing(right, mutant_calls(case, mu, fw), tol, everything) == everything]
 
 
-def named(m: bugs.Mistake, wrong: str, shows: list[str]) -> dict:
+def named(m: bugs.Mistake, wrong: str, shows: list[str], layer: Layer) -> dict:
     return {"mistake": m.id, "what": m.sentence, "where": m.right, "yours": wrong, "fix": m.fix,
-            "shows_in": shows}
+            "shows_in": shows, "layer": layer}
 
 
 def length_evidence(calls: Calls, right: Calls, tol: Tolerance) -> dict:
@@ -273,7 +348,8 @@ def report_lines(d: BugReport) -> list[str]:
                 "  fix the forward pass first: a backward pass is only as right as the forward "
                 "pass it differentiates"]
     if d.verdict == "unknown_bug":
-        lines = ["verdict: unknown_bug (no catalogued mistake gives your gradients)"]
+        lines = ["verdict: unknown_bug (no catalogued mistake gives your gradients)",
+                 *location_lines(e)]
         lines += [f"  wrong: {r['param']:8} rel error {r['rel_error']:.2e}  |yours|/|right| "
                   f"{'inf' if r['norm_ratio'] is None else format(r['norm_ratio'], '.4g')}"
                   f"  cosine {r['cosine']:.4f}"
@@ -284,7 +360,9 @@ def report_lines(d: BugReport) -> list[str]:
             lines.append(f"  every gradient is {e['common_factor']:.6g} x the right one (a "
                          "scaled loss, or two calls adding into gradients never reset)")
         return lines + length_lines(e)
-    lines = [f"verdict: {d.verdict}", f"  what:  {e['what']}", f"  where: {e['where']}",
+    lines = [f"verdict: {d.verdict}" + (f" in {place_words(d.layer)}" if d.layer is not None
+                                         else ""),
+             f"  what:  {e['what']}", f"  where: {e['where']}",
              f"  yours: {e['yours']}", f"  fix:   {e['fix']}"]
     if e["shows_in"]:
         lines.append(f"  shows in: {', '.join(e['shows_in'])}")
@@ -294,6 +372,20 @@ def report_lines(d: BugReport) -> list[str]:
         lines.append(f"  this case cannot tell it from: {', '.join(e['also_matches'])} "
                      "(export a longer case)")
     return lines + length_lines(e)
+
+
+def location_lines(e: dict) -> list[str]:
+    lines = [f"  where: {e['where']}", f"  there: {';  '.join(e['steps'])}"]
+    if "factor" in e:
+        lines.append(f"  there, every wrong gradient is {e['factor']:.6g} x the right one")
+    if e["below"]:
+        below = e["below"] if len(e["below"]) > 1 else e["below"][0]
+        lines.append(f"  below it: {place_words(below)} wrong too (the gradient sent down "
+                     "carries the error)")
+    lines.append("  your forward pass (out/) matches rnnscope's: the error is in the backward "
+                 "pass" if e["forward"] == "checked" else
+                 "  forward pass not checked: add out/loss and out/<l>.h to rule it out")
+    return lines
 
 
 def length_lines(e: dict) -> list[str]:

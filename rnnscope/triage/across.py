@@ -1,7 +1,8 @@
 """Findings across runs (SPEC section 4, `rnnscope compare`), thresholds in history.THRESHOLDS
 (calibrated in docs/triage.md).
 
-A run here is anything with the reads compare.Run gives: `cfg`, `size` (hidden x layers, None
+A run here is anything with the reads compare.Compared gives: `cfg`, `source` (records.SOURCES:
+the words of its next steps), `size` (hidden x layers, None
 when a log does not say), `evals` [(step, eval_nll)], `by_step` {step: record}, `best_eval()`
 and `value(step, key)`.
 
@@ -20,6 +21,7 @@ import math
 import statistics
 
 from .history import THRESHOLDS, finite
+from .steps import next_step
 
 # reading: how the two runs' values at the end are compared; the difference that counts is
 # THRESHOLDS["differ_" + reading]
@@ -68,10 +70,10 @@ def capacity_not_limiting(rs: list, steps: list[int]) -> dict | None:
                          "caveat": "runs that have not yet settled can still part: compare "
                                    "again after longer training"},
             "suspects": suspects,
-            "next": [f"--hidden {cfg['hidden']}",
-                     f"--dropout {min(cfg.get('dropout', 0) + 0.2, 0.5):g}",
-                     f"--weight-decay {max(cfg.get('weight_decay', 0) * 10, 0.1):g}",
-                     "--corpus LARGER_TEXT"]}
+            "next": [next_step(change, cfg, small.source) for change in (
+                {"hidden": cfg["hidden"]}, {"dropout": min(cfg.get("dropout", 0) + 0.2, 0.5)},
+                {"weight_decay": max(cfg.get("weight_decay", 0) * 10, 0.1)},
+                {"corpus": "LARGER_TEXT"})]}
 
 
 SAT = ("the --hidden {larger} run sits nearer the tanh rails: saturation is the suspect for why "

@@ -8,11 +8,13 @@ the table of readings (rnnscope/health.py). docs/triage.md gives the calibration
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
 from ..cells import CELLS
 from ..health import GRAD_NORM_RISE, HEALTHY
+from ..heldout import STATE_KEYS
 from ..records import finite
 
 THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, one table
@@ -46,6 +48,14 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "loss_spike": 0.2,            # a train NLL 20% above the median of the window before it
     # overfitting
     "gap_growth": 0.1,            # nats the eval - train gap grew since the best eval
+    "passes": 1.0,                # memorisation needs the training split read about once
+    # an eval worse than a guess, and state_dependence
+    "persist_state": 2,           # consecutive evals a state gap alone must hold on
+    "persist_guess": 1,           # evals worse than a guess: one pass over the whole split
+    "train_below": 0.3,           # nats the train NLL beside such an eval is below the guess
+    "state_gap": 0.5,             # nats a fresh state scores the same text worse than carried
+    "reset_every": 10,            # state_dependence's first step: --reset-every 10 (chunks)
+    "state_batch": 16,            # ... then at least this many streams
     # plateau
     "plateau_gain": 0.005,        # train NLL improved less than 0.5% across the trend window
     "unigram_margin": 0.02,       # a best eval within 2% of the unigram baseline is "at" it
@@ -58,6 +68,7 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     # short_memory (gated cells)
     "memory_short": 0.25,         # memory_steps below this fraction of the horizon the data need
     "keep_left": 0.5,             # and over half of the keep gate's entries below 0.1
+    "keep_shut": 0.95,            # without a horizon: this much of it below 0.1, first to last
     # capacity_not_limiting (rnnscope compare)
     "early_lead": 0.03,           # nats the larger model's train NLL is lower early on
     "same_plateau": 0.03,         # nats between the two best eval NLLs
@@ -65,6 +76,18 @@ THRESHOLDS = {  # the bounds of a healthy range come from rnnscope/health.py, on
     "differ_mean_gain": 0.1,      # as suspects (absolute difference) ...
     "differ_grad_norm": 2.0,      # ... or ratio
     "differ_update_ratio": 2.0,
+}
+
+# The learning rates of healthy runs, per optimizer: (lowest, highest). A suggested lr that the
+# measured update ratio would put beyond them is kept within them (lr_step), so a run whose lr
+# was far off gets one healthy runs use, not a fraction of its own. docs/triage.md gives the
+# calibration runs and PyTorch defaults behind each bound.
+LR_HEALTHY = {
+    "adam": (1e-3, 1e-2),      # healthy 2e-3 .. 1e-2 (engine and PyTorch loops); 0.03 too large
+    "rmsprop": (1e-3, 1e-2),   # healthy 1e-3 (a PyTorch GRU); PyTorch's default 1e-2
+    "adagrad": (1e-2, 0.1),    # PyTorch's default 1e-2; min-char-rnn's 0.1
+    "momentum": (0.01, 0.1),   # healthy 0.05 (engine), 0.02 (PyTorch); 1.0 diverges
+    "sgd": (0.1, 1.0),         # healthy 1.0 with clipping (a PyTorch LSTM); 0.01 too small
 }
 
 SEVERITY = ("critical", "warning", "info")
@@ -80,6 +103,7 @@ class History:
     unigram: float | None = None                # eval NLL of character frequencies, if known
     floor: float | None = None                  # the corpus's entropy rate, if known (SPEC 9)
     horizon: int | None = None                  # how far back the data need to look, if known
+    train_chars: int | None = None              # the training split's size, if known
     records: list = field(default_factory=list)
     evals: list = field(default_factory=list)   # {"step", "eval_nll", "train_nll", "best"}
     since_eval: list = field(default_factory=list)
@@ -96,7 +120,9 @@ class History:
             # the train NLL beside an eval is the mean since the previous eval, not one interval;
             # "best" is the eval with the lowest NLL up to this one
             e = {"step": rec["step"], "eval_nll": rec["eval_nll"],
-                 "train_nll": statistics.fmean(self.since_eval)}
+                 "train_nll": statistics.fmean(self.since_eval), "chars": rec.get("chars"),
+                 "train_now": rec.get("train_nll"),  # the interval just before the eval
+                 **{k: rec.get(k) for k in STATE_KEYS}}
             best = self.evals[-1]["best"] if self.evals else e
             e["best"] = e if e["eval_nll"] < best["eval_nll"] else best
             self.evals.append(e)
@@ -207,6 +233,54 @@ def last_gap(h: History) -> float:
     return h.evals[-1]["eval_nll"] - h.evals[-1]["train_nll"] if h.evals else 0.0
 
 
+def guess(h: History, e: dict) -> tuple[float, str] | None:
+    """(the NLL an eval must beat, its name): the unigram baseline once the train NLL beside
+    the eval is `train_below` under it, else the uniform guess ln V, else (a log without its
+    vocabulary) the run's first train NLL, where every run starts; None when none is known."""
+    below = e["train_nll"] + THRESHOLDS["train_below"]
+    if h.unigram is not None and below < h.unigram:
+        return h.unigram, "unigram"
+    if h.uniform is not None:
+        return h.uniform, "uniform"
+    first = next((r["train_nll"] for r in h.records if finite(r.get("train_nll"))), None)
+    return (first, "first") if first is not None else None
+
+
+def worse_than_guess(h: History) -> list | None:
+    """The last `persist_guess` evals when each is above its guess (guess()) while the train
+    NLL beside it, and that of the eval's own record (not a loss spike that took eval along),
+    is `train_below` under that guess: never a healthy run. One eval is enough:
+    it scores the whole held-out split, and no noise puts it above a uniform guess while the
+    model scores its training text well."""
+    last = h.evals[-THRESHOLDS["persist_guess"]:]
+    if len(last) < THRESHOLDS["persist_guess"]:
+        return None
+    for e in last:
+        g = guess(h, e)
+        train = max(e["train_nll"], e["train_now"] if finite(e["train_now"]) else -math.inf)
+        if g is None or not (e["eval_nll"] > g[0] > train + THRESHOLDS["train_below"]):
+            return None
+    return last
+
+
+def state_gaps(e: dict) -> tuple[str, float] | None:
+    """(which pair, how many nats a fresh state scores worse) at an eval: the held-out window
+    from a zero against the carried state, or else the text just trained on from a zero state
+    against train_nll; None without the readings."""
+    if finite(e.get("eval_nll_fresh")) and finite(e.get("eval_nll_carried")):
+        return "eval", e["eval_nll_fresh"] - e["eval_nll_carried"]
+    if finite(e.get("train_nll_fresh")):
+        return "train", e["train_nll_fresh"] - e["train_nll"]
+    return None
+
+
+def passes(h: History) -> float | None:
+    """How many times the model has read its training split by the last eval: characters
+    trained on over the split's size; None when the records or the config do not say."""
+    chars = h.evals[-1].get("chars") if h.evals else None
+    return chars / h.train_chars if finite(chars) and h.train_chars else None
+
+
 def at_floor(h: History) -> bool:
     """The best eval NLL is within `floor_margin` of the corpus's known floor."""
     best = best_eval(h)
@@ -229,12 +303,46 @@ def scaled(h: History, name: str, factor: float) -> dict:
     return {name: value * factor if finite(value) else ("x", factor)}
 
 
+def lr_step(h: History, factor: float, ratio: float | None = None) -> tuple[dict, str]:
+    """({"lr": the lr to try}, why): the run's lr times update_target / ratio when the update
+    ratio was measured (ratio: its median), else times factor; kept within the lrs healthy runs
+    of the run's optimizer use (LR_HEALTHY) where it would move past them in the direction it
+    moves. Relative to the run's own ("x", factor) when its lr is not known."""
+    lr, optimizer = h.cfg.get("lr"), h.cfg.get("optimizer")
+    if ratio:
+        factor = THRESHOLDS["update_target"] / ratio
+        why = (f"the measured update_ratio {ratio:.2g} scaled to the healthy "
+               f"{THRESHOLDS['update_target']:g} (lr x {factor:.2g})")
+    else:
+        why = f"lr x {factor:g}"
+    if not finite(lr):
+        return {"lr": ("x", factor)}, f"learning rate yours x {factor:.2g}: {why}"
+    new, (lo, hi) = lr * factor, LR_HEALTHY.get(optimizer, (0.0, math.inf))
+    down = factor < 1
+    if down and new > hi or not down and new < lo:
+        new, why = (hi if down else lo), f"{why} would give {lr * factor:.2g}: " + (
+            f"the {'largest' if down else 'smallest'} lr healthy {optimizer} runs use")
+    elif down and lr > lo > new or not down and lr < hi < new:
+        new, why = (lo if down else hi), f"{why} would give {lr * factor:.2g}, beyond the " + (
+            f"{'smallest' if down else 'largest'} lr healthy {optimizer} runs use")
+    return {"lr": new}, f"lr {new:.2g} from {lr:g}: {why} (healthy {optimizer} runs: " \
+        f"{lo:g}-{hi:g})" if optimizer in LR_HEALTHY else f"lr {new:.2g} from {lr:g}: {why}"
+
+
+def init_sigma(cfg: dict) -> float:
+    """whh_sigma_max at init, at least 1: what rnnscope.torch measured of your init, else
+    --recurrent-scale (rnnscope's recurrent init has singular values of about that scale)."""
+    return max(cfg.get("whh_sigma_init") or cfg.get("recurrent_scale", 1), 1)
+
+
 def gated_cell() -> list:
     """The change to the first gated cell of the registry, the usual later step for a tanh RNN."""
     return [{"cell": name} for name, c in CELLS.items() if c.SIGMOID][:1]
 
 
 def detection(id_: str, severity: str, recs: list, reads: dict, facts: dict, suspects: list,
-              changes: list) -> dict:
+              changes: list, why: dict | None = None) -> dict:
+    """why: {setting: the reason for the value suggested} (words.py puts it in the evidence
+    while a next step still suggests that setting)."""
     return {"id": id_, "severity": severity, "recs": recs, "readings": reads, "facts": facts,
-            "suspects": suspects, "changes": changes}
+            "suspects": suspects, "changes": changes, "why": why or {}}

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..cells import CELLS
+from ..heldout import STATE_KEYS
 from .history import (
     THRESHOLDS,
     History,
@@ -42,16 +43,22 @@ from .history import (
     finite,
     gated_cell,
     growth,
+    guess,
     improvement,
+    init_sigma,
     last_gap,
     layer_keys,
+    lr_step,
+    passes,
     profile_at,
     quoted,
     scaled,
     sig,
     stalled,
+    state_gaps,
     streak,
     values,
+    worse_than_guess,
 )
 
 # ---- the rules
@@ -83,7 +90,8 @@ def diverged(h: History) -> dict | None:
 
 def divergence(h: History, recs: list, reads: dict, facts: dict) -> dict:
     cfg = h.cfg
-    suspects, changes = ["lr_high"], [scaled(h, "lr", 0.1)]
+    lr, why = lr_step(h, 0.1)
+    suspects, changes = ["lr_high"], [lr]
     if cfg.get("clip") in ("none", "elementwise"):
         suspects.append(f"clip_{cfg['clip']}")
         changes.append({"clip": "norm"})
@@ -92,22 +100,29 @@ def divergence(h: History, recs: list, reads: dict, facts: dict) -> dict:
     if cfg.get("recurrent_scale", 1) > 1 or cfg.get("input_scale", 1) > 1:
         suspects.append("init_large")
         changes.append({"recurrent_scale": 1, "input_scale": 1})
-    return detection("diverged", "critical", recs, reads, facts, suspects, changes)
+    return detection("diverged", "critical", recs, reads, facts, suspects, changes, {"lr": why})
 
 
 def exploding_gradients(h: History) -> dict | None:
     """Clipping on most steps, a through-time profile that grows, or grad_norm far above its
-    median before the streak, on `persist` consecutive records."""
+    median before the streak, on `persist` consecutive records; or the marks of a gradient that
+    exploded before the first record (blown_up) where clipping was off or did not hold."""
     cfg, k = h.cfg, THRESHOLDS["persist"]
     before = [r["grad_norm"] for r in h.records[-k - THRESHOLDS["trend_window"]:-k]
               if finite(r.get("grad_norm"))]
     usual = statistics.median(before) if len(before) >= k else math.inf
 
+    # clipping on most steps says the gradient was above the threshold: evidence only where the
+    # threshold is known (a PyTorch loop's may be far below its usual grad_norm, as the word
+    # language model's 0.25 is, and fire on every step of a healthy run)
+    clipped = THRESHOLDS["clip_rate"] if finite(cfg.get("clip_value")) else math.inf
+
     def explodes(r):
-        return ((r.get("clip_rate") or 0) > THRESHOLDS["clip_rate"] or growth(r) > THRESHOLDS[
+        return ((r.get("clip_rate") or 0) > clipped or growth(r) > THRESHOLDS[
             "profile_growth"] or r["grad_norm"] > THRESHOLDS["grad_spike"] * usual)
 
-    recs = streak(h, ("grad_norm",), explodes)
+    early = blown_up(h)
+    recs = early["recs"] if early else streak(h, ("grad_norm",), explodes)
     if recs is None:
         return None
     grows = [growth(r) for r in recs]
@@ -117,20 +132,64 @@ def exploding_gradients(h: History) -> dict | None:
              "grows": grows, "amplifies": amplifies,
              "clipping": max(clips) > THRESHOLDS["clip_rate"],
              "spiked": max(values(recs, "grad_norm")) > THRESHOLDS["grad_spike"] * usual,
-             "sigma": max((r.get("whh_sigma_max") or 0 for r in recs), default=0)}
+             "sigma": max((r.get("whh_sigma_max") or 0 for r in recs), default=0),
+             "early": early and {key: v for key, v in early.items() if key != "recs"}}
     suspects, changes = [], []
-    if amplifies:
+    unclipped = cfg.get("clip") == "none" or early and early["unclipped"]
+    if unclipped:
+        suspects.append("clip_none")
+        changes.append({"clip": "norm"})
+    elif cfg.get("clip") == "elementwise":
+        suspects.append("clip_elementwise")
+        changes.append({"clip": "norm"})
+    if amplifies or early and early["init"] > 1:
         suspects.append("recurrence_amplifies")
-        if cfg.get("recurrent_scale", 1) > 1:
-            changes.append({"recurrent_scale": 1})
+    if cfg.get("recurrent_scale", 1) > 1 or early and early["init"] > INIT_LARGE:
+        changes.append({"recurrent_scale": 1})
     suspects.append("lr_high_for_gradients")
-    changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
-    changes.append(scaled(h, "lr", 0.5))
+    lr, why = lr_step(h, 0.1 if early else 0.5)
+    changes.append(lr)
     changes += [] if cfg.get("optimizer") == "adam" else [{"optimizer": "adam", "lr": 0.002}]
-    reads = quoted(recs, "grad_norm", "clip_rate", "whh_sigma_max")
+    reads = quoted(recs, "grad_norm", "grad_norm_max" if early else "clip_rate",
+                   "whh_sigma_max")
     reads["bptt_growth"] = [sig(g) for g in grows]
-    return detection("exploding_gradients", "critical" if cfg.get("clip") == "none" else
-                     "warning", recs, reads, facts, suspects, changes)
+    critical = cfg.get("clip") == "none" or early
+    return detection("exploding_gradients", "critical" if critical else "warning", recs, reads,
+                     facts, suspects, changes, {"lr": why})
+
+
+INIT_LARGE = 2.0  # whh_sigma_max at init above this: an init scaled up (PyTorch's is about 1.2)
+STEP_FOLLOWS_GRADIENT = ("sgd", "momentum")  # optimizers whose step is lr times the gradient
+
+
+def blown_up(h: History) -> dict | None:
+    """The marks a gradient that exploded before the first record leaves, on the run's first
+    `persist` records: the recurrent weights `weights_grew` times their init (whh_sigma_max)
+    and the largest grad_norm of the first interval (grad_norm_max) `grad_spike` times the
+    median grad_norm recorded after it, under an optimizer whose step follows the gradient
+    (SGD, with or without momentum, or one the log does not name: Adam's, RMSprop's and
+    Adagrad's steps are about lr in size whatever the gradient, so weights they blew up are
+    the lr's doing, update_too_large). With "unclipped": clipping was off (--clip none, or no
+    clip_rate above 0 although the gradient exploded); where clipping was on it did not hold.
+    None without the marks, or while too few records carry them."""
+    if h.cfg.get("optimizer") not in (None, *STEP_FOLLOWS_GRADIENT):
+        return None
+    k = THRESHOLDS["persist"]
+    recs = [r for r in h.records if finite(r.get("grad_norm")) and
+            finite(r.get("whh_sigma_max"))][:k]
+    if len(recs) < k:
+        return None
+    init = init_sigma(h.cfg)
+    peak = max(r.get("grad_norm_max") or r["grad_norm"] for r in recs[:2])
+    usual = statistics.median(values(recs, "grad_norm"))
+    grown = values(recs, "whh_sigma_max")
+    if min(grown) <= THRESHOLDS["weights_grew"] * init or peak <= THRESHOLDS[
+            "grad_spike"] * usual:
+        return None
+    clip = h.cfg.get("clip")
+    return {"recs": recs, "peak": peak, "median": usual, "grown": grown, "init": init,
+            "unclipped": clip == "none" or clip is None and not any(
+                r.get("clip_rate") for r in recs)}
 
 
 def saturated_layers(h: History, r: dict) -> list[tuple[str, str]]:
@@ -163,12 +222,13 @@ def saturation(h: History) -> dict | None:
              "gains": values(recs, gain), "ratio": ratio}
     suspects, changes = onto_the_rails(cfg, ratio)
     suspects.append("lr_high_or_clip_loose")
-    factor = THRESHOLDS["update_target"] / ratio if ratio else 1.0
-    changes.append(scaled(h, "lr", min(0.25, factor)))
+    lr, why = lr_step(h, 0.25, ratio if ratio and ratio > 4 * THRESHOLDS["update_target"]
+                      else None)
+    changes.append(lr)
     changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
     return detection("saturation", "critical" if first else "warning", recs,
                      quoted(recs, sat, gain, "dh_norm", "dh_raw_norm"), facts, suspects,
-                     changes + gated_cell())
+                     changes + gated_cell(), {"lr": why})
 
 
 def onto_the_rails(cfg: dict, ratio: float | None) -> tuple[list, list]:
@@ -212,9 +272,8 @@ def vanishing_gradients(h: History) -> dict | None:
     """In some layer, less than `vanish_g` of a unit gradient survives `vanish_k` steps back."""
     cfg, k = h.cfg, THRESHOLDS["vanish_k"]
 
-    def survives(r):  # NaN entries (written as null) are left to the diverged rule
-        g = [profile_at(r[key], k) for key in layer_keys(h, r, "bptt_profile")]
-        return min((v for v in g if finite(v)), default=math.inf)
+    def survives(r):
+        return surviving(h, r)
 
     recs = streak(h, ("bptt_profile",), lambda r: survives(r) < THRESHOLDS["vanish_g"])
     if recs is None or gated(h) and stuck_above_floor(h) is None:
@@ -238,6 +297,33 @@ def vanishing_gradients(h: History) -> dict | None:
     return detection("vanishing_gradients", "warning", recs, reads, facts, suspects, changes)
 
 
+def surviving(h: History, r: dict) -> float:
+    """The least g_k, k = `vanish_k`, over the layers of record r (NaN entries, written as null,
+    are left to the diverged rule)."""
+    g = [profile_at(r[key], THRESHOLDS["vanish_k"]) for key in layer_keys(h, r, "bptt_profile")]
+    return min((v for v in g if finite(v)), default=math.inf)
+
+
+def vanishing_resolved(h: History, det: dict) -> dict | None:
+    """Facts of a collapsed profile that recovered by the end while the run learned: the last
+    `persist` records carry g_k above `vanish_g` in every layer and the train NLL fell below its
+    level while collapsed (a PyTorch nn.RNN at its default init starts with a weak recurrence
+    that training strengthens). A collapse an init scaled down explains (--recurrent-scale
+    below 1) stays a finding: its remedy is known and the run learned slower for it."""
+    if h.cfg.get("recurrent_scale", 1) < 1:
+        return None
+    last = [r for r in h.records if r.get("bptt_profile") is not None][-THRESHOLDS["persist"]:]
+    nll = [r["train_nll"] for r in h.records if finite(r.get("train_nll"))]
+    during = [r["train_nll"] for r in det["recs"] if finite(r.get("train_nll"))]
+    if (len(last) < THRESHOLDS["persist"] or last[0]["step"] <= det["recs"][-1]["step"] or
+            any(surviving(h, r) < THRESHOLDS["vanish_g"] for r in last) or not during
+            or nll[-1] >= min(during)):
+        return None
+    return {"why": "recovered", "from": min(det["facts"]["g"]), "to": surviving(h, last[-1]),
+            "step": last[-1]["step"], "k": THRESHOLDS["vanish_k"], "nll_from": during[0],
+            "nll_to": nll[-1]}
+
+
 def update_too_large(h: History) -> dict | None:
     """update_ratio above `update_large` on `persist` records that are not just the run's
     first (large ratios while the weights are small are every run's start: a GRU at --lr 0.01
@@ -246,7 +332,7 @@ def update_too_large(h: History) -> dict | None:
     whh_sigma_max `weights_grew` times its initial scale: the first steps were so large that
     they blew the recurrent weights up, and the ratio, measured against the grown weights,
     no longer shows it."""
-    scale = max(h.cfg.get("recurrent_scale", 1), 1)
+    scale = init_sigma(h.cfg)
     recs = streak(h, ("update_ratio",), lambda r: r["update_ratio"] > THRESHOLDS["update_large"])
     if recs is not None and recs[0]["step"] == h.first(("update_ratio",)):
         recs = None  # the run's first records alone: every run starts with large ratios
@@ -261,10 +347,10 @@ def update_too_large(h: History) -> dict | None:
     facts = {"ratios": values(recs, "update_ratio"), "large": THRESHOLDS["update_large"],
              "jumps": max((abs(b - a) for a, b in zip(nll, nll[1:], strict=False)), default=0.0),
              "grown": grown, "scale": scale, "first": recs[0]["step"]}
-    factor = 0.1 if grown else THRESHOLDS["update_target"] / statistics.median(facts["ratios"])
+    lr, why = lr_step(h, 0.1, None if grown else statistics.median(facts["ratios"]))
     reads = quoted(recs, "update_ratio", "whh_sigma_max" if grown else "train_nll", "lr")
     return detection("update_too_large", "warning", recs, reads, facts, ["lr_high"],
-                     [scaled(h, "lr", factor), {"lr_schedule": "cosine"}])
+                     [lr, {"lr_schedule": "cosine"}], {"lr": why})
 
 
 def update_too_small(h: History) -> dict | None:
@@ -294,19 +380,40 @@ def update_too_small(h: History) -> dict | None:
 def update_detection(id_: str, h: History, recs: list, facts: dict, suspects: list,
                      more: list) -> dict:
     """The update_too_small detection: first an --lr that scales the median ratio to the
-    healthy one."""
-    ratio = statistics.median(values(recs, "update_ratio"))
+    healthy one (within the healthy lrs of the optimizer)."""
+    lr, why = lr_step(h, 1.0, statistics.median(values(recs, "update_ratio")))
     return detection(id_, "warning", recs, quoted(recs, "update_ratio", "train_nll", "lr"),
-                     facts, suspects,
-                     [scaled(h, "lr", THRESHOLDS["update_target"] / ratio)] + more)
+                     facts, suspects, [lr] + more, {"lr": why})
 
 
 def overfitting(h: History) -> dict | None:
-    """On `persist_evals` consecutive evals: no new best eval NLL, eval NLL above the train NLL
-    beside it, the gap grown by `gap_growth` nats since the best eval, and the train NLL lower
-    than at the best eval: the model learns the training text and not the eval text."""
-    k = THRESHOLDS["persist_evals"]
-    if len(h.evals) <= k:
+    """Memorisation: on `persist_evals` consecutive evals no new best eval NLL, eval NLL above
+    the train NLL beside it, the gap grown by `gap_growth` nats since the best eval, and the
+    train NLL lower than at the best eval, after the model has read its training split about
+    once (`passes`: nothing can be memorised before). Critical when the last evals are worse
+    than a guess (worse_than_guess); then also without memorisation when the state readings
+    rule state dependence out: the held-out text is scored badly from any state."""
+    bad = worse_than_guess(h)
+    if bad and not all(g is not None and g[1] <= THRESHOLDS["state_gap"]
+                       for g in map(state_gaps, bad)):
+        bad = None  # state_dependence tells that story, or its readings are missing
+    facts = memorised(h)
+    if facts is None and bad is None:
+        return None
+    last = h.evals[-THRESHOLDS["persist_evals"]:] if facts else bad
+    facts = facts or {"evals": values(bad, "eval_nll"), "train": bad[-1]["train_nll"],
+                      "passes": passes(h), "memorised": False}
+    facts["guess"] = guess(h, bad[-1]) if bad else None
+    suspects = ["memorises"] if facts["memorised"] else ["eval_unlike_train"]
+    return detection("overfitting", "critical" if bad else "warning", last,
+                     {key: [sig(e[key]) for e in last] for key in ("eval_nll", "train_nll")},
+                     facts, suspects, regularise(h) + smaller(h) + [{"corpus": "LARGER_TEXT"}])
+
+
+def memorised(h: History) -> dict | None:
+    """The facts of memorisation (overfitting's docstring) or None."""
+    k, read = THRESHOLDS["persist_evals"], passes(h)
+    if len(h.evals) <= k or read is None or read < THRESHOLDS["passes"]:
         return None
     best = h.evals[-k - 1]["best"]
     gap0 = best["eval_nll"] - best["train_nll"]
@@ -315,14 +422,54 @@ def overfitting(h: History) -> dict | None:
                 e["eval_nll"] - e["train_nll"] - gap0 > THRESHOLDS["gap_growth"] for e in last)
             and last[-1]["train_nll"] < best["train_nll"]):
         return None
+    return {"evals": values(last, "eval_nll"), "best": best["eval_nll"],
+            "best_step": best["step"], "best_train": best["train_nll"], "gap0": gap0,
+            "gap": last[-1]["eval_nll"] - last[-1]["train_nll"], "train": last[-1]["train_nll"],
+            "eval_frac": h.cfg.get("eval_frac"), "k": k, "passes": read, "memorised": True}
+
+
+def state_dependence(h: History) -> dict | None:
+    """The model scores well only from the states its training streams reached: on
+    `persist_state` consecutive evals (one, when it is worse than a guess) a fresh (zero) state
+    scores the same text `state_gap` nats worse than the carried one (state_gaps: the held-out
+    window, else the text just trained on); or, without those readings, an eval worse than a
+    guess while the train NLL is fine and no memorisation explains it. Critical when worse
+    than a guess."""
+    bad = worse_than_guess(h)
+    last = bad or h.evals[-THRESHOLDS["persist_state"]:]
+    gaps = [state_gaps(e) for e in last]
+    measured = len(last) >= THRESHOLDS["persist_guess" if bad else "persist_state"] and \
+        all(g is not None for g in gaps)
+    if measured and not all(g[1] > THRESHOLDS["state_gap"] for g in gaps):
+        return None
+    if not measured and (bad is None or memorised(h) is not None):
+        return None
     cfg = h.cfg
-    facts = {"evals": values(last, "eval_nll"), "best": best["eval_nll"],
-             "best_step": best["step"], "best_train": best["train_nll"], "gap0": gap0,
-             "gap": last[-1]["eval_nll"] - last[-1]["train_nll"], "train": last[-1]["train_nll"],
-             "eval_frac": cfg.get("eval_frac"), "k": k}
-    return detection("overfitting", "warning", last, {key: [sig(e[key]) for e in last] for key
-                                                      in ("eval_nll", "train_nll")},
-                     facts, ["memorises"], regularise(h) + smaller(h) + [{"corpus": "LARGER_TEXT"}])
+    facts = {"measured": measured, "pair": gaps[-1][0] if measured else None,
+             "gaps": [g[1] for g in gaps] if measured else None,
+             "guess": guess(h, last[-1]) if bad else None, "passes": passes(h),
+             **{key: last[-1].get(key) for key in ("eval_nll", "train_nll", *STATE_KEYS)}}
+    suspects = ["state_regimes"] + (["lr_high"] if cfg.get("optimizer") in ("adagrad", "sgd")
+                                    and cfg.get("batch") == 1 else [])
+    return detection("state_dependence", "critical" if bad else "warning", last,
+                     {key: [sig(e.get(key)) for e in last] for key in
+                      ("eval_nll", "train_nll", *STATE_KEYS) if any(key in e for e in last)},
+                     facts, suspects, state_changes(h))
+
+
+def state_changes(h: History) -> list:
+    """What makes the model score from a fresh state too: state resets while training (the
+    first, measured on the issue-29 runs: docs/triage.md), more streams, a lower lr, Adam."""
+    cfg = h.cfg
+    every = cfg.get("reset_every")
+    changes = [{"reset_every": max(every // 2, 1) if every else THRESHOLDS["reset_every"]}]
+    batch = cfg.get("batch")
+    if batch is not None and batch < THRESHOLDS["state_batch"]:
+        changes.append({"batch": THRESHOLDS["state_batch"]})
+    changes.append(scaled(h, "lr", 0.3))
+    if cfg.get("optimizer") != "adam":
+        changes.append({"optimizer": "adam", "lr": 0.002})
+    return changes
 
 
 def regularise(h: History) -> list:
@@ -443,12 +590,16 @@ def gate_saturation(h: History) -> dict | None:
                        for g in cell.SIGMOID}, "ratio": ratio}
     suspects, changes = onto_the_rails(cfg, ratio)
     suspects.append("gates_stuck")
-    if not first or not changes:
-        changes.append(scaled(h, "lr", 0.5))
+    why = None
+    if not first or not changes or ratio and ratio > THRESHOLDS["update_large"]:
+        lr, why = lr_step(h, 0.5, ratio if ratio and ratio > THRESHOLDS["update_large"]
+                          else None)
+        changes.append(lr)
     changes += [{"clip": "norm"}] if cfg.get("clip") == "none" else []
     reads = quoted(recs, *(f"{p}{k}" for k in keys))
     reads[f"{p}gates_saturated"] = [sig(v) for v in series]
-    return detection("gate_saturation", "warning", recs, reads, facts, suspects, changes)
+    return detection("gate_saturation", "warning", recs, reads, facts, suspects, changes,
+                     {"lr": why} if why else None)
 
 
 def short_memory(h: History) -> dict | None:
@@ -459,8 +610,10 @@ def short_memory(h: History) -> dict | None:
     a keep gate near 0 there may be the right choice (a GRU's z on tinyshakespeare sits at 0.9
     left-saturated while it learns well)."""
     cell = gated(h)
-    if cell is None or not h.horizon:
+    if cell is None:
         return None
+    if not h.horizon:
+        return shut_from_start(h, cell)
     limit = THRESHOLDS["memory_short"] * h.horizon
     left = f"gate.{cell.KEEP}.left"
 
@@ -477,15 +630,45 @@ def short_memory(h: History) -> dict | None:
     facts = {"layer": p.rstrip(".") or "the layer", "memory": values(recs, f"{p}memory_steps"),
              "left": values(recs, f"{p}{left}"), "keep": cell.KEEP, "horizon": h.horizon,
              "limit": limit, "best": best_eval(h), "floor": h.floor}
-    changes = [{"chrono_init": True}] if not cfg.get("chrono_init") else []
-    if "forget_bias" in cell.INIT_FLAGS and cfg.get("forget_bias", 1) < 1:
-        changes.insert(0, {"forget_bias": 1.0})
+    changes = keep_open(h, cell)
     seq_len = cfg.get("seq_len")
     if seq_len and seq_len < 2 * h.horizon:
         changes.append({"seq_len": 2 * h.horizon})
     return detection("short_memory", "warning", recs,
                      quoted(recs, f"{p}memory_steps", f"{p}{left}"), facts,
                      ["keep_gate_closed"], changes)
+
+
+def shut_from_start(h: History, cell: ModuleType) -> dict | None:
+    """Where the data's horizon is not known: the keep gate shut from the run's first records to
+    its last (over `keep_shut` of its entries below 0.1 on the first and the last `persist`
+    records that carry it, moving less than `gate_still`): an init that closed it (a very
+    negative forget bias), which the sigmoid's vanishing slope there keeps closed, so the cell
+    never carries its state. A keep gate a cell closes while it learns (a GRU's z on text, 0.9
+    left-saturated) starts open and is not flagged."""
+    left, k = f"gate.{cell.KEEP}.left", THRESHOLDS["persist"]
+    carrying = [r for r in h.records if all(r.get(key) is not None
+                                            for key in memory_keys(cell))]
+    if len(carrying) < 2 * k:
+        return None
+    first, recs = carrying[:k], carrying[-k:]
+    shut = values(first + recs, left)
+    if min(shut) <= THRESHOLDS["keep_shut"] or max(shut) - min(shut) >= THRESHOLDS["gate_still"]:
+        return None
+    facts = {"layer": "the layer", "memory": values(recs, "memory_steps"),
+             "left": values(recs, left), "keep": cell.KEEP, "horizon": None,
+             "since": first[0]["step"], "best": best_eval(h), "floor": h.floor}
+    return detection("short_memory", "warning", recs, quoted(recs, "memory_steps", left), facts,
+                     ["keep_gate_closed"], keep_open(h, cell))
+
+
+def keep_open(h: History, cell: ModuleType) -> list:
+    """Changes that open a closed keep gate: a forget bias of 1 (the LSTM's), chrono init."""
+    cfg = h.cfg
+    changes = [{"chrono_init": True}] if not cfg.get("chrono_init") else []
+    if "forget_bias" in cell.INIT_FLAGS and cfg.get("forget_bias", -math.inf) < 1:
+        changes.insert(0, {"forget_bias": 1.0})
+    return changes
 
 
 def stuck_above_floor(h: History) -> tuple[list, float] | None:
@@ -501,18 +684,24 @@ class Rule:
     at_end: bool = False          # where a run ends up: must hold at its last record
     resolved: Callable[[History, dict], dict | None] | None = None  # over by the end: why
     horizon: bool = False         # decides only where the corpus says how far back data reach
+    split: bool = False           # decides only where the config gives the training split's size
 
 
 RULES = {  # in priority order: ties of severity are broken by it
     "diverged": Rule(diverged, ("train_nll",)),
     "exploding_gradients": Rule(exploding_gradients, ("grad_norm",)),
+    # before saturation: an eval worse than a guess is where the run ends up; the units held
+    # on the rails are how it got there (issue 29: both critical, the state's advice measured)
+    "state_dependence": Rule(state_dependence, ("train_nll", "eval_nll")),
     "saturation": Rule(saturation, ("sat_ratio", "mean_gain"), resolved=saturation_resolved),
     "gate_saturation": Rule(gate_saturation, gate_keys),
     "short_memory": Rule(short_memory, memory_keys, horizon=True),
-    "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",)),
+    "vanishing_gradients": Rule(vanishing_gradients, ("bptt_profile",),
+                                resolved=vanishing_resolved),
     "update_too_large": Rule(update_too_large, ("update_ratio",)),
     "update_too_small": Rule(update_too_small, ("update_ratio", "train_nll")),
-    "overfitting": Rule(overfitting, ("train_nll", "eval_nll"), at_end=True),
+    "overfitting": Rule(overfitting, ("train_nll", "eval_nll", "chars"), at_end=True,
+                        split=True),
     "plateau": Rule(plateau, ("train_nll",), at_end=True),
 }
 PRIORITY = tuple(RULES)
@@ -522,7 +711,7 @@ def rule_needs(rule: Rule, h: History) -> tuple[str, ...] | None:
     """The readings that decide rule in this run; None where it does not apply (a gated
     cell's rule on a cell without gates)."""
     if not callable(rule.needs):
-        return rule.needs
+        return rule.needs + (("train_chars",) if rule.split and not h.train_chars else ())
     cell = gated(h)
     if cell is None:
         return None

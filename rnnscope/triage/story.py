@@ -9,8 +9,8 @@ AT_END rules must hold at the last record) are
   2. folded under their cause (FOLDS): a finding another one explains becomes a consequence
      listed in its cause's evidence, and the cause takes the worst severity of what it explains;
   3. given one consistent set of next steps: a change that moves a setting in the direction the
-     run's own history shows harmful, or against a change a more severe finding asks for, is
-     dropped.
+     run's own history shows harmful (the causes' history: what a cause explains shows no harm
+     of its own), or against a change a more severe finding asks for, is dropped.
 The verdict is the most severe finding left, ties broken by the order of RULES.
 
 The live Watch sees one record at a time and reports each finding once, when it first holds and
@@ -29,7 +29,7 @@ from .. import runs
 from ..config import TrainConfig
 from . import words
 from .history import SEVERITY, THRESHOLDS, History, at_floor, best_eval, finite, last_gap
-from .rules import PRIORITY, RULES, rule_needs
+from .rules import PRIORITY, RULES, gated, rule_needs
 
 AT_FLOOR = ("vanishing_gradients", "update_too_small")  # nothing lost when the floor is reached
 
@@ -49,16 +49,40 @@ def not_nothing_to_learn(h: History, cause: dict, other: dict) -> bool:
     return other["facts"]["unigram"] is None
 
 
+def blew_up(h: History, cause: dict, other: dict) -> bool:
+    """The gradient exploded before the first record and blew the weights up (rules.blown_up)."""
+    return bool(cause["facts"].get("early")) and overlapping(h, cause, other)
+
+
+def grew(h: History, cause: dict, other: dict) -> bool:
+    """The first steps were so large that they blew the recurrent weights up."""
+    return bool(cause["facts"].get("grown")) and overlapping(h, cause, other)
+
+
+def stuck_by_lr(h: History, cause: dict, other: dict) -> bool:
+    """A gated cell's updates too small from the start: its profile is small while it learns
+    nothing, not a recurrence that fails."""
+    return gated(h) is not None and overlapping(h, cause, other)
+
+
 # (cause, the ids it explains ("*": any), when it explains them, whether its severity becomes the
-# worst of theirs). A divergence explains every other reading; large updates push units onto the
-# rails; units on the rails pass on little gradient through time, and so do saturated gates
+# worst of theirs). A divergence explains every other reading; a gradient that exploded before
+# the first record blew the weights up, so every update of them looks too large or too small
+# and the units or gates sit on the rails; large updates push units onto the rails, and weights
+# blown up by them make every later update look small; a gated cell that takes too small steps
+# learns nothing, and its profile is that of a cell that learns nothing; units on the rails
+# pass on little gradient through time and little to the weights, and so do saturated gates
 # (whose large weights also make every update look small) and a closed keep gate; any finding
 # explains a plateau, except one at the unigram baseline, where a collapsing profile is what
 # text with nothing to learn produces.
 FOLDS = (
     ("diverged", "*", overlapping, True),
+    ("exploding_gradients", ("update_too_large", "update_too_small", "saturation",
+                             "gate_saturation", "vanishing_gradients"), blew_up, True),
     ("update_too_large", ("saturation",), overlapping, True),
-    ("saturation", ("vanishing_gradients",), overlapping, True),
+    ("update_too_large", ("update_too_small",), grew, True),
+    ("saturation", ("vanishing_gradients", "update_too_small"), overlapping, True),
+    ("update_too_small", ("vanishing_gradients",), stuck_by_lr, True),
     ("gate_saturation", ("vanishing_gradients", "update_too_small"), overlapping, True),
     ("short_memory", ("vanishing_gradients",), overlapping, True),
     ("plateau", ("vanishing_gradients",), nothing_to_learn, False),
@@ -140,10 +164,13 @@ def moves(h: History, change: dict) -> set:
     return out
 
 
-def consistent(h: History, tops: list, everything: list) -> None:
-    """Drop, in place, each change that moves a setting in a direction the run's history shows
-    harmful, or against (or to another value than) a change a more severe finding asks for."""
-    harmful, taken = harmful_moves(h, everything), {}
+def consistent(h: History, tops: list, causes: list) -> None:
+    """Drop, in place, each change of tops that moves a setting in a direction the run's history
+    shows harmful, or against (or to another value than) a change a more severe finding asks
+    for. The history is that of the causes (the findings no other one explains): what a cause
+    explains shows no harm of its own (tiny updates of weights an explosion blew up do not
+    make a lower lr harmful)."""
+    harmful, taken = harmful_moves(h, causes), {}
     for d in tops:
         kept = []
         for change in d["changes"]:
@@ -160,11 +187,14 @@ def rank(d: dict) -> tuple:
     return SEVERITY.index(d["severity"]), PRIORITY.index(d["id"])
 
 
-def not_measured(h: History) -> list[dict]:
+def not_measured(h: History, found: set = frozenset()) -> list[dict]:
     """The rules whose deciding readings no record carries, with the readings missing (a gated
-    cell's rule on a cell without gates does not apply: it is not listed)."""
+    cell's rule on a cell without gates does not apply: it is not listed; a rule that found
+    something from the readings it had, found, is not either)."""
     out = []
     for id_, rule in RULES.items():
+        if id_ in found:
+            continue
         needs = rule_needs(rule, h)
         if needs is not None and not any(all(r.get(k) is not None for k in needs)
                                          for r in h.records):
@@ -183,10 +213,14 @@ class Watch:
 
     def __init__(self, config: TrainConfig | dict, vocab_size: int | None = None,
                  unigram_eval_nll: float | None = None, floor_nll: float | None = None,
-                 horizon: int | None = None) -> None:
+                 horizon: int | None = None, train_chars: int | None = None,
+                 source: str = "rnnscope") -> None:
+        """source: where the run came from (records.SOURCES), the words of its next steps."""
         cfg = asdict(config) if isinstance(config, TrainConfig) else dict(config)
+        self.source = source
         uniform = math.log(vocab_size) if vocab_size else None
-        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll, horizon)
+        self.history = History(cfg, uniform, unigram_eval_nll, floor_nll, horizon,
+                               train_chars)
         self.held: dict[str, dict] = {}       # detections, each as it first held
         self.reported: set[str] = set()
 
@@ -200,11 +234,14 @@ class Watch:
 
     @classmethod
     def for_config(cls, doc: dict) -> Watch:
-        """A Watch for a run whose config.json is doc (a log's may lack config and vocab)."""
+        """A Watch for a run whose config.json is doc (a log's may lack config and vocab; its
+        training split's size is its own "train_chars", docs/format.md)."""
         corpus = doc.get("corpus", {})
         return cls(doc.get("config", {}), run_records.vocab_size(doc),
                    corpus.get("unigram_eval_nll"), corpus.get("floor_nll"),
-                   (corpus.get("source") or {}).get("K"))  # a synthetic source's K (SPEC 9)
+                   (corpus.get("source") or {}).get("K"),  # a synthetic source's K (SPEC 9)
+                   corpus.get("train_chars", doc.get("train_chars")),
+                   run_records.source_of(doc))
 
     def update(self, record: dict) -> list[dict]:
         h = self.history
@@ -214,14 +251,14 @@ class Watch:
                 det = rule.detect(h)
                 if det is not None and "set_aside" not in det:
                     self.held[id_] = det
-        new = []
-        for top in fold(h, [dict(d) for d in self.held.values()]):
+        new, tops = [], fold(h, [dict(d) for d in self.held.values()])
+        for top in tops:
             if top["id"] not in self.reported:
                 self.reported.add(top["id"])
                 self.reported.update(c["id"] for c in top.get("consequences", []))
                 new.append(top)
-        consistent(h, new, list(self.held.values()))
-        return [words.finding(d, h.cfg) for d in new]
+        consistent(h, new, tops)
+        return [words.finding(d, h.cfg, self.source) for d in new]
 
     def result(self) -> dict:
         """{"verdict", "findings", "set_aside", "not_measured"} of the run so far (module
@@ -241,10 +278,12 @@ class Watch:
             else:
                 dets.append(det)
         tops = fold(h, dets)
-        consistent(h, tops, dets)
-        findings = [words.finding(d, h.cfg) for d in tops]
+        consistent(h, tops, tops)
+        findings = [words.finding(d, h.cfg, self.source) for d in tops]
         return {"verdict": findings[0]["id"] if findings else "healthy", "findings": findings,
-                "set_aside": set_aside, "not_measured": not_measured(h)}
+                "set_aside": set_aside,
+                "not_measured": not_measured(h, {d["id"] for d in dets} | {
+                    s["id"] for s in set_aside})}
 
 
 def diagnose(records: list[dict], config_doc: dict) -> dict:
