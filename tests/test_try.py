@@ -69,7 +69,7 @@ def test_one_fork_per_distinct_next_step_and_a_control_per_start(fast_lr, capsys
     findings = json.loads(out)["findings"]
     base = runs.read_config(run)["config"]
     wanted = {point_name(trial_plan.absolute(step["settings"], base)) for f in findings
-              for step in trial_plan._next_steps(f)
+              for step in trial_plan.next_steps(f)
               if trial_plan.problem(step, base, None) is None}
     forks = {f["name"] for f in doc["forks"]}
     assert wanted <= forks and "hidden=16" in forks

@@ -15,14 +15,13 @@ every fork and control runs the user's --cmd (command.py).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import cells, runs
 from ..config import TrainConfig, flag, shown
 from ..errors import RnnscopeError
-from ..optim import RULES as OPTIMIZERS
+from ..optim import OPTIMIZERS
 from ..records import read_run
 from ..sweep.point import checkpoint_meta
 from ..sweep.spec import Point, coerce, field_of, point_name
@@ -37,8 +36,6 @@ NOT_FORKED = {"corpus": "changes the data the run is judged on",
               "minutes": "is the budget of `try` (--steps/--minutes)"}
 CAPACITY_VERDICTS = ("healthy", "plateau")
 TRY = "try"
-FLAG = re.compile(r"--([\w-]+)(?:\s+(?!--)(\([^)]*\)|\S+))?")
-RELATIVE = re.compile(r"\(yours x ([-\d.eE+]+)\)")
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class Fork:
 class Plan:
     run: Path
     out: Path             # RUN/try
-    kind: str             # rnnscope, or where the records came from (pytorch, csv, jsonl)
+    kind: str             # where RUN came from: rnnscope, pytorch, c or log
     triage: dict          # RUN's triage, recomputed
     budget: dict          # {"steps": N}, {"minutes": M}, or {} (a program's own length)
     start_step: dict      # start -> the step it starts at
@@ -74,22 +71,12 @@ class Plan:
 # ---- next steps as settings
 
 
-def _next_steps(finding: dict) -> list[dict]:
-    """A finding's next steps as {"settings", "text"} (the next-step format of branch advice).
-    Until that lands on main a finding's "next" holds flag strings, read here."""
-    return [{"settings": flag_settings(text), "text": text} for text in finding["next"]]
-
-
-def flag_settings(text: str) -> dict:
-    """"--lr 0.0005 --chrono-init" -> {"lr": 0.0005, "chrono_init": True}; "(yours x 0.1)"
-    -> ("x", 0.1), a value relative to a setting the log did not record."""
-    out = {}
-    for key, value in FLAG.findall(text):
-        name = field_of(key, f"next step {text!r}")
-        relative = RELATIVE.fullmatch(value)
-        out[name] = True if not value else ("x", float(relative.group(1))) if relative else \
-            coerce(name, value, f"next step {text!r}")
-    return out
+def next_steps(finding: dict) -> list[dict]:
+    """A finding's next steps as {"settings", "text"}: every setting the step changes (a value
+    relative to one a log did not record as ("x", factor)) and the triage's words for it."""
+    return [{"settings": {k: ("x", s["factor"]) if v is None and "factor" in s else v
+                          for k, v in s["settings"].items()}, "text": s["text"]}
+            for s in finding["next"]]
 
 
 def also_settings(arg: str) -> dict:
@@ -112,7 +99,7 @@ def make_plan(run: Path, budget: dict, also: list[str], only: list[str],
     """The trial of RUN: its forks and controls, each checked before anything runs."""
     run = Path(run).resolve()
     doc, records = read_run(run)
-    kind = "rnnscope" if "vocab" in doc else doc.get("source") or "log"
+    kind = doc["source"]  # rnnscope, pytorch, c or log (records.SOURCES)
     check_budget(budget)
     if template is None and kind != "rnnscope":
         raise RnnscopeError(cannot_fork(run, kind, diagnose(records, doc)))
@@ -177,7 +164,7 @@ def own_length(doc: dict) -> dict:
 
 def cannot_fork(run: Path, kind: str, triage: dict) -> str:
     """One line: what try would run for a run of another program, and why it cannot."""
-    steps = [s["text"] for f in triage["findings"] for s in _next_steps(f)]
+    steps = [s["text"] for f in triage["findings"] for s in next_steps(f)]
     what = ", ".join(steps[:3]) + (", ..." if len(steps) > 3 else "") if steps else \
         "the capacity tests (--hidden x2, --layers +1, the other cells)"
     return (f"{run} is a {kind} run: there is no checkpoint to fork, so try would run your "
@@ -189,7 +176,7 @@ def wanted_changes(plan: Plan, base: dict, also: list[dict]) -> list[dict]:
     """The changes the trial is asked for, in order: each finding's next steps, the capacity
     tests, the user's own; as {"settings", "text", "finding", "rank"}."""
     out = [{"settings": s["settings"], "text": s["text"], "finding": f["id"], "rank": i}
-           for f in plan.triage["findings"] for i, s in enumerate(_next_steps(f))]
+           for f in plan.triage["findings"] for i, s in enumerate(next_steps(f))]
     if plan.triage["verdict"] in CAPACITY_VERDICTS:
         out += [{"settings": c, "text": flags_text(c), "finding": plan.triage["verdict"],
                  "rank": None} for c in capacity_tests(base)]

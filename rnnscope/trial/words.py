@@ -26,10 +26,15 @@ def matched_words(m: dict, measure: str) -> str:
             f"{point(m, measure)} (noise band ±{m['band']:.3f})")
 
 
+def quoted(text: str) -> str:
+    """A step's words in backticks, unless they already quote code (a PyTorch call)."""
+    return text if "`" in text else f"`{text}`"
+
+
 def sentence(f: dict, measure: str) -> str:
     """`--lr 0.0035` helped: eval 1.62 against the control's 1.71 by step 400 (noise band
     ±0.02), ...; saturation gone."""
-    text = f"`{f['text']}` {HEAD[f['verdict']]}"
+    text = f"{quoted(f['text'])} {HEAD[f['verdict']]}"
     if f["verdict"] == "failed":
         return f"{text}: {f['error'] or f['status']}"
     other = "wall_clock" if measure == "steps" else "steps"
@@ -49,7 +54,7 @@ def sentence(f: dict, measure: str) -> str:
 
 def paid_off(doc: dict, measure: str) -> str:
     """helped at matched steps: `--hidden 512`, `--cell gru` (or none)."""
-    helped = [f"`{f['text']}`" for f in doc["forks"] if f["status"] == "finished"
+    helped = [quoted(f["text"]) for f in doc["forks"] if f["status"] == "finished"
               and f[f"{measure}_matched"]["verdict"] == "helped"]
     return f"helped {BY[measure]}: {', '.join(helped) or 'none'}"
 
@@ -86,7 +91,7 @@ def advice_line(a: dict) -> str:
     """saturation: its first next step `--lr 0.0005` helped / did not beat the control (...)."""
     if a["first"] is None:
         return f"{a['id']}: no next step to try"
-    first = f"{a['id']}: its first next step `{a['first']}`"
+    first = f"{a['id']}: its first next step {quoted(a['first'])}"
     if a["first_verdict"] == "not_tried":
         words = f"{first} was not tried"
     elif a["first_beat_control"]:
@@ -94,7 +99,7 @@ def advice_line(a: dict) -> str:
     else:
         words = f"{first} did not beat the control ({a['first_verdict'].replace('_', ' ')})"
     others = [t for t in a["helped"] if t != a["first"]]
-    return words + (f"; {', '.join(f'`{t}`' for t in others)} did" if others else "")
+    return words + (f"; {', '.join(map(quoted, others))} did" if others else "")
 
 
 def format_trial(doc: dict) -> str:
@@ -106,7 +111,7 @@ def format_trial(doc: dict) -> str:
     lines += [sentence(f, doc["measure"]) for f in doc["forks"]]
     lines += [paid_off(doc, m) for m in BY]
     lines += [""] + [advice_line(a) for a in doc["findings"]] if doc["findings"] else []
-    lines += [f"not tried: `{s['text']}` {s['why']}" for s in doc["skipped"]]
+    lines += [f"not tried: {quoted(s['text'])} {s['why']}" for s in doc["skipped"]]
     how = "; ".join(f"{start}: {how}" for start, how in doc["noise"]["how"].items())
     lines.append(f"noise band: {doc['noise']['k']:g} x the distance between the two controls "
                  f"at the same point, at least {doc['noise']['min_band']:g} ({how})")
