@@ -206,6 +206,28 @@ def build_parser() -> Parser:
                    help="plain lines instead of the live table")
     train_flags(p)
 
+    p = sub.add_parser("try", help="try the triage's next steps beside a control and say which "
+                       "helped (docs/try.md)")
+    p.add_argument("run", metavar="RUN", help="a run directory (or, with --cmd, the directory "
+                   "of a run of your own program)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="each fork's budget in steps (default: "
+                        "RUN's own length)")
+    length.add_argument("--minutes", type=float, help="each fork's budget in minutes")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: the "
+                   "number of cores)")
+    p.add_argument("--address", default=None, help="join this Ray cluster")
+    p.add_argument("--also", action="append", default=[], metavar="FLAG=V",
+                   help="a fork of your own (repeat for more; FLAG=V,FLAG2=V2 changes both)")
+    p.add_argument("--only", action="append", default=[], metavar="NAMES",
+                   help="run only these forks: their names or a setting they change, "
+                   "comma-separated (the controls always run)")
+    p.add_argument("--cmd", default=None, metavar="TEMPLATE", help="run your own program per "
+                   "fork: placeholders {setting} (settings RUN recorded), {run_dir}, {steps}, "
+                   "{minutes}")
+    p.add_argument("--quiet", action="store_true", help="plain lines instead of the live table")
+
     p = sub.add_parser("corpora", help="list the corpora, whether they are available and "
                        "their floors where known; --export writes one to a file")
     p.add_argument("--export", nargs=2, metavar=("NAME", "FILE"),
@@ -330,16 +352,11 @@ def cmd_sweep(args) -> int:
               "node of the cluster must see (a shared filesystem)", file=sys.stderr)
     print(f"sweep {spec.name}: {len(points)} runs in {out}", flush=True)
     pool = sweep.make_pool(args.backend, out.resolve(), args.workers, args.address)
-    before = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        summary = sweep.run_sweep(points, out.resolve(), pool, make_grid_display(args.quiet),
-                                  args.retry_failed, spec.name)
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through interrupt()
-        print(f"rnnscope: sweep interrupted; the running runs were checkpointed; the same "
-              f"command resumes them (status in {out / sweep.SUMMARY})", file=sys.stderr)
-        return 128 + getattr(e, "signum", signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    summary = interruptible(lambda: sweep.run_sweep(points, out.resolve(), pool,
+                                                    make_grid_display(args.quiet),
+                                                    args.retry_failed, spec.name),
+                            f"sweep interrupted; the running runs were checkpointed; the same "
+                            f"command resumes them (status in {out / sweep.SUMMARY})")
     print(sweep.format_summary(summary))
     page = sweep.write_sweep_report(out.resolve(), summary)
     print(f"summary: {out / sweep.SUMMARY}\nreport: {page}")
@@ -347,6 +364,43 @@ def cmd_sweep(args) -> int:
     if failed:
         print(f"rnnscope: {len(failed)} of {len(points)} runs failed (first: {failed[0]}); "
               "see the status in summary.json, rerun them with --retry-failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def interruptible(work, message: str):
+    """work(), with SIGTERM ending it as Ctrl-C does; an interrupt prints message and exits
+    128 + the signal (the running runs stop checkpointed)."""
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return work()
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through interrupt(): main() says it
+        raise Interrupted(getattr(e, "signum", signal.SIGINT), message) from None
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def cmd_try(args) -> int:
+    from . import sweep, trial
+    from .display import make_grid_display
+
+    budget = {k: getattr(args, k) for k in ("steps", "minutes") if getattr(args, k) is not None}
+    plan = trial.make_plan(Path(args.run), budget, args.also, args.only, args.cmd)
+    forks = [f for f in plan.forks if f.role == "fork"]
+    print(f"try {plan.run}: {len(forks)} forks and {len(plan.forks) - len(forks)} controls "
+          f"in {plan.out}", flush=True)
+    pool = sweep.make_pool(args.backend, plan.out, args.workers, args.address)
+    doc = interruptible(lambda: trial.run_trial(plan, pool, make_grid_display(args.quiet)),
+                        "try interrupted; the running forks were checkpointed; the same "
+                        "command finishes the rest")
+    print(trial.format_trial(doc))
+    print(f"try.json: {plan.out / trial.TRY_JSON}\nreport: {doc['report']}")
+    broken = [c for c in doc["controls"] if c["status"] == "failed"
+              and not (c["error"] or "").startswith("diverged")]
+    if broken:
+        print(f"rnnscope: control {broken[0]['name']} failed ({broken[0]['error']}); its "
+              "forks could not be judged; fix it and run the same command again",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -381,8 +435,8 @@ def cmd_c_header(args) -> int:
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor,
             "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
-            "gradcheck": cmd_gradcheck,
-            "bench": cmd_bench, "sweep": cmd_sweep, "corpora": cmd_corpora,
+            "gradcheck": cmd_gradcheck, "bench": cmd_bench, "sweep": cmd_sweep, "try": cmd_try,
+            "corpora": cmd_corpora,
             "c-header": cmd_c_header}
 
 

@@ -21,6 +21,7 @@ LAYERS = [  # top-level modules and packages, bottom first; a module may import 
     {"train", "gradcheck", "sinks"},
     {"torch", "bench"},
     {"sweep", "lightning"},
+    {"trial"},
     {"cli", "__init__"},
 ]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import runs
 from ..errors import RnnscopeError
 from ..triage import Watch
-from .point import LOGS, Status, check_existing, point_status, record_failure
+from .point import LOGS, Status, check_existing, record_failure, status_of
 from .pool import LocalPool, Pool, cores
 from .spec import Point, Spec, check_data, grid
 from .summary import fmt, summarize, write_summary
@@ -102,9 +102,9 @@ class Tracker:
 
     def __init__(self, points: list[Point], out: Path) -> None:
         self.out, self.order = out, [p.name for p in points]
-        self.cfgs = {p.name: p.train_config() for p in points}
-        self.states = {n: point_status(out / n, cfg) for n, cfg in self.cfgs.items()}
-        self.total = {n: cfg.with_length().steps for n, cfg in self.cfgs.items()}
+        self.points = {p.name: p for p in points}
+        self.states = self.statuses()
+        self.total = {p.name: p.train_config().with_length().steps for p in points}
         self.live = {n: {"step": 0, "train_nll": None, "best_eval": None, "verdict": None,
                          "seen": 0, "watch": None} for n in self.order}
         for name in self.order:
@@ -138,11 +138,11 @@ class Tracker:
     def ended(self, name: str, why: str) -> str:
         """The run's state once its worker ended; a worker that died, or ended without a
         checkpoint to resume, leaves failure.json saying so."""
-        status = point_status(self.out / name, self.cfgs[name])
+        status = status_of(self.points[name], self.out)
         if why or status.state in ("pending", "started"):
             record_failure(self.out / name, why or "the worker stopped before the run "
                            f"finished; see {self.out / LOGS / name}.log", "worker")
-            status = point_status(self.out / name, self.cfgs[name])
+            status = status_of(self.points[name], self.out)
         self.states[name] = status
         self.refresh(name)
         row = self.live[name]
@@ -153,7 +153,7 @@ class Tracker:
 
     def statuses(self) -> dict[str, Status]:
         """Each point's status as read from its directory now."""
-        return {n: point_status(self.out / n, cfg) for n, cfg in self.cfgs.items()}
+        return {n: status_of(p, self.out) for n, p in self.points.items()}
 
     def rows(self, running=()) -> list[dict]:
         for name in running:

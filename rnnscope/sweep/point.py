@@ -16,7 +16,7 @@ from ..config import RESUMABLE, TrainConfig, shown
 from ..errors import RnnscopeError
 from .spec import Point
 
-LOGS, FAILURE = "logs", "failure.json"
+LOGS, FAILURE, DONE = "logs", "failure.json", "command.json"  # DONE: a program's point ended
 RUN_FILES = {runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.BEST, runs.TRIAGE, runs.REPORT,
              runs.LOCK, FAILURE}
 
@@ -28,14 +28,16 @@ class Status:
     detail: str = ""    # why it failed
 
 
-def point_status(path: Path, cfg: TrainConfig) -> Status:
+def point_status(path: Path, cfg: TrainConfig, command: bool = False) -> Status:
     """pending: nothing there; started: no checkpoint yet (a resume trains it from step 0);
     interrupted: a checkpoint short of the end; finished; failed: failure.json or a diverged
-    last record."""
+    last record. A program's point (command) is finished once its command exited 0 (DONE)."""
     if not path.is_dir() or not any(p.name != runs.LOCK for p in path.iterdir()):
         return Status("pending")
     if (path / FAILURE).exists():
         return Status("failed", detail=read_failure(path).get("error", "failed"))
+    if command:
+        return Status("finished" if (path / DONE).exists() else "started")
     records = runs.read_metrics(path)
     if records and records[-1].get("diverged"):
         return Status("failed", records[-1]["step"], f"diverged at step {records[-1]['step']}: "
@@ -44,6 +46,11 @@ def point_status(path: Path, cfg: TrainConfig) -> Status:
         return Status("started")
     meta = checkpoint_meta(path / runs.CHECKPOINT)
     return Status("finished" if finished(cfg, meta) else "interrupted", meta.get("step", 0))
+
+
+def status_of(point: Point, out: Path) -> Status:
+    """The status of a grid point in out."""
+    return point_status(out / point.name, point.train_config(), point.cmd is not None)
 
 
 def checkpoint_meta(file: Path) -> dict:
@@ -84,7 +91,7 @@ def check_existing(points: list[Point], out: Path) -> None:
     a resume may change, and --no-report) and its kind of length (steps or minutes); else the
     sweep would mix two experiments under one name."""
     for p in points:
-        if not (out / p.name / runs.CONFIG).exists():
+        if p.cmd is not None or not (out / p.name / runs.CONFIG).exists():
             continue
         had = TrainConfig.from_dict(runs.read_config(out / p.name)["config"]).with_length()
         want = p.train_config().with_length()

@@ -41,10 +41,14 @@ class Spec:
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: its directory name, its swept settings and every training setting."""
+    """One grid point: its directory name, its swept settings and every training setting.
+    A point may instead start from another run's checkpoint (start: sweep/fork.py), or run a
+    program of the user's own (cmd: the argument list; config then holds only its length)."""
     name: str
     settings: dict
     config: dict  # TrainConfig.to_dict()
+    start: dict | None = None
+    cmd: list | None = None
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(**self.config)
