@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 from rnnscope import panel
 from rnnscope.cells import CELLS
@@ -162,10 +161,10 @@ def test_c_network_refuses_a_case_of_two_layers(minrnn, tmp_path):
 
 @pytest.mark.slow
 def test_c_network_trains_on_shakespeare_and_its_log_goes_through_doctor(minrnn, tmp_path,
-                                                                          capsys):
+                                                                          capsys, shared_data):
     run = tmp_path / "run"
     run.mkdir()
-    subprocess.run([str(minrnn), "train", str(SHARED_DATA / "tinyshakespeare.txt"), str(run),
+    subprocess.run([str(minrnn), "train", str(shared_data / "tinyshakespeare.txt"), str(run),
                     "--hidden", "48", "--seq", "25", "--batch", "4", "--steps", "300",
                     "--log-every", "15", "--eval-every", "150"], check=True,
                    capture_output=True)
