@@ -115,17 +115,25 @@ def remove_temporary_files(path: Path) -> None:
 
 
 def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
-    """Create the run directory; an existing non-empty one is never reused silently."""
-    if run_dir is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        corpus = Path(cfg.corpus).stem.replace(":", "-")  # synthetic:delay8 -> synthetic-delay8
-        base = Path("runs") / f"{stamp}-{corpus}-{cfg.cell}{cfg.hidden}x{cfg.layers}"
-        path, n = base, 1
-        while path.exists():
-            path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    else:
-        path = Path(run_dir)
-    return make_run_dir(path, "choose another --run-dir")
+    """Create the run directory; an existing non-empty one is never reused silently. Without
+    run_dir: runs/<time>-<corpus>-<cell><hidden>x<layers>, or the first of -2, -3, ... that no
+    other run holds (two runs started in the same second get two names)."""
+    if run_dir is not None:
+        return make_run_dir(Path(run_dir), "choose another --run-dir")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    corpus = Path(cfg.corpus).stem.replace(":", "-")  # synthetic:delay8 -> synthetic-delay8
+    base = Path("runs") / f"{stamp}-{corpus}-{cfg.cell}{cfg.hidden}x{cfg.layers}"
+    n = 1
+    while True:
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir(parents=True)  # atomic: of two processes making one name, one gets it
+            return path
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; pass "
+                                "--run-dir DIR") from None
 
 
 def make_run_dir(path: Path, fix: str, fix_if_used: str | None = None) -> Path:

@@ -26,7 +26,7 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,12 +94,14 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None,
     """Train a new run as cfg says and return its run directory.
     A corpus that cannot be trained on is refused before any directory is made."""
     cfg = located(cfg.validate().with_length())
-    text = prepare(cfg)
-    path = runs.new_run_dir(run_dir, cfg)
-    with runs.writer_lock(path), quiet_overflow():
-        runs.check_new(path)  # another train that took the lock first has not written here
-        runs.write_config(path, cfg, corpus_info(text), text.vocab)
-        return run(open_session(cfg, path, text), display or PlainDisplay())
+    with abort_on_signals("while loading the corpus; nothing was written"):
+        text = prepare(cfg)
+    with stop_signals() as stop:  # from here a signal ends the run checkpointed
+        path = runs.new_run_dir(run_dir, cfg)
+        with runs.writer_lock(path), quiet_overflow():
+            runs.check_new(path)  # another train that took the lock first has not written here
+            runs.write_config(path, cfg, corpus_info(text), text.vocab)
+            return run(open_session(cfg, path, text), display or PlainDisplay(), stop)
 
 
 def resume(path: str | Path, changes: dict | None = None,
@@ -108,7 +110,7 @@ def resume(path: str | Path, changes: dict | None = None,
     changes holds the flags given with --resume ({"steps": 80}: see TrainConfig.resumed)."""
     path, display = Path(path), display or PlainDisplay()
     runs.read_config(path)  # not a run: refused before a lock file is made in it
-    with runs.writer_lock(path) as left, quiet_overflow():
+    with stop_signals() as stop, runs.writer_lock(path) as left, quiet_overflow():
         if left is not None:
             display.note(f"process {left} stopped without releasing {path / runs.LOCK} "
                          "(killed?); this process takes the run over")
@@ -117,7 +119,7 @@ def resume(path: str | Path, changes: dict | None = None,
         except WriteFailed as e:
             raise WriteFailed(f"{e}; the run is as it was: run the same command again once the "
                               "disk has room (or the directory is writable)") from None
-        return run(s, display)
+        return run(s, display, stop)
 
 
 @contextmanager
@@ -127,8 +129,9 @@ def quiet_overflow() -> Iterator[None]:
         yield
 
 
-def run(s: Session, display: Display) -> Path:
-    """Train s to its planned length, then write the verdict and the report."""
+def run(s: Session, display: Display, stop: Stop) -> Path:
+    """Train s to its planned length, then write the verdict and the report; stop (the
+    caller's stop_signals) ends it early, checkpointed."""
     s.watch = Watch.for_run(s.path)
     total, limit = planned_length(s)
     display.start(s.path, s.step, total, limit)
@@ -138,14 +141,13 @@ def run(s: Session, display: Display) -> Path:
         return s.step < total if total else time.perf_counter() - t0 < limit
 
     try:
-        with stop_signals() as stop:
-            while going() and stop.signum is None:
-                lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched)
-                step(s, lr, display, t0)
-                display.step(s.step, s.chars, time.perf_counter() - t0)
-            if going():
-                raise interrupted(s, stop.signum, time.perf_counter() - t0)
-            finish(s, lr, time.perf_counter() - t0, display)
+        while going() and stop.signum is None:
+            lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched)
+            step(s, lr, display, t0)
+            display.step(s.step, s.chars, time.perf_counter() - t0)
+        if going():
+            raise interrupted(s, stop.signum, time.perf_counter() - t0)
+        finish(s, lr, time.perf_counter() - t0, display)
     except Diverged:
         display.finish()
         conclude(s, display)
@@ -211,18 +213,38 @@ class Stop:
 
 @contextmanager
 def stop_signals() -> Iterator[Stop]:
-    """Catch SIGINT and SIGTERM while the block runs (signals reach only the main thread;
-    elsewhere nothing is caught and the caller stops the run)."""
+    """SIGINT and SIGTERM set the Stop yielded while the block runs."""
     stop = Stop()
+    with signals_to(stop):
+        yield stop
+
+
+@contextmanager
+def abort_on_signals(doing: str) -> Iterator[None]:
+    """SIGINT or SIGTERM while the block runs stops it at once: Interrupted, its message
+    "stopped by SIGTERM " + doing ("while ...; what is kept"). Every file is written
+    atomically, so nothing is left half-written."""
+    def abort(signum: int, frame) -> None:
+        raise Interrupted(signum, f"stopped by {signal_name(signum)} {doing}")
+
+    with signals_to(abort):
+        yield
+
+
+@contextmanager
+def signals_to(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to handler while the block runs, then back to the handlers
+    before (signals reach only the main thread; elsewhere nothing is caught and the caller
+    stops the run)."""
     if threading.current_thread() is not threading.main_thread():
-        yield stop
+        yield
         return
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
-        yield stop
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig, before in previous.items():
+            signal.signal(sig, signal.SIG_DFL if before is None else before)
 
 
 def interrupted(s: Session, signum: int, elapsed: float) -> Interrupted:
@@ -351,13 +373,16 @@ def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
 
 
 def conclude(s: Session, display: Display) -> None:
-    """The verdict into triage.json and the report into report.html (unless --no-report)."""
-    result = write_triage(s.path)
-    display.note(format_diagnosis(result))
-    if s.cfg.report:
-        from .report import write_report  # matplotlib: loaded only by runs that write a report
+    """The verdict into triage.json and the report into report.html (unless --no-report); a
+    signal stops it at once, the training and its checkpoint already saved."""
+    with abort_on_signals(f"while writing the verdict and the report; the run is saved: "
+                          f"`rnnscope report {shlex.quote(str(s.path))}` writes the report"):
+        result = write_triage(s.path)
+        display.note(format_diagnosis(result))
+        if s.cfg.report:
+            from .report import write_report  # matplotlib: loaded only by runs with a report
 
-        display.note(f"report: {write_report([s.path], None)}")
+            display.note(f"report: {write_report([s.path], None)}")
 
 
 def summary(s: Session) -> str:
