@@ -18,6 +18,7 @@ OS error, and what was there before is intact.
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import errno
 import io
@@ -168,16 +169,27 @@ def read_config(path: Path) -> dict:
                             "`rnnscope train`")
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
-        TrainConfig.from_dict(doc["config"])
-        doc["vocab"]
+        check_doc(doc)
     except FileNotFoundError:
         raise RnnscopeError(f"{path} has no {CONFIG}, so it is not an rnnscope run directory; "
                             "pass a directory made by `rnnscope train`") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RnnscopeError) as e:
         raise RnnscopeError(f"{file} is corrupt ({e}); restore it or start a new run") from None
     except OSError as e:
         raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
     return doc
+
+
+def check_doc(doc) -> None:
+    """A config.json as this version writes it, or an exception saying what is not."""
+    if not isinstance(doc, dict):
+        raise TypeError(f"it holds {type(doc).__name__}, not an object")
+    TrainConfig.from_dict(doc["config"]).validate()
+    vocab, corpus = doc["vocab"], doc["corpus"]
+    if not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab):
+        raise ValueError(f"vocab is {vocab!r:.40}, not a string of distinct characters")
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256"), str):
+        raise ValueError("corpus has no sha256")
 
 
 def append_record(path: Path, record: dict) -> None:
@@ -236,12 +248,7 @@ def read_jsonl(file: Path) -> list[dict]:
 
 def parse_records(file: Path) -> tuple[list[dict], list[str]]:
     """(records, one "line N: why" for each line that is not a record) of a JSON-lines file."""
-    try:
-        data = Path(file).read_bytes()
-    except FileNotFoundError:
-        return [], []
-    except OSError as e:
-        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
+    data = read_log_bytes(file)
     lines = data.split(b"\n")
     lines.pop()  # the text after the last newline: empty, or a record being written
     records, bad = [], []
@@ -258,6 +265,30 @@ def parse_records(file: Path) -> tuple[list[dict], list[str]]:
             continue
         records.append(rec)
     return records, bad
+
+
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_log_bytes(file: Path) -> bytes:
+    """A log's bytes as UTF-8 (b"" when it does not exist): a file that begins with a
+    byte-order mark (UTF-8 from a spreadsheet, UTF-16 from Windows PowerShell's `>`) is
+    decoded by it; any other file is taken as it is."""
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as e:
+        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
+    for bom, codec in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec).encode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RnnscopeError(f"{file} begins as {codec.upper()} text but is not (bad "
+                                    f"bytes at offset {e.start}); save it as UTF-8") from None
+    return data
 
 
 def keep_records(path: Path, keep: Callable[[dict], bool]) -> None:
@@ -289,8 +320,8 @@ def load_checkpoint(file: Path) -> tuple[dict, dict, dict, dict]:
     """(params, opt_state, state by part, meta); any damage is one clear error, never a pickle
     load."""
     try:
-        with np.load(file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with open(file, "rb") as f, np.load(f, allow_pickle=False) as z:  # f: closed also
+            arrays = {k: z[k] for k in z.files}                            # when load fails
         meta = json.loads(str(arrays.pop("meta")))
     except FileNotFoundError:
         raise RnnscopeError(f"{file} does not exist; train the run first or pass the right "
@@ -402,6 +433,7 @@ def load_run(path: str | Path, which: str = CHECKPOINT) -> Run:
     doc = read_config(path)
     cfg, vocab = TrainConfig.from_dict(doc["config"]), Vocab(doc["vocab"])
     params, _, _, meta = load_checkpoint(path / which)
+    check_size(cfg, vocab.size, params, path / which)
     model = model_for(cfg, vocab.size)
     check_params(model, params, path / which)
     for k in model.params:
@@ -416,9 +448,31 @@ def model_for(cfg: TrainConfig, vocab_size: int) -> Model:
                  forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None)
 
 
+def check_size(cfg: TrainConfig, vocab_size: int, params: dict, file: Path) -> None:
+    """Before a model is built from cfg: it is the size of the checkpoint's (a config.json
+    edited to hidden: 10**9 is refused, not allocated)."""
+    layers = {int(k.split(".")[0]) for k in params if k.split(".")[0].isdigit()}
+    why = getattr(params.get("Why"), "shape", "missing")
+    if why != (cfg.hidden, vocab_size) or layers != set(range(cfg.layers)):
+        raise RnnscopeError(f"checkpoint {file} does not match its config.json (Why: expected "
+                            f"{(cfg.hidden, vocab_size)}, got {why}; layers {sorted(layers)}); "
+                            "restore the files together")
+
+
 def check_params(model: Model, params: dict, file: Path) -> None:
     for k, v in model.params.items():
         if k not in params or params[k].shape != v.shape:
             got = params[k].shape if k in params else "missing"
             raise RnnscopeError(f"checkpoint {file} does not match its config.json ({k}: "
                                 f"expected {v.shape}, got {got}); restore the files together")
+        check_array(params[k], f"param/{k}", file)
+
+
+def check_array(a: np.ndarray, name: str, file: Path) -> None:
+    """A checkpoint's array holds finite real floats."""
+    if not np.issubdtype(a.dtype, np.floating):
+        raise RnnscopeError(f"checkpoint {file}: {name} is {a.dtype.name}, not floating point; "
+                            "use best.npz or start a new run")
+    if not np.isfinite(a).all():
+        raise RnnscopeError(f"checkpoint {file}: {name} is not finite; use best.npz or start a "
+                            "new run")

@@ -51,7 +51,7 @@ from .display import Display, PlainDisplay
 from .errors import Interrupted, RnnscopeError, WriteFailed
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
-from .records import finite_or_none
+from .records import finite, finite_or_none
 from .triage import Watch, format_diagnosis, headline, write_triage
 
 __all__ = ["DEFAULT_STEPS", "Diverged", "resume", "train"]
@@ -498,17 +498,21 @@ def resume_session(path: Path, changes: dict, display: Display) -> Session:
     has passed, so a refused resume leaves the run as it was."""
     doc = runs.read_config(path)
     saved = TrainConfig.from_dict(doc["config"]).with_length()
-    cfg = located(saved.resumed(changes))
+    try:
+        cfg = located(saved.resumed(changes))
+    except RnnscopeError as e:
+        raise RnnscopeError(f"run {path}: {e}") from None
     text = resumed_text(cfg, doc, path)
-    s = open_session(cfg, path, text)
     file = path / runs.CHECKPOINT
-    if file.exists():
-        params, opt_state, state, meta = runs.load_checkpoint(file)
+    saved_arrays = runs.load_checkpoint(file) if file.exists() else None
+    if saved_arrays:
+        runs.check_size(cfg, text.vocab.size, saved_arrays[0], file)
+    s = open_session(cfg, path, text)
+    if saved_arrays:
+        params, opt_state, state, meta = saved_arrays
         runs.check_params(s.model, params, file)
-        missing = [part for part in s.model.cell_module.STATE if part not in state]
-        if missing:
-            raise RnnscopeError(f"checkpoint {file} has no state/{missing[0]}; restore the "
-                                "run's files together or start a new run")
+        check_saved_state(s, opt_state, state, file)
+        restore_meta(s, meta, file)
         restore(s, params, opt_state, s.model.state_of(state), meta)
     else:
         display.note(f"{path} has no checkpoint yet (it stopped before its first one): "
@@ -538,6 +542,69 @@ def resumed_text(cfg: TrainConfig, doc: dict, path: Path) -> Text:
         raise RnnscopeError(f"corpus {cfg.corpus!r} is not the text the run in {path} was "
                             "trained on (SHA-256 differs); resume with the original corpus")
     return text
+
+
+WHOLE = ("step", "epoch", "chunk", "chars")
+
+
+def check_saved_state(s: Session, opt_state: dict, state: dict, file: Path) -> None:
+    """The optimizer slots and the carried state of a checkpoint fit s's model and batch."""
+    L, H = s.cfg.layers, s.cfg.hidden
+    for part in s.model.cell_module.STATE:
+        a = state.get(part)
+        if a is None or a.shape != (L, s.cfg.batch, H):
+            raise RnnscopeError(f"checkpoint {file}: state/{part} is "
+                                f"{'missing' if a is None else a.shape}, expected "
+                                f"{(L, s.cfg.batch, H)}; restore the run's files together or "
+                                "start a new run")
+        runs.check_array(a, f"state/{part}", file)
+    for key, a in opt_state.items():
+        like = s.model.params.get(key.split(".", 1)[-1])
+        if key == "t" and a.shape == () and np.issubdtype(a.dtype, np.integer):
+            continue
+        if like is None or a.shape != like.shape or a.dtype != like.dtype:
+            raise RnnscopeError(f"checkpoint {file}: opt/{key} ({a.dtype.name} {a.shape}) is no "
+                                f"slot of the {s.cfg.optimizer} optimizer this run has; restore "
+                                "the run's files together or start a new run")
+        runs.check_array(a, f"opt/{key}", file)
+
+
+def restore_meta(s: Session, meta, file: Path) -> None:
+    """Check a checkpoint's meta (step, cursor, RNG states, schedule, interval) as this version
+    writes it; a meta of another kind is one RnnscopeError naming the file."""
+    problem = meta_problem(s, meta)
+    if problem is None:
+        try:
+            generator(meta["rng"]), generator(meta["panel_rng"])
+        except (KeyError, TypeError, ValueError) as e:
+            problem = f"RNG state: {type(e).__name__}"
+    if problem:
+        raise RnnscopeError(f"checkpoint {file} is not one this version reads ({problem}); use "
+                            "best.npz or start a new run")
+
+
+def meta_problem(s: Session, meta) -> str | None:
+    if not isinstance(meta, dict):
+        return f"meta is {type(meta).__name__}, not an object"
+    for key in WHOLE:
+        if not (type(meta.get(key)) is int and meta[key] >= 0):
+            return f"{key} is {meta.get(key)!r}"
+    if meta["chunk"] >= chunks_per_epoch(s.streams, s.cfg.seq_len):
+        return f"chunk {meta['chunk']} is past the epoch"
+    for key in ("sched", "interval"):
+        if not isinstance(meta.get(key), dict):
+            return f"{key} is {meta.get(key)!r}, not an object"
+    numbers = {"elapsed_s": meta.get("elapsed_s"), "horizon": meta.get("horizon", 1),
+               **{f"sched.{k}": v for k, v in meta["sched"].items()},
+               **{f"interval.{k}": meta["interval"].get(k) for k in panel.Interval.EMPTY}}
+    if "best_eval" not in meta:
+        return "best_eval is missing"
+    if meta["best_eval"] is not None:
+        numbers["best_eval"] = meta["best_eval"]
+    bad = [k for k, v in numbers.items() if not finite(v)]
+    if bad:
+        return f"{bad[0]} is {numbers[bad[0]]!r}"
+    return None if numbers["horizon"] > 0 else f"horizon is {numbers['horizon']}"
 
 
 def restore(s: Session, params: dict, opt_state: dict, h: State, meta: dict) -> None:

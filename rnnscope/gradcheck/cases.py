@@ -120,12 +120,13 @@ def load_arrays(path: Path) -> Arrays:
     arrays = {}
     for file in files:
         try:
-            if path.is_dir():
-                arrays[file.relative_to(path).with_suffix("").as_posix()] = \
-                    np.load(file, allow_pickle=False)
-            else:
-                with np.load(file, allow_pickle=False) as z:
-                    arrays.update({k: z[k] for k in z.files})
+            with open(file, "rb") as f:  # closed also when the load fails
+                if path.is_dir():
+                    arrays[file.relative_to(path).with_suffix("").as_posix()] = \
+                        np.load(f, allow_pickle=False)
+                else:
+                    with np.load(f, allow_pickle=False) as z:
+                        arrays.update({k: z[k] for k in z.files})
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise RnnscopeError(f"{file} is not a readable {'.npy' if path.is_dir() else '.npz'}"
                                 f" ({type(e).__name__}: {e}); write plain numeric arrays with "
