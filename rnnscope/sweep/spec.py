@@ -118,7 +118,8 @@ def yaml_problem(e) -> str:
     start = getattr(e, "context_mark", None)
     where = f" line {mark.line + 1}" if mark else ""
     since = f"{context} from line {start.line + 1}: " if context and start else ""
-    return f"{where}: not valid YAML ({since}{getattr(e, 'problem', None) or e})"
+    problem = " ".join(str(getattr(e, "problem", None) or e).split())  # PyYAML's: lines
+    return f"{where}: not valid YAML ({since}{problem})"
 
 
 def key_lines(node, path: str, keys: tuple = ()) -> dict[tuple, int]:
