@@ -442,10 +442,14 @@ def load_run(path: str | Path, which: str = CHECKPOINT) -> Run:
 
 
 def model_for(cfg: TrainConfig, vocab_size: int) -> Model:
-    return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
-                 dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
-                 recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
-                 forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None)
+    """The model of cfg, initialised (an --input-scale too large for the dtype overflows to
+    inf here and is refused as a divergence at the first step, not warned of)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
+                     dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
+                     recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
+                     forget_bias=cfg.forget_bias,
+                     chrono_init=cfg.seq_len if cfg.chrono_init else None)
 
 
 def check_size(cfg: TrainConfig, vocab_size: int, params: dict, file: Path) -> None:

@@ -175,12 +175,12 @@ def planned_length(s: Session) -> tuple[int | None, float | None]:
     cfg = s.cfg
     if cfg.minutes is not None:
         if s.elapsed >= cfg.minutes * 60:
-            raise RnnscopeError(f"the run has already trained its {cfg.minutes:g} minutes; pass "
-                                f"--minutes above {cfg.minutes:g} to continue it")
+            raise RnnscopeError(f"the run in {s.path} has already trained its {cfg.minutes:g} "
+                                f"minutes; pass --minutes above {cfg.minutes:g} to continue it")
         return None, cfg.minutes * 60
     if cfg.steps <= s.step:
-        raise RnnscopeError(f"the run already has {s.step} steps; pass --steps larger than "
-                            f"{s.step} to continue it")
+        raise RnnscopeError(f"the run in {s.path} already has {s.step} steps; pass --steps "
+                            f"larger than {s.step} to continue it")
     return cfg.steps, None
 
 

@@ -71,7 +71,7 @@ def load_spec(path: Path) -> Spec:
 
     def where(*keys) -> str:
         return f"{path} line {lines.get(keys, lines.get(keys[:-1], 1))}: " + \
-            ".".join(str(k) for k in keys)
+            ".".join(map(shown_key, keys))
 
     if not isinstance(doc, dict):
         raise RnnscopeError(f"{path}: a sweep file is a mapping with name, method and "
@@ -110,6 +110,13 @@ def load_spec(path: Path) -> Spec:
     name = doc.get("name", Path(path).stem)
     return Spec(str(name), swept, fixed, {(f, fixed[f] if v is None else v): w
                                           for (f, v), w in at.items()})
+
+
+def shown_key(key) -> str:
+    """A key as an error names it: as written, or quoted when it is blank or holds a line
+    break or other unprintable character (an error is one line)."""
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def yaml_problem(e) -> str:
