@@ -185,11 +185,13 @@ def check_doc(doc) -> None:
     if not isinstance(doc, dict):
         raise TypeError(f"it holds {type(doc).__name__}, not an object")
     TrainConfig.from_dict(doc["config"]).validate()
-    vocab, corpus = doc["vocab"], doc["corpus"]
-    if not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab):
-        raise ValueError(f"vocab is {vocab!r:.40}, not a string of distinct characters")
-    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256"), str):
-        raise ValueError("corpus has no sha256")
+    vocab, corpus = doc["vocab"], doc.get("corpus", {})
+    chars = list(vocab) if isinstance(vocab, str) else vocab  # a string, or a list of them
+    if not (isinstance(chars, list) and chars and len(set(chars)) == len(chars)
+            and all(isinstance(c, str) and len(c) == 1 for c in chars)):
+        raise ValueError(f"vocab is {vocab!r:.40}, not distinct characters")
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256", ""), str):
+        raise ValueError(f"corpus is {corpus!r:.40}, not an object with a sha256 string")
 
 
 def append_record(path: Path, record: dict) -> None:

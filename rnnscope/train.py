@@ -387,15 +387,18 @@ def conclude(s: Session, display: Display) -> None:
 
 def summary(s: Session) -> str:
     """The closing line: the best eval NLL against the baselines and, when known, the floor."""
-    corpus = runs.read_config(s.path)["corpus"]
+    corpus = runs.read_config(s.path).get("corpus", {})
     best = f"best eval NLL {s.best_eval:.4f} nats/char" if math.isfinite(s.best_eval) \
         else "no eval yet"
     floor = corpus.get("floor_nll")
-    if floor is not None:
+    if finite(floor):
         above = f"{s.best_eval - floor:.4f} above " if math.isfinite(s.best_eval) else ""
         best += f", {above}the floor {floor:.4f} (the source's entropy rate)"
-    return (f"{s.step} steps, {s.chars:,} chars: {best} (unigram baseline "
-            f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
+    baselines = [f"{name} {corpus[key]:.4f}" for name, key in (
+        ("unigram baseline", "unigram_eval_nll"), ("uniform", "uniform_nll"))
+        if finite(corpus.get(key))]  # a config.json of an older version may lack them
+    return f"{s.step} steps, {s.chars:,} chars: {best}" + \
+        (f" ({', '.join(baselines)})" if baselines else "")
 
 
 def check_params(s: Session, n: int, lr: float, loss: float, grad_norm: float,
@@ -538,7 +541,11 @@ def resumed_text(cfg: TrainConfig, doc: dict, path: Path) -> Text:
         raise RnnscopeError(f"corpus {cfg.corpus!r} has a different vocabulary from the run in "
                             f"{path} ({text.vocab.size} vs {len(doc['vocab'])} characters); "
                             "resume with the corpus the run was trained on (--corpus)")
-    if text.corpus.sha256 != doc["corpus"]["sha256"]:
+    saved = doc.get("corpus", {}).get("sha256")
+    if saved is None:
+        raise RnnscopeError(f"{path / runs.CONFIG} records no SHA-256 of the corpus, so the "
+                            "text the run was trained on cannot be checked; start a new run")
+    if text.corpus.sha256 != saved:
         raise RnnscopeError(f"corpus {cfg.corpus!r} is not the text the run in {path} was "
                             "trained on (SHA-256 differs); resume with the original corpus")
     return text
