@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ from rnnscope.health import READINGS
 from rnnscope.records import read_run
 from rnnscope.sample import sample
 from rnnscope.sweep import load_spec, plan
-from rnnscope.train import resume, train
+from rnnscope.train import Diverged, resume, train
 from rnnscope.triage import diagnose_run, write_triage
 
 EXAMPLES = int(os.environ.get("RNNSCOPE_FUZZ_EXAMPLES", "40"))
@@ -81,6 +82,16 @@ def judged(call, root: Path, named: Path) -> str | None:
             assert digest(root) == before, message
             return message
     return None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bounded_memory():
+    """A reader that allocates what a spoiled file asks for (layers: 10**9) fails the test with
+    a MemoryError here instead of taking the shared machine's memory."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (min(8 << 30, hard), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 @contextmanager
@@ -272,11 +283,15 @@ def plain_triage(monkeypatch):
 
 
 def read_the_run(path: Path) -> None:
-    """What doctor, sample and `train --resume` (one more step) do with a run directory."""
+    """What doctor, sample and `train --resume` (one more step) do with a run directory; a
+    setting that makes that step diverge (lr: 1e300) is a run that works, and says so."""
     diagnose_run(path)
     run = runs.load_run(path)
     sample(run.model, run.vocab, 20, seed=0)
-    resume(path, {"steps": 21}, display=PlainDisplay(io.StringIO()))
+    try:
+        resume(path, {"steps": 21}, display=PlainDisplay(io.StringIO()))
+    except Diverged:
+        pass
 
 
 def key_path(draw, doc) -> list:
@@ -544,3 +559,17 @@ def test_a_spoiled_config_through_a_real_process_is_one_line(tmp_path, trained):
             f"rnnscope: error: {run / runs.CONFIG} is corrupt (hidden is 'eight', not int); "
             "restore it or start a new run\n"), proc.stderr
     assert digest(tmp_path) == before
+
+
+@pytest.mark.parametrize("field, value", [("layers", 10**9), ("hidden", 10**9),
+                                          ("layers", 10**18)])
+def test_a_config_json_asking_for_a_huge_model_is_refused_without_building_it(trained, field,
+                                                                               value):
+    """Found by the property test at 2000 examples: layers 10**9 filled the machine's memory."""
+    with scratch() as d:
+        run = Path(shutil.copytree(trained, d / "run"))
+        doc = json.loads((run / runs.CONFIG).read_text())
+        doc["config"][field] = value
+        (run / runs.CONFIG).write_text(json.dumps(doc))
+        for call in (lambda: runs.load_run(run), lambda: resume(run, {"steps": 21})):
+            assert "does not match its config.json" in judged(call, d, run)
