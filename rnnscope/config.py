@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from . import cells
@@ -134,8 +135,30 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """The config of a config.json's "config" object: keys of other versions are left out;
+        a value not of its field's type is a TypeError naming it."""
+        if not isinstance(d, dict):
+            raise TypeError(f"config is {type(d).__name__}, not an object")
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        for k, v in d.items():
+            if k in kinds and not of_type(v, kinds[k]):
+                raise TypeError(f"{k} is {v!r}, not {kinds[k]}")
+        return cls(**{k: v for k, v in d.items() if k in kinds})
+
+
+def of_type(value, kind: str) -> bool:
+    """Whether a JSON value has a field's type ("int", "float | None", ...): an int is no bool,
+    a float is finite (an int will do)."""
+    names = [k.strip() for k in kind.split("|")]
+    if value is None:
+        return "None" in names
+    if isinstance(value, bool):
+        return "bool" in names
+    if isinstance(value, int):
+        return "int" in names or "float" in names
+    if isinstance(value, float):
+        return "float" in names and math.isfinite(value)
+    return isinstance(value, str) and "str" in names
 
 
 def flag(field_name: str) -> str:

@@ -22,6 +22,7 @@ named metrics.jsonl or metrics.csv with a config.json beside it is read as that 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -87,7 +88,7 @@ def read_doc(config: Path) -> dict:
     except ValueError as e:
         raise RnnscopeError(f"{config} is not valid JSON ({e}); restore it, or remove it to "
                             "read the records alone") from None
-    if "vocab" in doc:
+    if isinstance(doc, dict) and "vocab" in doc:
         return runs.read_config(config.parent)
     if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
         raise RnnscopeError(f"{config} has no \"config\" object; remove it to read the records "
@@ -124,12 +125,14 @@ def inferred_config(records: list[dict]) -> dict:
 def read_csv(file: Path) -> list[dict]:
     """One record per row under a header row of keys; an empty cell is an absent reading."""
     try:
-        with open(file, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        return []
-    except UnicodeDecodeError:
-        raise RnnscopeError(f"{file} is not UTF-8 text; save the log as UTF-8 CSV") from None
+        rows = list(csv.reader(io.StringIO(runs.read_log_bytes(file).decode("utf-8"),
+                                           newline="")))
+    except UnicodeDecodeError as e:
+        raise RnnscopeError(f"{file} is not UTF-8 text (bad byte at offset {e.start}); save the "
+                            "log as UTF-8 CSV") from None
+    except csv.Error as e:  # a cell over csv's field limit (128 KiB)
+        raise RnnscopeError(f"{file} is not a CSV log ({e}); write one record per row under "
+                            "a header row of keys (docs/format.md)") from None
     if not rows:
         return []
     head = [k.strip() for k in rows[0]]

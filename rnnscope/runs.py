@@ -18,6 +18,7 @@ OS error, and what was there before is intact.
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import errno
 import io
@@ -115,17 +116,25 @@ def remove_temporary_files(path: Path) -> None:
 
 
 def new_run_dir(run_dir: str | None, cfg: TrainConfig) -> Path:
-    """Create the run directory; an existing non-empty one is never reused silently."""
-    if run_dir is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        corpus = Path(cfg.corpus).stem.replace(":", "-")  # synthetic:delay8 -> synthetic-delay8
-        base = Path("runs") / f"{stamp}-{corpus}-{cfg.cell}{cfg.hidden}x{cfg.layers}"
-        path, n = base, 1
-        while path.exists():
-            path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    else:
-        path = Path(run_dir)
-    return make_run_dir(path, "choose another --run-dir")
+    """Create the run directory; an existing non-empty one is never reused silently. Without
+    run_dir: runs/<time>-<corpus>-<cell><hidden>x<layers>, or the first of -2, -3, ... that no
+    other run holds (two runs started in the same second get two names)."""
+    if run_dir is not None:
+        return make_run_dir(Path(run_dir), "choose another --run-dir")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    corpus = Path(cfg.corpus).stem.replace(":", "-")  # synthetic:delay8 -> synthetic-delay8
+    base = Path("runs") / f"{stamp}-{corpus}-{cfg.cell}{cfg.hidden}x{cfg.layers}"
+    n = 1
+    while True:
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir(parents=True)  # atomic: of two processes making one name, one gets it
+            return path
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise RnnscopeError(f"cannot create run directory {path}: {e.strerror}; pass "
+                                "--run-dir DIR") from None
 
 
 def make_run_dir(path: Path, fix: str, fix_if_used: str | None = None) -> Path:
@@ -160,16 +169,29 @@ def read_config(path: Path) -> dict:
                             "`rnnscope train`")
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
-        TrainConfig.from_dict(doc["config"])
-        doc["vocab"]
+        check_doc(doc)
     except FileNotFoundError:
         raise RnnscopeError(f"{path} has no {CONFIG}, so it is not an rnnscope run directory; "
                             "pass a directory made by `rnnscope train`") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RnnscopeError) as e:
         raise RnnscopeError(f"{file} is corrupt ({e}); restore it or start a new run") from None
     except OSError as e:
         raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
     return doc
+
+
+def check_doc(doc) -> None:
+    """A config.json as this version writes it, or an exception saying what is not."""
+    if not isinstance(doc, dict):
+        raise TypeError(f"it holds {type(doc).__name__}, not an object")
+    TrainConfig.from_dict(doc["config"]).validate()
+    vocab, corpus = doc["vocab"], doc.get("corpus", {})
+    chars = list(vocab) if isinstance(vocab, str) else vocab  # a string, or a list of them
+    if not (isinstance(chars, list) and chars and len(set(chars)) == len(chars)
+            and all(isinstance(c, str) and len(c) == 1 for c in chars)):
+        raise ValueError(f"vocab is {vocab!r:.40}, not distinct characters")
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256", ""), str):
+        raise ValueError(f"corpus is {corpus!r:.40}, not an object with a sha256 string")
 
 
 def append_record(path: Path, record: dict) -> None:
@@ -228,12 +250,7 @@ def read_jsonl(file: Path) -> list[dict]:
 
 def parse_records(file: Path) -> tuple[list[dict], list[str]]:
     """(records, one "line N: why" for each line that is not a record) of a JSON-lines file."""
-    try:
-        data = Path(file).read_bytes()
-    except FileNotFoundError:
-        return [], []
-    except OSError as e:
-        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
+    data = read_log_bytes(file)
     lines = data.split(b"\n")
     lines.pop()  # the text after the last newline: empty, or a record being written
     records, bad = [], []
@@ -250,6 +267,30 @@ def parse_records(file: Path) -> tuple[list[dict], list[str]]:
             continue
         records.append(rec)
     return records, bad
+
+
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_log_bytes(file: Path) -> bytes:
+    """A log's bytes as UTF-8 (b"" when it does not exist): a file that begins with a
+    byte-order mark (UTF-8 from a spreadsheet, UTF-16 from Windows PowerShell's `>`) is
+    decoded by it; any other file is taken as it is."""
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as e:
+        raise RnnscopeError(f"cannot read {file} ({e.strerror}); check its permissions") from None
+    for bom, codec in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec).encode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RnnscopeError(f"{file} begins as {codec.upper()} text but is not (bad "
+                                    f"bytes at offset {e.start}); save it as UTF-8") from None
+    return data
 
 
 def keep_records(path: Path, keep: Callable[[dict], bool]) -> None:
@@ -281,8 +322,8 @@ def load_checkpoint(file: Path) -> tuple[dict, dict, dict, dict]:
     """(params, opt_state, state by part, meta); any damage is one clear error, never a pickle
     load."""
     try:
-        with np.load(file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with open(file, "rb") as f, np.load(f, allow_pickle=False) as z:  # f: closed also
+            arrays = {k: z[k] for k in z.files}                            # when load fails
         meta = json.loads(str(arrays.pop("meta")))
     except FileNotFoundError:
         raise RnnscopeError(f"{file} does not exist; train the run first or pass the right "
@@ -394,6 +435,7 @@ def load_run(path: str | Path, which: str = CHECKPOINT) -> Run:
     doc = read_config(path)
     cfg, vocab = TrainConfig.from_dict(doc["config"]), Vocab(doc["vocab"])
     params, _, _, meta = load_checkpoint(path / which)
+    check_size(cfg, vocab.size, params, path / which)
     model = model_for(cfg, vocab.size)
     check_params(model, params, path / which)
     for k in model.params:
@@ -402,11 +444,27 @@ def load_run(path: str | Path, which: str = CHECKPOINT) -> Run:
 
 
 def model_for(cfg: TrainConfig, vocab_size: int) -> Model:
-    return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
-                 dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
-                 recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
-                 forget_bias=cfg.forget_bias, chrono_init=cfg.seq_len if cfg.chrono_init else None,
-                 embed=cfg.embed)
+    """The model of cfg, initialised (an --input-scale too large for the dtype overflows to
+    inf here and is refused as a divergence at the first step, not warned of)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return Model(vocab_size, cfg.hidden, cfg.layers, cell=cfg.cell, seed=cfg.seed,
+                     dtype=cfg.dtype, recurrent_init=cfg.recurrent_init,
+                     recurrent_scale=cfg.recurrent_scale, input_scale=cfg.input_scale,
+                     forget_bias=cfg.forget_bias,
+                     chrono_init=cfg.seq_len if cfg.chrono_init else None,
+                     embed=cfg.embed)
+
+
+def check_size(cfg: TrainConfig, vocab_size: int, params: dict, file: Path) -> None:
+    """Before a model is built from cfg: it is the size of the checkpoint's (a config.json
+    edited to hidden: 10**9 is refused, not allocated)."""
+    layers = {int(k.split(".")[0]) for k in params if k.split(".")[0].isdigit()}
+    why = getattr(params.get("Why"), "shape", "missing")
+    whole = len(layers) == cfg.layers and max(layers, default=-1) == cfg.layers - 1  # 0..L-1
+    if why != (cfg.hidden, vocab_size) or not whole:
+        raise RnnscopeError(f"checkpoint {file} does not match its config.json (Why: expected "
+                            f"{(cfg.hidden, vocab_size)}, got {why}; layers {sorted(layers)}); "
+                            "restore the files together")
 
 
 def check_params(model: Model, params: dict, file: Path) -> None:
@@ -415,3 +473,14 @@ def check_params(model: Model, params: dict, file: Path) -> None:
             got = params[k].shape if k in params else "missing"
             raise RnnscopeError(f"checkpoint {file} does not match its config.json ({k}: "
                                 f"expected {v.shape}, got {got}); restore the files together")
+        check_array(params[k], f"param/{k}", file)
+
+
+def check_array(a: np.ndarray, name: str, file: Path) -> None:
+    """A checkpoint's array holds finite real floats."""
+    if not np.issubdtype(a.dtype, np.floating):
+        raise RnnscopeError(f"checkpoint {file}: {name} is {a.dtype.name}, not floating point; "
+                            "use best.npz or start a new run")
+    if not np.isfinite(a).all():
+        raise RnnscopeError(f"checkpoint {file}: {name} is not finite; use best.npz or start a "
+                            "new run")

@@ -25,6 +25,19 @@ panel.step than after backward); update_ratio is measured around optimizer.step(
 cross_entropy): it is train_nll, and it makes dh_norm the gradient of the summed NLL (SPEC 3).
 Pass loss_reduction="sum" for a loss summed over the positions.
 
+The loops people write:
+- gradient accumulation (several forward and backward passes, then panel.step): the record
+  step's micro-batches are read as one batch (side by side), so the readings and the gradient
+  check are of everything .grad accumulated; divide each micro-batch's mean loss by their
+  number, as usual. Micro-batches of different lengths give a record without layer readings;
+- torch.autocast: rnnscope's pass runs in the module's own precision on the captured input and
+  output gradient (the readings of the full-precision layers); torch's lower-precision .grad is
+  compared with a tolerance of that precision;
+- torch.compile: pass the compiled model's module (compiled.rnn) or the compiled module itself;
+- a module moved to another dtype or device after the Panel was made is followed; one in a
+  precision other than float32/float64 is refused at its next forward pass;
+- `with Panel(...) as panel:` closes the run also when the loop raises (the exception goes on).
+
 This module imports the real torch (absolute imports); nothing else in rnnscope does.
 """
 
@@ -57,6 +70,7 @@ from .version import __version__
 __all__ = ["STATE_WINDOW", "Panel", "state_readings"]  # STATE_WINDOW: the readings' characters
 CELL_OF = tuple((getattr(nn, c.TORCH[0]), name) for name, c in CELLS.items())  # cells' modules
 GRAD_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-9}  # torch_grad_rel_diff of a match
+AUTOCAST_TOLERANCE = 5e-2  # .grad computed by torch.autocast in bfloat16/float16
 CLIPPED = 1e-6  # .grad this much (relative) below its norm after backward: clipping fired
 OPTIMIZERS = {"Adam": "adam", "Adagrad": "adagrad", "RMSprop": "rmsprop"}
 
@@ -66,6 +80,7 @@ class Batch:
     """What the hooks captured of one training forward pass, time-major."""
     u: torch.Tensor                  # (T, B, in) the module's input
     h0: tuple | None                 # the initial state's parts, each (L, B, H); None: zero
+    autocast: torch.dtype | None = None  # the precision torch.autocast ran the module in
     dout: torch.Tensor | None = None     # (T, B, H) gradient reaching the module's output
     dh_last: torch.Tensor | None = None  # (L, B, H) gradient reaching h_n, if your loss reads it
     dc_last: bool = False            # whether a gradient reached the LSTM's c_n
@@ -80,7 +95,8 @@ class Panel:
                  quiet: bool = False, sat_threshold: float = 0.95, loss_reduction: str = "mean",
                  vocab_size: int | None = None, train_chars: int | None = None,
                  report: bool = True, seed: int = 0, tensorboard=None, wandb_run=None) -> None:
-        """rnn: the module to watch; run_dir: a new (or empty) directory for the run.
+        """rnn: the module to watch (or a torch.compile'd one); run_dir: a new (or empty)
+        directory for the run.
         quiet: no line per record; loss_reduction: "mean" (PyTorch's default) or "sum" over
         the T*B positions; vocab_size: your alphabet's size, if you want the triage to know
         the loss of a uniform guess; train_chars: your training text's size in characters,
@@ -89,6 +105,7 @@ class Panel:
         through-time profile's random vectors; tensorboard: a SummaryWriter and wandb_run: a W&B
         run that every record and finding is also written to (both stay yours: flushed at
         close(), never closed; docs/ecosystem.md)."""
+        rnn = compiled_module(rnn)
         self.cell = cell_of(rnn)
         if not (isinstance(log_every, int) and log_every > 0):
             raise RnnscopeError(f"log_every must be a positive integer, got {log_every!r}")
@@ -116,7 +133,7 @@ class Panel:
         self.interval = panel.Interval()
         self.steps, self.chars, self.t0 = 0, 0, time.perf_counter()
         self.shape = (0, 0)              # (T, B) of the last training forward pass
-        self.batch: Batch | None = None
+        self.batches: list[Batch] = []   # those of the record step, in order
         self.forwards = 0                # training forward passes since the last step
         self.grad_sq: dict = {}          # parameter -> squared norm of .grad after backward
         self.torch_grads: dict = {}      # rnn parameter -> .grad after backward (record steps)
@@ -143,6 +160,7 @@ class Panel:
         if not (torch.is_grad_enabled() and module.training):
             return  # an evaluation pass, not a training step
         x = args[0] if args else kwargs["input"]
+        check_precision(module.weight_hh_l0.dtype, "now")
         if isinstance(x, nn.utils.rnn.PackedSequence):
             raise RnnscopeError("rnnscope.torch.Panel reads padded batches, not a "
                                 "PackedSequence; pad the sequences (nn.utils.rnn.pad_sequence)")
@@ -154,11 +172,13 @@ class Panel:
         if not self._due():
             return
         parts = None if hx is None else tuple(hx) if isinstance(hx, tuple) else (hx,)
-        self.batch = Batch(u.detach().clone(), parts and tuple(
-            (p if p.dim() == 3 else p.unsqueeze(1)).detach().clone() for p in parts))
+        device = u.device.type
+        batch = Batch(u.detach().clone(), parts and tuple(
+            (p if p.dim() == 3 else p.unsqueeze(1)).detach().clone() for p in parts),
+            torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None)
+        self.batches.append(batch)
         out, h_n = output
         h_n = tuple(h_n) if isinstance(h_n, tuple) else (h_n,)
-        batch = self.batch
         if out.requires_grad:
             out.register_hook(lambda g: setattr(batch, "dout", time_major(g, self.rnn.batch_first)))
         if h_n[0].requires_grad:
@@ -224,7 +244,7 @@ class Panel:
             if measured:
                 rec.update(self._readings(measured, params, before))
             self._write(rec)
-        self.grad_sq, self.torch_grads, self.forwards = {}, {}, 0
+        self.grad_sq, self.torch_grads, self.forwards, self.batches = {}, {}, 0, []
 
     def eval(self, nll: float, **state: float) -> None:
         """Record an eval NLL (nats/char, over your held-out text) at the current step, and the
@@ -257,35 +277,54 @@ class Panel:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.hooks:
+        if not self.hooks:
+            return
+        if exc[0] is None:
             self.close()
+            return
+        try:  # the loop raised: keep what it recorded readable, and let its exception go on
+            self.close()
+        except Exception as e:
+            self._say(f"rnnscope: the run in {self.path} could not be closed after the loop "
+                      f"raised ({type(e).__name__}: {e}); its records are kept")
 
     # ---- measuring a record step
 
     def _measure(self) -> dict | None:
-        """The engine's pass on the captured batch, before the optimizer changes the weights:
-        {"probes", "grads", "grad_diff"}; None (with a note, once) when nothing was captured."""
-        b = self.batch
-        if b is None or b.dout is None:
-            self._warn("no-batch", f"step {self.steps + 1}: no training forward pass of the "
-                       "watched module reached the loss since the last step, so the record has "
-                       "no layer readings; call panel.step after loss.backward()")
+        """The engine's pass on the captured batch (the step's micro-batches side by side),
+        before the optimizer changes the weights: {"probes", "grads", "grad_diff"}; None
+        (with a note, once) when there is no batch to read."""
+        used = [b for b in self.batches if b.dout is not None]
+        lengths = sorted({b.u.shape[0] for b in used})
+        if len(lengths) != 1:
+            why = (f"its micro-batches have different lengths (T = {lengths})" if used else
+                   "no training forward pass of the watched module reached the loss since the "
+                   "last step; call panel.step after loss.backward()")
+            self._warn(f"no-batch {bool(used)}", f"step {self.steps + 1}: {why}, so the record "
+                       "has no layer readings")
             return None
-        to_mean = 1 / self._positions() if self.loss_reduction == "sum" else 1
+        dtype = self.rnn.weight_hh_l0.dtype
+        if self.model.dtype != numpy_dtype(dtype):  # the module was moved to another dtype
+            self.model = Model(self.rnn.input_size, self.rnn.hidden_size, self.rnn.num_layers,
+                               cell=self.cell, dtype=str(numpy_dtype(dtype)))
+        positions = sum(b.u.shape[0] * b.u.shape[1] for b in used)
+        to_mean = 1 / positions if self.loss_reduction == "sum" else 1
         with torch.no_grad():
             for k, v in mapped(self.rnn, self.cell, numpy, "sum").items():
                 self.model.params[k][...] = v
-            h0 = None if b.h0 is None else from_parts([numpy(p) for p in b.h0])
-            dh_last = None if b.dh_last is None else numpy(b.dh_last) * to_mean
+            u, h0, dout, dh_last = side_by_side(used, self.rnn.num_layers, dtype)
         # gradients of the mean loss, as rnnscope's engine gives them (SPEC 2)
-        probes, grads = self.model.layers_pass(numpy(b.u), h0, numpy(b.dout) * to_mean, dh_last)
-        return {"probes": probes, "grads": grads, "grad_diff": self._compare(grads, to_mean, b)}
+        probes, grads = self.model.layers_pass(u, None if h0 is None else from_parts(h0),
+                                               dout * to_mean,
+                                               None if dh_last is None else dh_last * to_mean)
+        return {"probes": probes, "grads": grads,
+                "grad_diff": self._compare(grads, to_mean, used)}
 
     def _positions(self) -> int:
         """T*B of the last training batch."""
         return self.shape[0] * self.shape[1]
 
-    def _compare(self, grads: dict, to_mean: float, b: Batch) -> float | None:
+    def _compare(self, grads: dict, to_mean: float, used: list[Batch]) -> float | None:
         """The relative difference of the .grad torch accumulated (before clipping) from
         rnnscope's weight gradients, reported once when it is too large; None when torch left
         some parameter without a gradient."""
@@ -296,15 +335,19 @@ class Panel:
         diff = math.sqrt(sum(float(np.sum((theirs[k] - g) ** 2)) for k, g in grads.items()))
         norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
         rel = diff / norm if norm > 0 else 0.0
-        if rel > GRAD_TOLERANCE[self.rnn.weight_hh_l0.dtype]:
+        autocast = next((b.autocast for b in used if b.autocast), None)
+        if rel > (AUTOCAST_TOLERANCE if autocast else GRAD_TOLERANCE[self.rnn.weight_hh_l0.dtype]):
             causes = ["another loss term that reaches the weights (a penalty, an auxiliary "
                       "loss)", "weight decay added to .grad"]
-            if self.forwards > 1:
-                causes.insert(0, f"{self.forwards} forward passes before this step (the panel "
-                                 "reads the last)")
+            if self.forwards > len(used):
+                causes.insert(0, f"{self.forwards - len(used)} forward passes before this step "
+                                 "whose output reached no loss")
             if self.rnn.dropout and self.rnn.num_layers > 1 and self.rnn.training:
                 causes.insert(0, "dropout between layers, which rnnscope's pass leaves out")
-            if b.dc_last:
+            if autocast:
+                causes.insert(0, f"torch.autocast's {str(autocast).removeprefix('torch.')}, far "
+                                 "from the module's own precision")
+            if any(b.dc_last for b in used):
                 causes.insert(0, "a loss that reads c_n, which rnnscope's pass leaves out")
             self._warn("grad", f"step {self.steps + 1}: torch's .grad of the {self.cell} "
                        f"differs from rnnscope's backward on the captured batch by "
@@ -385,6 +428,21 @@ def state_readings(score: Callable[[object, object], float], held_out, recent,
             "train_nll_fresh": float(score(recent, None))}
 
 
+def compiled_module(rnn):
+    """The module inside a torch.compile'd one (its hooks run when the compiled one is
+    called), or rnn itself."""
+    inner = getattr(rnn, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else rnn
+
+
+def check_precision(dtype: torch.dtype, when: str = "") -> None:
+    if dtype not in GRAD_TOLERANCE:
+        raise RnnscopeError(f"rnnscope.torch.Panel reads float32 or float64 weights, and the "
+                            f"watched module's are {when + ' ' if when else ''}{dtype}; keep "
+                            "the module in full precision (torch.autocast lowers the precision "
+                            "of the computation alone, and is read)")
+
+
 def cell_of(rnn) -> str:
     """rnnscope's cell for the module, or one clear error for what the panel cannot watch."""
     cell = next((c for cls, c in CELL_OF if isinstance(rnn, cls)), None)
@@ -401,9 +459,7 @@ def cell_of(rnn) -> str:
     if getattr(rnn, "proj_size", 0):
         raise RnnscopeError("rnnscope.torch.Panel cannot watch an LSTM with proj_size > 0: "
                             "rnnscope's LSTM has no projection; use proj_size=0")
-    if rnn.weight_hh_l0.dtype not in GRAD_TOLERANCE:
-        raise RnnscopeError(f"rnnscope.torch.Panel reads float32 or float64 weights, not "
-                            f"{rnn.weight_hh_l0.dtype}; watch the module in full precision")
+    check_precision(rnn.weight_hh_l0.dtype)
     return cell
 
 
@@ -436,6 +492,30 @@ def time_major(t: torch.Tensor, batch_first: bool) -> torch.Tensor:
     if t.dim() == 2:
         return t.unsqueeze(1)
     return t.transpose(0, 1) if batch_first else t
+
+
+def side_by_side(batches: list[Batch], layers: int, dtype: torch.dtype) -> tuple:
+    """(u, h0 parts, dout, dh_last) of micro-batches of one length as one batch, numpy arrays
+    in the weights' dtype (autocast's output gradient is of lower precision); a missing state
+    or h_n gradient is zero."""
+    def joined(tensors) -> np.ndarray:
+        return numpy(torch.cat([t.to(dtype) for t in tensors], dim=1))
+
+    def state(b: Batch, i: int) -> torch.Tensor:
+        B, H = b.u.shape[1], b.dout.shape[2]
+        return b.h0[i] if b.h0 else torch.zeros(layers, B, H, dtype=dtype, device=b.u.device)
+
+    parts = max((len(b.h0) for b in batches if b.h0), default=0)
+    h0 = [joined([state(b, i) for b in batches]) for i in range(parts)] or None
+    dh_last = None
+    if any(b.dh_last is not None for b in batches):
+        dh_last = joined([b.dh_last if b.dh_last is not None else torch.zeros_like(state(b, 0))
+                          for b in batches])
+    return (joined([b.u for b in batches]), h0, joined([b.dout for b in batches]), dh_last)
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return np.dtype(str(dtype).removeprefix("torch."))
 
 
 def numpy(t: torch.Tensor) -> np.ndarray:

@@ -28,7 +28,7 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,7 +55,7 @@ from .errors import Interrupted, RnnscopeError, WriteFailed
 from .heldout import evaluate, reset_streams, state_readings
 from .model import LossAndGrads, Model, State
 from .optim import clip_gradients, learning_rate, on_eval, optimizer_step
-from .records import finite_or_none
+from .records import finite, finite_or_none
 from .sinks import Sink
 from .triage import Watch, format_diagnosis, headline, write_triage
 
@@ -101,14 +101,16 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None,
     get every record too. A corpus that cannot be trained on is refused before any directory
     is made."""
     cfg = located(cfg.validate().with_length())
-    text = prepare(cfg)
-    path = runs.new_run_dir(run_dir, cfg)
-    with runs.writer_lock(path), quiet_overflow():
-        runs.check_new(path)  # another train that took the lock first has not written here
-        runs.write_config(path, cfg, corpus_info(text), text.vocab)
-        s = open_session(cfg, path, text)
-        s.sinks = list(sinks)
-        return run(s, display or PlainDisplay())
+    with abort_on_signals("while loading the corpus; nothing was written"):
+        text = prepare(cfg)
+    with stop_signals() as stop:  # from here a signal ends the run checkpointed
+        path = runs.new_run_dir(run_dir, cfg)
+        with runs.writer_lock(path), quiet_overflow():
+            runs.check_new(path)  # another train that took the lock first has not written here
+            runs.write_config(path, cfg, corpus_info(text), text.vocab)
+            s = open_session(cfg, path, text)
+            s.sinks = list(sinks)
+            return run(s, display or PlainDisplay(), stop)
 
 
 def resume(path: str | Path, changes: dict | None = None,
@@ -117,7 +119,7 @@ def resume(path: str | Path, changes: dict | None = None,
     changes holds the flags given with --resume ({"steps": 80}: see TrainConfig.resumed)."""
     path, display = Path(path), display or PlainDisplay()
     runs.read_config(path)  # not a run: refused before a lock file is made in it
-    with runs.writer_lock(path) as left, quiet_overflow():
+    with stop_signals() as stop, runs.writer_lock(path) as left, quiet_overflow():
         if left is not None:
             display.note(f"process {left} stopped without releasing {path / runs.LOCK} "
                          "(killed?); this process takes the run over")
@@ -127,7 +129,7 @@ def resume(path: str | Path, changes: dict | None = None,
             raise WriteFailed(f"{e}; the run is as it was: run the same command again once the "
                               "disk has room (or the directory is writable)") from None
         s.sinks = list(sinks)
-        return run(s, display)
+        return run(s, display, stop)
 
 
 @contextmanager
@@ -137,19 +139,20 @@ def quiet_overflow() -> Iterator[None]:
         yield
 
 
-def run(s: Session, display: Display) -> Path:
-    """Train s to its planned length, then write the verdict and the report; the sinks are
-    started from the session's step and closed however the run ends."""
+def run(s: Session, display: Display, stop: Stop) -> Path:
+    """Train s to its planned length, then write the verdict and the report; stop (the
+    caller's stop_signals) ends it early, checkpointed. The sinks are started from the
+    session's step and closed however the run ends."""
     for sink in s.sinks:
         sink.start(s.path, s.step)
     try:
-        return run_to_end(s, display)
+        return run_to_end(s, display, stop)
     finally:
         for sink in s.sinks:
             sink.close()
 
 
-def run_to_end(s: Session, display: Display) -> Path:
+def run_to_end(s: Session, display: Display, stop: Stop) -> Path:
     s.watch = Watch.for_run(s.path)
     total, limit = planned_length(s)
     display.start(s.path, s.step, total, limit)
@@ -159,15 +162,14 @@ def run_to_end(s: Session, display: Display) -> Path:
         return s.step < total if total else time.perf_counter() - t0 < limit
 
     try:
-        with stop_signals() as stop:
-            while going() and stop.signum is None:
-                lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched,
-                                   s.step + 1, s.cfg.warmup)
-                step(s, lr, display, t0)
-                display.step(s.step, s.chars, time.perf_counter() - t0)
-            if going():
-                raise interrupted(s, stop.signum, time.perf_counter() - t0)
-            finish(s, lr, time.perf_counter() - t0, display)
+        while going() and stop.signum is None:
+            lr = learning_rate(s.cfg.lr_schedule, s.cfg.lr, progress(s, t0), s.sched,
+                               s.step + 1, s.cfg.warmup)
+            step(s, lr, display, t0)
+            display.step(s.step, s.chars, time.perf_counter() - t0)
+        if going():
+            raise interrupted(s, stop.signum, time.perf_counter() - t0)
+        finish(s, lr, time.perf_counter() - t0, display)
     except Diverged:
         display.finish()
         conclude(s, display)
@@ -195,12 +197,12 @@ def planned_length(s: Session) -> tuple[int | None, float | None]:
     cfg = s.cfg
     if cfg.minutes is not None:
         if s.elapsed >= cfg.minutes * 60:
-            raise RnnscopeError(f"the run has already trained its {cfg.minutes:g} minutes; pass "
-                                f"--minutes above {cfg.minutes:g} to continue it")
+            raise RnnscopeError(f"the run in {s.path} has already trained its {cfg.minutes:g} "
+                                f"minutes; pass --minutes above {cfg.minutes:g} to continue it")
         return None, cfg.minutes * 60
     if cfg.steps <= s.step:
-        raise RnnscopeError(f"the run already has {s.step} steps; pass --steps larger than "
-                            f"{s.step} to continue it")
+        raise RnnscopeError(f"the run in {s.path} already has {s.step} steps; pass --steps "
+                            f"larger than {s.step} to continue it")
     return cfg.steps, None
 
 
@@ -233,18 +235,38 @@ class Stop:
 
 @contextmanager
 def stop_signals() -> Iterator[Stop]:
-    """Catch SIGINT and SIGTERM while the block runs (signals reach only the main thread;
-    elsewhere nothing is caught and the caller stops the run)."""
+    """SIGINT and SIGTERM set the Stop yielded while the block runs."""
     stop = Stop()
+    with signals_to(stop):
+        yield stop
+
+
+@contextmanager
+def abort_on_signals(doing: str) -> Iterator[None]:
+    """SIGINT or SIGTERM while the block runs stops it at once: Interrupted, its message
+    "stopped by SIGTERM " + doing ("while ...; what is kept"). Every file is written
+    atomically, so nothing is left half-written."""
+    def abort(signum: int, frame) -> None:
+        raise Interrupted(signum, f"stopped by {signal_name(signum)} {doing}")
+
+    with signals_to(abort):
+        yield
+
+
+@contextmanager
+def signals_to(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to handler while the block runs, then back to the handlers
+    before (signals reach only the main thread; elsewhere nothing is caught and the caller
+    stops the run)."""
     if threading.current_thread() is not threading.main_thread():
-        yield stop
+        yield
         return
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
-        yield stop
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig, before in previous.items():
+            signal.signal(sig, signal.SIG_DFL if before is None else before)
 
 
 def interrupted(s: Session, signum: int, elapsed: float) -> Interrupted:
@@ -373,26 +395,32 @@ def finish(s: Session, lr: float, elapsed: float, display: Display) -> None:
 
 
 def conclude(s: Session, display: Display) -> None:
-    """The verdict into triage.json and the report into report.html (unless --no-report)."""
-    result = write_triage(s.path)
-    display.note(format_diagnosis(result))
-    if s.cfg.report:
-        from .report import write_report  # matplotlib: loaded only by runs that write a report
+    """The verdict into triage.json and the report into report.html (unless --no-report); a
+    signal stops it at once, the training and its checkpoint already saved."""
+    with abort_on_signals(f"while writing the verdict and the report; the run is saved: "
+                          f"`rnnscope report {shlex.quote(str(s.path))}` writes the report"):
+        result = write_triage(s.path)
+        display.note(format_diagnosis(result))
+        if s.cfg.report:
+            from .report import write_report  # matplotlib: loaded only by runs with a report
 
-        display.note(f"report: {write_report([s.path], None)}")
+            display.note(f"report: {write_report([s.path], None)}")
 
 
 def summary(s: Session) -> str:
     """The closing line: the best eval NLL against the baselines and, when known, the floor."""
-    corpus = runs.read_config(s.path)["corpus"]
+    corpus = runs.read_config(s.path).get("corpus", {})
     best = f"best eval NLL {s.best_eval:.4f} nats/char" if math.isfinite(s.best_eval) \
         else "no eval yet"
     floor = corpus.get("floor_nll")
-    if floor is not None:
+    if finite(floor):
         above = f"{s.best_eval - floor:.4f} above " if math.isfinite(s.best_eval) else ""
         best += f", {above}the floor {floor:.4f} (the source's entropy rate)"
-    return (f"{s.step} steps, {s.chars:,} chars: {best} (unigram baseline "
-            f"{corpus['unigram_eval_nll']:.4f}, uniform {corpus['uniform_nll']:.4f})")
+    baselines = [f"{name} {corpus[key]:.4f}" for name, key in (
+        ("unigram baseline", "unigram_eval_nll"), ("uniform", "uniform_nll"))
+        if finite(corpus.get(key))]  # a config.json of an older version may lack them
+    return f"{s.step} steps, {s.chars:,} chars: {best}" + \
+        (f" ({', '.join(baselines)})" if baselines else "")
 
 
 def check_params(s: Session, n: int, lr: float, loss: float, grad_norm: float,
@@ -498,17 +526,21 @@ def resume_session(path: Path, changes: dict, display: Display) -> Session:
     has passed, so a refused resume leaves the run as it was."""
     doc = runs.read_config(path)
     saved = TrainConfig.from_dict(doc["config"]).with_length()
-    cfg = located(saved.resumed(changes))
+    try:
+        cfg = located(saved.resumed(changes))
+    except RnnscopeError as e:
+        raise RnnscopeError(f"run {path}: {e}") from None
     text = resumed_text(cfg, doc, path)
-    s = open_session(cfg, path, text)
     file = path / runs.CHECKPOINT
-    if file.exists():
-        params, opt_state, state, meta = runs.load_checkpoint(file)
+    saved_arrays = runs.load_checkpoint(file) if file.exists() else None
+    if saved_arrays:
+        runs.check_size(cfg, text.vocab.size, saved_arrays[0], file)
+    s = open_session(cfg, path, text)
+    if saved_arrays:
+        params, opt_state, state, meta = saved_arrays
         runs.check_params(s.model, params, file)
-        missing = [part for part in s.model.cell_module.STATE if part not in state]
-        if missing:
-            raise RnnscopeError(f"checkpoint {file} has no state/{missing[0]}; restore the "
-                                "run's files together or start a new run")
+        check_saved_state(s, opt_state, state, file)
+        restore_meta(s, meta, file)
         restore(s, params, opt_state, s.model.state_of(state), meta)
     else:
         display.note(f"{path} has no checkpoint yet (it stopped before its first one): "
@@ -534,10 +566,77 @@ def resumed_text(cfg: TrainConfig, doc: dict, path: Path) -> Text:
         raise RnnscopeError(f"corpus {cfg.corpus!r} has a different vocabulary from the run in "
                             f"{path} ({text.vocab.size} vs {len(doc['vocab'])} characters); "
                             "resume with the corpus the run was trained on (--corpus)")
-    if text.corpus.sha256 != doc["corpus"]["sha256"]:
+    saved = doc.get("corpus", {}).get("sha256")
+    if saved is None:
+        raise RnnscopeError(f"{path / runs.CONFIG} records no SHA-256 of the corpus, so the "
+                            "text the run was trained on cannot be checked; start a new run")
+    if text.corpus.sha256 != saved:
         raise RnnscopeError(f"corpus {cfg.corpus!r} is not the text the run in {path} was "
                             "trained on (SHA-256 differs); resume with the original corpus")
     return text
+
+
+WHOLE = ("step", "epoch", "chunk", "chars")
+
+
+def check_saved_state(s: Session, opt_state: dict, state: dict, file: Path) -> None:
+    """The optimizer slots and the carried state of a checkpoint fit s's model and batch."""
+    L, H = s.cfg.layers, s.cfg.hidden
+    for part in s.model.cell_module.STATE:
+        a = state.get(part)
+        if a is None or a.shape != (L, s.cfg.batch, H):
+            raise RnnscopeError(f"checkpoint {file}: state/{part} is "
+                                f"{'missing' if a is None else a.shape}, expected "
+                                f"{(L, s.cfg.batch, H)}; restore the run's files together or "
+                                "start a new run")
+        runs.check_array(a, f"state/{part}", file)
+    for key, a in opt_state.items():
+        like = s.model.params.get(key.split(".", 1)[-1])
+        if key == "t" and a.shape == () and np.issubdtype(a.dtype, np.integer):
+            continue
+        if like is None or a.shape != like.shape or a.dtype != like.dtype:
+            raise RnnscopeError(f"checkpoint {file}: opt/{key} ({a.dtype.name} {a.shape}) is no "
+                                f"slot of the {s.cfg.optimizer} optimizer this run has; restore "
+                                "the run's files together or start a new run")
+        runs.check_array(a, f"opt/{key}", file)
+
+
+def restore_meta(s: Session, meta, file: Path) -> None:
+    """Check a checkpoint's meta (step, cursor, RNG states, schedule, interval) as this version
+    writes it; a meta of another kind is one RnnscopeError naming the file."""
+    problem = meta_problem(s, meta)
+    if problem is None:
+        try:
+            generator(meta["rng"]), generator(meta["panel_rng"])
+        except (KeyError, TypeError, ValueError) as e:
+            problem = f"RNG state: {type(e).__name__}"
+    if problem:
+        raise RnnscopeError(f"checkpoint {file} is not one this version reads ({problem}); use "
+                            "best.npz or start a new run")
+
+
+def meta_problem(s: Session, meta) -> str | None:
+    if not isinstance(meta, dict):
+        return f"meta is {type(meta).__name__}, not an object"
+    for key in WHOLE:
+        if not (type(meta.get(key)) is int and meta[key] >= 0):
+            return f"{key} is {meta.get(key)!r}"
+    if meta["chunk"] >= chunks_per_epoch(s.streams, s.cfg.seq_len):
+        return f"chunk {meta['chunk']} is past the epoch"
+    for key in ("sched", "interval"):
+        if not isinstance(meta.get(key), dict):
+            return f"{key} is {meta.get(key)!r}, not an object"
+    numbers = {"elapsed_s": meta.get("elapsed_s"), "horizon": meta.get("horizon", 1),
+               **{f"sched.{k}": v for k, v in meta["sched"].items()},
+               **{f"interval.{k}": meta["interval"].get(k) for k in panel.Interval.EMPTY}}
+    if "best_eval" not in meta:
+        return "best_eval is missing"
+    if meta["best_eval"] is not None:
+        numbers["best_eval"] = meta["best_eval"]
+    bad = [k for k, v in numbers.items() if not finite(v)]
+    if bad:
+        return f"{bad[0]} is {numbers[bad[0]]!r}"
+    return None if numbers["horizon"] > 0 else f"horizon is {numbers['horizon']}"
 
 
 def restore(s: Session, params: dict, opt_state: dict, h: State, meta: dict) -> None:

@@ -11,7 +11,9 @@ from story import violations
 import rnnscope.train
 from rnnscope import runs
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared beside the development checkout; CI names it in RNNSCOPE_SHARED (.ci/run), and
+# then a file missing from it fails the test that wants it instead of skipping it.
+SHARED = Path(os.environ.get("RNNSCOPE_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def english_text(n_chars: int) -> str:
@@ -27,11 +29,23 @@ def english_text(n_chars: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The directory holding tinyshakespeare.txt for offline tests (skips when it is absent)."""
-    if not (SHARED_DATA / "tinyshakespeare.txt").is_file():
-        pytest.skip(f"needs {SHARED_DATA}/tinyshakespeare.txt")
-    return SHARED_DATA
+def shared():
+    """shared(relative) -> the path of a file of ../shared; the test skips when it is absent (a
+    clone has no ../shared), unless RNNSCOPE_SHARED names the directory (CI): then it fails."""
+    def path(relative: str) -> Path:
+        file = SHARED / relative
+        if not file.is_file():
+            if os.environ.get("RNNSCOPE_SHARED"):
+                pytest.fail(f"RNNSCOPE_SHARED={SHARED} has no {relative}")
+            pytest.skip(f"needs {file} (beside the development checkout only)")
+        return file
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data(shared) -> Path:
+    """The directory holding tinyshakespeare.txt for offline tests (see shared)."""
+    return shared("data/tinyshakespeare.txt").parent
 
 
 @pytest.fixture(scope="session")

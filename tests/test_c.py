@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 from rnnscope import panel
 from rnnscope.cells import CELLS
@@ -150,8 +149,8 @@ def test_c_network_panel_record_equals_rnnscopes_for_the_same_step(filled_case):
         assert record[key] == pytest.approx(value, rel=1e-10), key
 
 
-def test_c_network_makes_the_run_directory_it_is_given(minrnn, tmp_path):
-    text = SHARED_DATA / "tinyshakespeare.txt"
+def test_c_network_makes_the_run_directory_it_is_given(minrnn, tmp_path, shared_data):
+    text = shared_data / "tinyshakespeare.txt"
     run = tmp_path / "runs" / "new"
     subprocess.run([str(minrnn), "train", str(text), str(run), "--hidden", "8", "--steps", "4",
                     "--log-every", "2", "--eval-every", "4"], check=True, capture_output=True)
@@ -178,9 +177,9 @@ def test_c_network_refuses_a_case_of_two_layers(minrnn, tmp_path):
 
 @pytest.mark.slow
 def test_c_network_trains_on_shakespeare_and_its_log_goes_through_doctor(minrnn, tmp_path,
-                                                                          capsys):
+                                                                          capsys, shared_data):
     run = tmp_path / "run"
-    subprocess.run([str(minrnn), "train", str(SHARED_DATA / "tinyshakespeare.txt"), str(run),
+    subprocess.run([str(minrnn), "train", str(shared_data / "tinyshakespeare.txt"), str(run),
                     "--hidden", "48", "--seq", "25", "--batch", "4", "--steps", "300",
                     "--log-every", "15", "--eval-every", "150"], check=True,
                    capture_output=True)

@@ -13,10 +13,11 @@ import pytest
 from rnnscope import corpora, synthetic
 from rnnscope.errors import RnnscopeError
 
-SHARED = Path(__file__).parents[2] / "shared" / "data"
-SHAKESPEARE = SHARED / corpora.TINYSHAKESPEARE_FILE
-needs_shakespeare = pytest.mark.skipif(not SHAKESPEARE.is_file(),
-                                       reason=f"{SHAKESPEARE} not present")
+
+@pytest.fixture
+def shakespeare(shared_data) -> Path:
+    """tinyshakespeare.txt of ../shared (conftest's shared_data: skips in a clone without it)."""
+    return shared_data / corpora.TINYSHAKESPEARE_FILE
 
 
 @pytest.fixture
@@ -42,36 +43,32 @@ def test_stdlib_corpus_loads_offline_is_large_and_deterministic(isolated):
     assert first.sha256 == hashlib.sha256(first.text.encode("utf-8")).hexdigest()
 
 
-@needs_shakespeare
-def test_tinyshakespeare_loads_from_data_dir_and_matches_pinned_hash(isolated):
-    corpus = corpora.load_corpus("tinyshakespeare", data_dir=str(SHARED))
+def test_tinyshakespeare_loads_from_data_dir_and_matches_pinned_hash(isolated, shakespeare):
+    corpus = corpora.load_corpus("tinyshakespeare", data_dir=str(shakespeare.parent))
     assert len(corpus.text) == corpora.TINYSHAKESPEARE_CHARS
     assert corpus.sha256 == corpora.TINYSHAKESPEARE_SHA256
 
 
-@needs_shakespeare
-def test_tinyshakespeare_loads_from_rnnscope_data_env(isolated, monkeypatch):
-    monkeypatch.setenv("RNNSCOPE_DATA", str(SHARED))
+def test_tinyshakespeare_loads_from_rnnscope_data_env(isolated, shakespeare, monkeypatch):
+    monkeypatch.setenv("RNNSCOPE_DATA", str(shakespeare.parent))
     assert len(corpora.load_corpus("tinyshakespeare").text) == corpora.TINYSHAKESPEARE_CHARS
     assert "found in" in corpora.list_corpora()[1]["state"]
 
 
-@needs_shakespeare
-def test_tinyshakespeare_with_wrong_hash_is_refused(isolated):
+def test_tinyshakespeare_with_wrong_hash_is_refused(isolated, shakespeare):
     bad = isolated / "bad"
     bad.mkdir()
-    tampered = SHAKESPEARE.read_bytes().replace(b"KING", b"KONG")
+    tampered = shakespeare.read_bytes().replace(b"KING", b"KONG")
     (bad / corpora.TINYSHAKESPEARE_FILE).write_bytes(tampered)
     with pytest.raises(RnnscopeError, match=f"{bad}/tinyshakespeare.txt has SHA-256 .*expected "
                                             f"{corpora.TINYSHAKESPEARE_SHA256}; delete it"):
         corpora.load_corpus("tinyshakespeare", data_dir=str(bad))
 
 
-@needs_shakespeare
-def test_tinyshakespeare_is_read_from_the_user_cache(isolated):
+def test_tinyshakespeare_is_read_from_the_user_cache(isolated, shakespeare):
     cache = isolated / "cache" / "rnnscope"
     cache.mkdir(parents=True)
-    shutil.copy(SHAKESPEARE, cache / corpora.TINYSHAKESPEARE_FILE)
+    shutil.copy(shakespeare, cache / corpora.TINYSHAKESPEARE_FILE)
     assert corpora.list_corpora()[1]["state"].startswith("cached at")
     assert corpora.load_corpus("tinyshakespeare").sha256 == corpora.TINYSHAKESPEARE_SHA256
 
@@ -90,9 +87,8 @@ class FakeResponse:
         return self.body
 
 
-@needs_shakespeare
-def test_tinyshakespeare_download_is_verified_and_cached(isolated, monkeypatch):
-    body = SHAKESPEARE.read_bytes()
+def test_tinyshakespeare_download_is_verified_and_cached(isolated, shakespeare, monkeypatch):
+    body = shakespeare.read_bytes()
     monkeypatch.setattr(corpora.urllib.request, "urlopen",
                         lambda url, timeout: FakeResponse(body))
     assert len(corpora.load_corpus("tinyshakespeare").text) == corpora.TINYSHAKESPEARE_CHARS

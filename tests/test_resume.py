@@ -4,6 +4,7 @@ directory alone and ends with the records and parameters of an uninterrupted run
 Most tests run in this process (signals sent to itself, writes made to fail); the last section
 stops real `rnnscope train` processes (SIGINT, SIGTERM, kill -9, a file size limit)."""
 
+import datetime
 import errno
 import io
 import json
@@ -539,3 +540,100 @@ def test_doctor_warns_of_a_garbage_line_in_one_line(tmp_path, whole):
     assert doctor.returncode == 0 and doctor.stdout.startswith("verdict:")
     assert doctor.stderr == (f"rnnscope: warning: {path / runs.METRICS}: skipped 1 unreadable "
                              f"line (line 5: not JSON); read the other 4 records\n")
+
+
+# ---- runs started together, and a signal before the first step or after the last
+
+
+def test_runs_started_in_the_same_second_get_free_names(monkeypatch, tmp_path):
+    """The time stamp names a run without --run-dir; the second of one second is -2, ..."""
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(runs.datetime, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(hidden=8)
+    made = [runs.new_run_dir(None, cfg) for _ in range(3)]
+    assert [str(p) for p in made] == ["runs/20260102-030405-stdlib-rnn8x1",
+                                      "runs/20260102-030405-stdlib-rnn8x1-2",
+                                      "runs/20260102-030405-stdlib-rnn8x1-3"]
+    assert all(p.is_dir() and not any(p.iterdir()) for p in made)
+
+
+RACE = """import datetime, sys, time
+from rnnscope import TrainConfig, runs
+class Frozen(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return cls(2026, 1, 2, 3, 4, 5)
+runs.datetime.datetime = Frozen
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+print(runs.new_run_dir(None, TrainConfig(hidden=8)))
+"""
+
+
+def test_processes_racing_for_one_name_each_get_their_own(tmp_path):
+    """Four processes name their run at the same instant: no two get the same directory and
+    none is refused (the name is claimed by an atomic mkdir, not checked then made)."""
+    at = time.time() + 3  # after every interpreter has started
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(at)], cwd=tmp_path, env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    got = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), got
+    names = sorted(out.strip() for out, _ in got)
+    base = "runs/20260102-030405-stdlib-rnn8x1"
+    assert names == [base, f"{base}-2", f"{base}-3", f"{base}-4"]
+
+
+def test_sigterm_while_the_corpus_loads_ends_at_once_and_writes_nothing(tmp_path):
+    """The corpus is a pipe (as `--corpus <(zcat text.gz)` is): once the writer's open returns,
+    the run is reading it, and SIGTERM arrives in the middle of that read."""
+    fifo = tmp_path / "text.fifo"
+    os.mkfifo(fifo)
+    proc = start("train", "--corpus", fifo, "--steps", 20, *STOPPABLE, cwd=tmp_path)
+    fd = None
+
+    def reading() -> bool:  # a pipe opens for writing only once a reader has it open
+        nonlocal fd
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            assert e.errno == errno.ENXIO
+        return fd is not None
+
+    wait_until(proc, reading, "it opened the corpus")
+    try:
+        os.write(fd, b"some text, not all of it yet\n" * 100)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        code, out, err = ended(proc)
+    finally:
+        os.close(fd)
+    assert code == 143 and "Traceback" not in err, err
+    assert err == "rnnscope: stopped by SIGTERM while loading the corpus; nothing was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.fifo"]
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_report_is_written_ends_cleanly_and_the_run_stays_whole(
+        small_corpus, tmp_path, capsys):
+    """SIGTERM once triage.json is there, while report.html is drawn: exit 143 with one line,
+    no temporary file left, the checkpoint whole; `rnnscope report` then writes the report."""
+    path = tmp_path / "run"
+    argv = [a for a in STOPPABLE if a != "--no-report"]
+    proc = start("train", "--corpus", small_corpus, "--steps", 30, "--run-dir", path, *argv,
+                 cwd=tmp_path)
+    wait_until(proc, lambda: (path / runs.TRIAGE).exists(), "its verdict")
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = ended(proc)
+    assert code == 143 and err.count("\n") == 1, err
+    assert err == (f"rnnscope: stopped by SIGTERM while writing the verdict and the report; the "
+                   f"run is saved: `rnnscope report {path}` writes the report\n")
+    assert not list(path.glob(".*")) and not (path / runs.LOCK).exists()
+    assert not (path / runs.REPORT).exists()
+    assert runs.load_checkpoint(path / runs.CHECKPOINT)[3]["step"] == 30
+    assert cli(capsys, "doctor", path)[0] == 0
+    assert cli(capsys, "report", path)[0] == 0 and (path / runs.REPORT).stat().st_size > 0

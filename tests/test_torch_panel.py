@@ -13,6 +13,7 @@ import pytest
 
 from rnnscope import panel as rs_panel
 from rnnscope.cells import CELLS
+from rnnscope.cli import main
 from rnnscope.errors import RnnscopeError
 from rnnscope.model import Model
 from rnnscope.records import read_run
@@ -31,13 +32,14 @@ RTOL = 1e-9
 class Net:
     """A user's char model: input (one-hot, or an embedding), the watched module, a readout."""
 
-    def __init__(self, cell: str, layers: int, batch_first: bool, embed: bool, seed: int = 0):
+    def __init__(self, cell: str, layers: int, batch_first: bool, embed: bool, seed: int = 0,
+                 dtype=torch.float64):
         torch.manual_seed(seed)
         self.batch_first, self.embed = batch_first, embed
-        self.emb = torch.nn.Embedding(V, E, dtype=torch.float64) if embed else None
+        self.emb = torch.nn.Embedding(V, E, dtype=dtype) if embed else None
         self.rnn = MODULES[cell](E if embed else V, H, layers, batch_first=batch_first,
-                                 dtype=torch.float64)
-        self.head = torch.nn.Linear(H, V, dtype=torch.float64)
+                                 dtype=dtype)
+        self.head = torch.nn.Linear(H, V, dtype=dtype)
 
     def parameters(self):
         return [*(self.emb.parameters() if self.embed else []), *self.rnn.parameters(),
@@ -45,7 +47,7 @@ class Net:
 
     def loss(self, x, y, h):
         """Mean cross-entropy of targets y given ids x, both (T, B), from state h."""
-        inp = self.emb(x) if self.embed else F.one_hot(x, V).double()
+        inp = self.emb(x) if self.embed else F.one_hot(x, V).to(self.head.weight.dtype)
         if self.batch_first:
             inp = inp.transpose(0, 1)
         out, h = self.rnn(inp, h)
@@ -56,7 +58,8 @@ class Net:
     def twin(self, cell: str) -> Model:
         """rnnscope's Model holding the same network: layer 0's input weights absorb the
         embedding (embedding then W_ih equals one-hot times E @ W_ih.T)."""
-        model = Model(V, H, self.rnn.num_layers, cell=cell, dtype="float64")
+        dtype = str(self.head.weight.dtype).removeprefix("torch.")
+        model = Model(V, H, self.rnn.num_layers, cell=cell, dtype=dtype)
         with torch.no_grad():
             params = mapped(self.rnn, cell, lambda t: t.numpy().copy(), "sum")
             wx = f"0.{CELLS[cell].INPUT[0]}"
@@ -77,11 +80,14 @@ def detach(h):
     return tuple(p.detach() for p in h) if isinstance(h, tuple) else h.detach()
 
 
-def run_loop(net: Net, cell: str, path, steps=6, log_every=3, clip=None, **panel_kw):
-    """The user's loop with the panel; returns the records and, per record step, what
-    rnnscope's own engine reads on the same weights and batch."""
+def run_loop(net: Net, cell: str, path, steps=6, log_every=3, clip=None, watched=None,
+             panel=None, **panel_kw):
+    """The user's loop with the panel (on watched, default net.rnn; or the panel given);
+    returns the records and, per record step, what rnnscope's own engine reads on the same
+    weights and batch."""
     opt = torch.optim.SGD(net.parameters(), lr=0.3)
-    panel = Panel(net.rnn, path, log_every, quiet=True, report=False, **panel_kw)
+    panel = panel or Panel(net.rnn if watched is None else watched, path, log_every,
+                           quiet=True, report=False, **panel_kw)
     rng, data, h = np.random.default_rng([0, 2]), np.random.default_rng(1), None
     expected = {}
     for step in range(1, steps + 1):
@@ -387,3 +393,142 @@ def test_the_example_script_trains_with_the_panel_end_to_end(tmp_path, small_cor
     assert doc["config"]["cell"] == "lstm" and doc["config"]["optimizer"] == "adam"
     assert [r["step"] for r in records if "eval_nll" in r] == [20, 40]
     assert "verdict:" in out and (run / "report.html").exists()
+
+
+# ---- the loops people write: accumulation, autocast, compile, a moved module, an exception
+
+
+def batches(seed: int, n: int, b: int = B):
+    data = np.random.default_rng(seed)
+    return [tuple(torch.from_numpy(data.integers(0, V, (T, b))) for _ in range(2))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("cell", sorted(MODULES))
+def test_gradient_accumulation_reads_the_micro_batches_as_one_batch(tmp_path, cell):
+    """Three forward and backward passes (each loss / 3), then panel.step: the record is
+    rnnscope's engine on the three micro-batches side by side, and torch's accumulated .grad
+    matches it."""
+    net, micro = Net(cell, 2, False, False), 3
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    panel = Panel(net.rnn, tmp_path / "run", 2, quiet=True, report=False)
+    rng, expected = np.random.default_rng([0, 2]), {}
+    for step in range(1, 5):
+        parts = batches(step, micro)
+        twin, before = net.twin(cell), [p.detach().clone() for p in net.parameters()]
+        opt.zero_grad()
+        for x, y in parts:
+            (net.loss(x, y, None)[0] / micro).backward()
+        grad_norm = math.sqrt(sum(float((p.grad ** 2).sum()) for p in net.parameters()))
+        panel.step(net.loss(*parts[-1], None)[0], opt)
+        if step % 2 == 0:
+            x, y = (torch.cat(a, dim=1).numpy() for a in zip(*parts, strict=True))
+            expected[step] = engine_readings(net, cell, twin, x, y, None, before, rng)
+            expected[step]["grad_norm"] = grad_norm
+    panel.close()
+    recs = {r["step"]: r for r in read_run(tmp_path / "run")[1]}
+    for step, want in expected.items():
+        assert_readings_equal(recs[step], want)
+        assert recs[step]["torch_grad_rel_diff"] < 1e-12
+
+
+def test_micro_batches_of_different_lengths_leave_the_layer_readings_out(tmp_path, capsys):
+    net = Net("gru", 1, False, False)
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    with Panel(net.rnn, tmp_path / "run", 1, report=False) as panel:
+        for x, y in batches(0, 2):
+            net.loss(x, y, None)[0].backward()
+            net.loss(x[:2], y[:2], None)[0].backward()  # a shorter chunk, the same step
+            panel.step(torch.tensor(1.0), opt)
+    assert "micro-batches have different lengths (T = [2, 5]), so the record has no layer " \
+           "readings" in capsys.readouterr().out
+    assert all("sat_ratio" not in r for r in read_run(tmp_path / "run")[1])
+
+
+def test_autocast_bfloat16_reads_the_full_precision_layers(tmp_path, capsys):
+    """torch.autocast runs the LSTM in bfloat16; rnnscope's pass runs its float32 weights on
+    the same input: the forward readings are bit for bit those of rnnscope's float32 engine,
+    the backward ones within bfloat16's precision of the gradient that reached the module, and
+    torch's .grad is compared without a false alarm."""
+    net = Net("lstm", 1, False, False, dtype=torch.float32)
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    panel = Panel(net.rnn, tmp_path / "run", 1, report=False)
+    (x, y), = batches(3, 1)
+    twin = net.twin("lstm")
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = net.loss(x, y, None)[0]
+    assert net.rnn(F.one_hot(x, V).float())[0].dtype == torch.float32  # outside: float32
+    loss.backward()
+    panel.step(loss, opt)
+    panel.close()
+    rec = read_run(tmp_path / "run")[1][0]
+    out = twin.loss_and_grads(x.numpy(), y.numpy())
+    want = rs_panel.readings(out.probes, twin.params, rs_panel.grad_norms(out.grads),
+                             {k: np.zeros_like(v) for k, v in twin.params.items()}, 0.95,
+                             np.random.default_rng([0, 2]), "lstm")
+    for key in ("mean_abs_h", "sat_ratio", "mean_abs_c", "c_sat_ratio", "gate.f.mean"):
+        assert rec[key] == want[key], key
+    assert rec["dh_norm"] == pytest.approx(want["dh_norm"], rel=2e-2)
+    assert 0 < rec["torch_grad_rel_diff"] < 5e-2
+    assert "differs" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrap", ["module", "model"])
+def test_a_torch_compiled_module_is_watched_exactly(tmp_path, wrap):
+    """torch.compile (its default backend, inductor): the compiled module itself, or the
+    module inside a compiled model (compiled.rnn), reads as the uncompiled one does."""
+    net = Net("gru", 2, True, True)
+    compiled = torch.compile(net.rnn)
+    watched = compiled if wrap == "module" else net.rnn
+    net.rnn = compiled
+    recs, expected = run_loop(net, "gru", tmp_path / "run", watched=watched)
+    for step, want in expected.items():
+        assert_readings_equal(recs[step], want)
+        assert recs[step]["torch_grad_rel_diff"] < 1e-12
+
+
+def test_a_module_moved_to_float64_after_the_panel_is_read_in_float64(tmp_path, capsys):
+    """The Panel made on float32 weights; the model moved with .double() before training:
+    the readings are float64's (relative 1e-9), with no false gradient alarm."""
+    net = Net("lstm", 2, False, False, dtype=torch.float32)
+    panel = Panel(net.rnn, tmp_path / "run", 3, quiet=True, report=False)
+    for module in (net.rnn, net.head):
+        module.double()
+    recs, expected = run_loop(net, "lstm", tmp_path / "run", panel=panel)
+    for step, want in expected.items():
+        assert_readings_equal(recs[step], want)
+        assert recs[step]["torch_grad_rel_diff"] < 1e-12
+    assert "differs" not in capsys.readouterr().out
+
+
+def test_a_module_moved_to_half_precision_is_refused_at_its_next_forward(tmp_path):
+    net = Net("rnn", 1, False, False, dtype=torch.float32)
+    Panel(net.rnn, tmp_path / "run", 1, quiet=True, report=False)
+    net.rnn.to(torch.bfloat16)
+    with pytest.raises(RnnscopeError, match=r"^rnnscope.torch.Panel reads float32 or float64 "
+                       r"weights, and the watched module's are now torch.bfloat16; keep"):
+        net.rnn(torch.zeros(T, B, V, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("fails_at", [1, 5])
+def test_an_exception_in_the_loop_leaves_a_readable_run_and_goes_on(tmp_path, capsys,
+                                                                    fails_at):
+    """`with Panel(...)`: the loop raises before its first step or after some records; the
+    exception reaches the caller, and doctor and report read the run."""
+    net = Net("lstm", 1, False, False)
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    path = tmp_path / "run"
+    with pytest.raises(ZeroDivisionError), \
+            Panel(net.rnn, path, 2, quiet=True, report=False) as panel:
+        for step, (x, y) in enumerate(batches(0, 6), start=1):
+            loss = net.loss(x, y, None)[0]
+            if step == fails_at:
+                raise ZeroDivisionError("a bug in the loop")
+            opt.zero_grad()
+            loss.backward()
+            panel.step(loss, opt)
+    assert [r["step"] for r in read_run(path)[1]] == ([] if fails_at == 1 else [2, 4])
+    capsys.readouterr()
+    assert main(["doctor", str(path)]) == 0 and main(["report", str(path)]) == 0
+    assert (path / "report.html").exists() and not list(path.glob(".*"))

@@ -49,6 +49,7 @@ class Case:
     out_loss: float | None = None
     out_states: Arrays = field(default_factory=dict)  # "{l}.{part}" -> (T, B, H)
     dtype: str = "float64"  # float32 when any of the user's arrays is float32
+    path: Path | None = None  # the file or directory it was read from
 
     @property
     def h0(self) -> np.ndarray:
@@ -120,12 +121,13 @@ def load_arrays(path: Path) -> Arrays:
     arrays = {}
     for file in files:
         try:
-            if path.is_dir():
-                arrays[file.relative_to(path).with_suffix("").as_posix()] = \
-                    np.load(file, allow_pickle=False)
-            else:
-                with np.load(file, allow_pickle=False) as z:
-                    arrays.update({k: z[k] for k in z.files})
+            with open(file, "rb") as f:  # closed also when the load fails
+                if path.is_dir():
+                    arrays[file.relative_to(path).with_suffix("").as_posix()] = \
+                        np.load(f, allow_pickle=False)
+                else:
+                    with np.load(f, allow_pickle=False) as z:
+                        arrays.update({k: z[k] for k in z.files})
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise RnnscopeError(f"{file} is not a readable {'.npy' if path.is_dir() else '.npz'}"
                                 f" ({type(e).__name__}: {e}); write plain numeric arrays with "
@@ -159,7 +161,7 @@ def read_case(path: Path) -> Case:
                *([] if loss is None else [loss])]
     dtype = "float32" if any(a.dtype == np.float32 for a in answers) else "float64"
     return Case(cell, params, x, y, {s: a.astype(np.float64) for s, a in state0.items()}, calls,
-                None if loss is None else float(loss.reshape(())), out_states, dtype)
+                None if loss is None else float(loss.reshape(())), out_states, dtype, path)
 
 
 def num_layers(arrays: Arrays) -> int:
@@ -223,19 +225,22 @@ def user_grad(arrays: Arrays, key: str, shape: tuple, path: Path) -> np.ndarray:
     if key not in arrays:
         raise RnnscopeError(f"{path} has no {key}; add your gradient of the mean loss for every "
                             "parameter of every call")
-    g = expect(arrays[key], shape, key, path)
-    if not np.all(np.isfinite(g)):
-        bad = np.unravel_index(np.argmin(np.isfinite(g)), g.shape)
-        raise RnnscopeError(f"{key} in {path} is not finite at {tuple(map(int, bad))} "
-                            f"({g[bad]}); your backward pass overflowed or divided by zero there")
-    return g
+    return expect(arrays[key], shape, key, path)
 
 
 def expect(a: np.ndarray, shape: tuple, name: str, path: Path) -> np.ndarray:
+    """a, checked to have the shape, a float dtype and finite values."""
     if a.shape != shape:
         raise RnnscopeError(f"{name} in {path} has shape {a.shape}, expected {shape}")
     if a.dtype.name not in FLOATS:
         raise RnnscopeError(f"{name} in {path} is {a.dtype.name}; write it as float32 or float64")
+    if not np.all(np.isfinite(a)):
+        bad = np.unravel_index(np.argmin(np.isfinite(a)), a.shape)
+        fix = {"grad": "your backward pass overflowed or divided by zero there",
+               "out": "your forward pass overflowed there"}.get(name.split("/")[0],
+                                                                 "keep the exported values")
+        raise RnnscopeError(f"{name} in {path} is not finite at {tuple(map(int, bad))} "
+                            f"({a[bad]}); {fix}")
     return a
 
 

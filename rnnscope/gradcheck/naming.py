@@ -271,7 +271,8 @@ def check_float32_is_enough(model: Model, case: Case, tol: Tolerance) -> None:
     theirs = single.loss_and_grads(case.x[:t], case.y[:t], state0).grads
     noise = max(rel_error(theirs[k].astype(np.float64), ours[k]) for k in ours)
     if noise > tol.grad / 10:
-        raise RnnscopeError(f"on this case even rnnscope's float32 gradients are {noise:.1e} "
+        raise RnnscopeError(f"on {case.path or 'this case'} even rnnscope's float32 "
+                            f"gradients are {noise:.1e} "
                             "off its float64 ones (an ill-conditioned, chaotic network); send "
                             "float64 gradients or use smaller weights")
 

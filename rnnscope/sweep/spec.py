@@ -75,7 +75,7 @@ def load_spec(path: Path) -> Spec:
 
     def where(*keys) -> str:
         return f"{path} line {lines.get(keys, lines.get(keys[:-1], 1))}: " + \
-            ".".join(str(k) for k in keys)
+            ".".join(map(shown_key, keys))
 
     if not isinstance(doc, dict):
         raise RnnscopeError(f"{path}: a sweep file is a mapping with name, method and "
@@ -116,13 +116,21 @@ def load_spec(path: Path) -> Spec:
                                           for (f, v), w in at.items()})
 
 
+def shown_key(key) -> str:
+    """A key as an error names it: as written, or quoted when it is blank or holds a line
+    break or other unprintable character (an error is one line)."""
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
 def yaml_problem(e) -> str:
     """' line N: not valid YAML (while parsing X from line M: problem)' from PyYAML's error."""
     mark, context = getattr(e, "problem_mark", None), getattr(e, "context", None)
     start = getattr(e, "context_mark", None)
     where = f" line {mark.line + 1}" if mark else ""
     since = f"{context} from line {start.line + 1}: " if context and start else ""
-    return f"{where}: not valid YAML ({since}{getattr(e, 'problem', None) or e})"
+    problem = " ".join(str(getattr(e, "problem", None) or e).split())  # PyYAML's: lines
+    return f"{where}: not valid YAML ({since}{problem})"
 
 
 def key_lines(node, path: str, keys: tuple = ()) -> dict[tuple, int]:
