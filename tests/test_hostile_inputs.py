@@ -573,3 +573,11 @@ def test_a_config_json_asking_for_a_huge_model_is_refused_without_building_it(tr
         (run / runs.CONFIG).write_text(json.dumps(doc))
         for call in (lambda: runs.load_run(run), lambda: resume(run, {"steps": 21})):
             assert "does not match its config.json" in judged(call, d, run)
+
+
+def test_a_swept_null_is_not_taken_for_a_fixed_value(tmp_path, small_corpus):
+    """Found by the property test at 1138 examples: `values: [null]` was a KeyError."""
+    (tmp_path / "grid.yaml").write_text(f"parameters:\n  corpus: {{value: {small_corpus}}}\n"
+                                        "  data_dir: {values: [null]}\n")
+    points = plan(load_spec(tmp_path / "grid.yaml"), {}, tmp_path / "out")
+    assert [p.settings for p in points] == [{"data_dir": None}]

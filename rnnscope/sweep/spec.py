@@ -27,6 +27,7 @@ from ..config import TrainConfig, flag
 from ..errors import RnnscopeError
 
 SPEC_KEYS = ("name", "method", "parameters", "description")
+FIXED = object()  # where a fixed value was written, apart from a swept value None
 FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}  # name -> "int | None", ...
 
 
@@ -100,8 +101,8 @@ def load_spec(path: Path) -> Spec:
                                 "sweep it or {value: x} to fix it (only grid values, no "
                                 "distributions)")
         if "value" in entry:
-            at[name, None] = where("parameters", key, "value")
-            fixed[name] = coerce(name, entry["value"], at[name, None])
+            at[name, FIXED] = where("parameters", key, "value")
+            fixed[name] = coerce(name, entry["value"], at[name, FIXED])
             continue
         values = entry["values"]
         if not isinstance(values, list) or not values:
@@ -112,7 +113,7 @@ def load_spec(path: Path) -> Spec:
             swept[name].append(coerce(name, v, where("parameters", key, "values", i)))
             at[name, swept[name][-1]] = where("parameters", key, "values", i)
     name = doc.get("name", Path(path).stem)
-    return Spec(str(name), swept, fixed, {(f, fixed[f] if v is None else v): w
+    return Spec(str(name), swept, fixed, {(f, fixed[f] if v is FIXED else v): w
                                           for (f, v), w in at.items()})
 
 
