@@ -358,7 +358,7 @@ def checkpoint_step(path: Path) -> int:
 def test_a_killed_sweep_resumes_its_runs(small_corpus, tmp_path):
     """kill -9 of the sweep: its workers notice, checkpoint and stop; the rerun resumes them;
     Ctrl-C of that rerun: exit 130, runs checkpointed; the third run finishes the grid."""
-    out, steps = tmp_path / "out", 1000
+    out, steps = tmp_path / "out", 3000  # long enough that Ctrl-C lands before the end
     argv = [sys.executable, "-m", "rnnscope.cli", "sweep", "--set", "seed=0,1", "--hidden", "8",
             "--steps", str(steps), "--corpus", str(small_corpus), *TINY, "--workers", "2",
             "--out", str(out)]

@@ -463,7 +463,7 @@ def test_autocast_bfloat16_reads_the_full_precision_layers(tmp_path, capsys):
     panel.close()
     rec = read_run(tmp_path / "run")[1][0]
     out = twin.loss_and_grads(x.numpy(), y.numpy())
-    want = rs_panel.readings(out.probes, twin.params, rs_panel.grad_norms(out.grads),
+    want = rs_panel.measure(out.probes, twin.params, rs_panel.grad_norms(out.grads),
                              {k: np.zeros_like(v) for k, v in twin.params.items()}, 0.95,
                              np.random.default_rng([0, 2]), "lstm")
     for key in ("mean_abs_h", "sat_ratio", "mean_abs_c", "c_sat_ratio", "gate.f.mean"):
