@@ -3,13 +3,14 @@ story checked on every run the tests train."""
 
 import errno
 import os
+import urllib.error
 from pathlib import Path
 
 import pytest
 from story import violations
 
 import rnnscope.train
-from rnnscope import runs
+from rnnscope import corpora, runs
 
 # ../shared beside the development checkout; CI names it in RNNSCOPE_SHARED (.ci/run), and
 # then a file missing from it fails the test that wants it instead of skipping it.
@@ -111,3 +112,16 @@ def failing_writes(monkeypatch):
     def fail(name: str | None, err: int) -> None:  # None: writes work again
         target.update(name=name, err=err)
     return fail
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No RNNSCOPE_DATA, an empty cache under tmp_path, and any download attempt fails loudly."""
+    monkeypatch.delenv("RNNSCOPE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", no_network)
+    return tmp_path

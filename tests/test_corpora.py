@@ -5,7 +5,6 @@ import hashlib
 import math
 import re
 import shutil
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,6 @@ def shakespeare(shared_data) -> Path:
     return shared_data / corpora.TINYSHAKESPEARE_FILE
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No RNNSCOPE_DATA, an empty cache under tmp_path, and any download attempt fails loudly."""
-    monkeypatch.delenv("RNNSCOPE_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-    def no_network(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(corpora.urllib.request, "urlopen", no_network)
-    return tmp_path
 
 
 # ---- named corpora and files ---------------------------------------------------------------

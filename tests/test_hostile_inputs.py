@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnscope.train
-from rnnscope import TrainConfig, corpora, runs
+from rnnscope import TrainConfig, runs
 from rnnscope.cli import main
 from rnnscope.compare import compare_runs
 from rnnscope.display import PlainDisplay
@@ -488,24 +487,12 @@ def sweep_yaml(draw, corpus: str) -> str:
 
 @FUZZ
 @given(data=st.data())
-def test_any_sweep_file_is_planned_or_refused_in_one_line(small_corpus, offline, data):
+def test_any_sweep_file_is_planned_or_refused_in_one_line(small_corpus, isolated, data):
     with scratch() as d:
         (d / "grid.yaml").write_text(data.draw(sweep_yaml(str(small_corpus))), encoding="utf-8")
         message = judged(lambda: plan(load_spec(d / "grid.yaml"), {}, d / "out"), d, None)
         assert message is None or message.startswith((f"{d / 'grid.yaml'}", "grid point ")), \
             message  # a point of the grid, wrong as a whole, is named as its point
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No download (a sweep file may name tinyshakespeare) and an empty cache."""
-    monkeypatch.delenv("RNNSCOPE_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-    def no_network(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(corpora.urllib.request, "urlopen", no_network)
 
 
 # ---- through the command line: exit 2, one line, nothing changed
